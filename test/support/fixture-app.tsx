@@ -1,0 +1,100 @@
+// A small app that exercises every framework feature the HTTP and browser tests need.
+import { ActionError, type App, type AppOptions, createApp } from "../../src/index.ts";
+
+export interface FixtureState {
+  /** Order in which slow actions started and finished, to prove one-at-a-time execution. */
+  trace: string[];
+  disposed: number;
+}
+
+export function createFixtureApp(options: AppOptions = {}): { app: App; state: FixtureState } {
+  const state: FixtureState = { trace: [], disposed: 0 };
+  const app = createApp({ title: "fixture", ...options });
+  const feed = new Set<(text: string) => void>();
+
+  app.page("/", (c) => {
+    const count = c.signal(0, { name: "count" });
+    const text = c.signal("", { name: "text" });
+    const echo = c.signal("", { name: "echo" });
+    let pushes = 0;
+
+    const inc = c.action(() => count.set(count.value + 1));
+    const copy = c.action(() => {
+      echo.set(text.value);
+      c.sync();
+    });
+    const broadcast = c.action(() => {
+      for (const fn of feed) fn(text.value);
+    });
+    const slow = c.action(async () => {
+      const n = count.value;
+      state.trace.push(`start ${n}`);
+      await new Promise((r) => setTimeout(r, 20));
+      state.trace.push(`end ${n}`);
+    });
+    const boom = c.action(() => {
+      throw new Error("kaboom: internal detail");
+    });
+    const userError = c.action(() => {
+      throw new ActionError("That name is taken");
+    });
+    const big = c.action(() => {
+      // 64 KiB per patch: lets tests overflow a small queue cap against a reader that does not read.
+      const chunk = "x".repeat(64 * 1024);
+      for (let i = 0; i < 40; i++) c.patch("#log", <p>{chunk}</p>, "append");
+    });
+    const tick = c.action(() => {
+      c.interval(100, () => c.patch("#ticks", <span id="ticks">{String(++pushes)}</span>));
+    });
+
+    const onFeed = (t: string) => c.patch("#feed", <li>{t}</li>, "append");
+    feed.add(onFeed);
+    c.onDispose(() => {
+      feed.delete(onFeed);
+      state.disposed++;
+    });
+
+    c.view(() => (
+      <main>
+        <output id="count" {...count.textAttrs()}>
+          {count.value}
+        </output>
+        <button type="button" id="inc" {...inc.onClick()}>
+          +
+        </button>
+        <input id="text" {...text.bind()} {...copy.onKeyDown("Enter")} />
+        <button type="button" id="copy" {...copy.onClick()}>
+          copy
+        </button>
+        <p id="echo">{echo.value}</p>
+        <button type="button" id="broadcast" {...broadcast.onClick()}>
+          broadcast
+        </button>
+        <button type="button" id="slow" {...slow.onClick()}>
+          slow
+        </button>
+        <button type="button" id="boom" {...boom.onClick()}>
+          boom
+        </button>
+        <button type="button" id="user-error" {...userError.onClick()}>
+          user error
+        </button>
+        <button type="button" id="big" {...big.onClick()}>
+          big
+        </button>
+        <button type="button" id="tick" {...tick.onClick()}>
+          tick
+        </button>
+        <span id="ticks">0</span>
+        <ul id="feed" />
+        <div id="log" />
+      </main>
+    ));
+  });
+
+  app.page("/item/:id", (c) => {
+    c.view(() => <h1 id="item">Item {c.params.id}</h1>);
+  });
+
+  return { app, state };
+}

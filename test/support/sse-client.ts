@@ -1,0 +1,224 @@
+// A protocol-level test client: loads a page like a browser would (cookie jar, boot data), opens the
+// event stream with node:http, parses Datastar events, and posts actions like the runtime does.
+
+import type { IncomingMessage } from "node:http";
+import { request } from "node:http";
+
+export interface SseEvent {
+  event: string;
+  id?: string;
+  /** data lines grouped by their first word, joined with "\n" (as the runtime parses them). */
+  data: Record<string, string>;
+}
+
+export interface HttpResult {
+  status: number;
+  headers: IncomingMessage["headers"];
+  body: string;
+}
+
+export function httpRequest(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: opts.method ?? "GET", headers: opts.headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+      );
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(opts.body);
+  });
+}
+
+export function parseEvents(text: string): SseEvent[] {
+  const out: SseEvent[] = [];
+  for (const block of text.split("\n\n")) {
+    if (block.trim() === "") continue;
+    let ev: SseEvent | undefined;
+    for (const line of block.split("\n")) {
+      if (line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = line.slice(0, colon);
+      const value = line.slice(colon + 1).replace(/^ /, "");
+      ev ??= { event: "message", data: {} };
+      if (field === "event") ev.event = value;
+      else if (field === "id") ev.id = value;
+      else if (field === "data") {
+        const sp = value.indexOf(" ");
+        const key = sp < 0 ? value : value.slice(0, sp);
+        const val = sp < 0 ? "" : value.slice(sp + 1);
+        ev.data[key] = key in ev.data ? `${ev.data[key]}\n${val}` : val;
+      }
+    }
+    if (ev) out.push(ev);
+  }
+  return out;
+}
+
+export class EventStream {
+  readonly events: SseEvent[] = [];
+  raw = "";
+  status = 0;
+  headers: IncomingMessage["headers"] = {};
+  ended = false;
+  private buffer = "";
+  private waiters: Array<() => void> = [];
+  private res: IncomingMessage | undefined;
+  private req: ReturnType<typeof request> | undefined;
+
+  static open(url: string, headers: Record<string, string>): Promise<EventStream> {
+    const s = new EventStream();
+    return new Promise((resolve, reject) => {
+      s.req = request(url, { headers: { Accept: "text/event-stream", ...headers } }, (res) => {
+        s.res = res;
+        s.status = res.statusCode ?? 0;
+        s.headers = res.headers;
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => s.onData(chunk));
+        const done = () => {
+          s.ended = true;
+          s.wake();
+        };
+        res.on("end", done);
+        res.on("close", done);
+        res.on("error", done);
+        resolve(s);
+      });
+      s.req.on("error", (err) => {
+        s.ended = true;
+        s.wake();
+        reject(err);
+      });
+      s.req.end();
+    });
+  }
+
+  private onData(chunk: string): void {
+    this.raw += chunk;
+    this.buffer += chunk;
+    let idx = this.buffer.indexOf("\n\n");
+    while (idx >= 0) {
+      this.events.push(...parseEvents(this.buffer.slice(0, idx + 2)));
+      this.buffer = this.buffer.slice(idx + 2);
+      idx = this.buffer.indexOf("\n\n");
+    }
+    this.wake();
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves with the first event (after `from`) matching `pred`; rejects after `timeoutMs`. */
+  async waitFor(pred: (e: SseEvent) => boolean, timeoutMs = 3000, from = 0): Promise<SseEvent> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.events.slice(from).find(pred);
+      if (found) return found;
+      if (this.ended) throw new Error(`stream ended before the expected event; got: ${JSON.stringify(this.events)}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for event; got: ${JSON.stringify(this.events)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async waitForEnd(timeoutMs = 3000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ended) {
+      if (Date.now() > deadline) throw new Error("stream did not end");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  close(): void {
+    this.req?.destroy();
+    this.res?.destroy();
+  }
+}
+
+/** A browser stand-in: one cookie jar, any number of tabs. */
+export class Browser {
+  cookie = "";
+  constructor(readonly base: string) {}
+
+  async load(path = "/"): Promise<TabClient> {
+    const res = await httpRequest(this.base + path, { headers: this.cookie ? { Cookie: this.cookie } : {} });
+    if (res.status !== 200) throw new Error(`page ${path} → ${res.status} ${res.body}`);
+    const setCookie = res.headers["set-cookie"]?.[0];
+    if (setCookie) this.cookie = setCookie.split(";")[0]!;
+    const m = /<meta name="via-boot" content="([^"]*)">/.exec(res.body);
+    if (!m) throw new Error("page has no via-boot meta");
+    const boot = JSON.parse(unescapeHtml(m[1]!)) as { tab: string; signals: Record<string, unknown>; v: string };
+    return new TabClient(this, path, boot.tab, boot.signals, boot.v, res.body);
+  }
+}
+
+export class TabClient {
+  stream: EventStream | undefined;
+  constructor(
+    readonly browser: Browser,
+    readonly path: string,
+    readonly tab: string,
+    public signals: Record<string, unknown>,
+    readonly version: string,
+    readonly html: string,
+  ) {}
+
+  streamUrl(extra = ""): string {
+    const q = new URLSearchParams({ tab: this.tab, path: this.path, v: this.version });
+    return `${this.browser.base}/_via/sse?${q}${extra}`;
+  }
+
+  async connect(extra = "", headers: Record<string, string> = {}): Promise<EventStream> {
+    this.stream = await EventStream.open(this.streamUrl(extra), { Cookie: this.browser.cookie, ...headers });
+    return this.stream;
+  }
+
+  /** Find an action id in the page HTML by the element id it is attached to. */
+  actionOf(elementId: string, event = "click"): string {
+    const re = new RegExp(`<[^>]*id="${elementId}"[^>]*>`);
+    const tag = re.exec(this.html)?.[0];
+    const m = tag && new RegExp(`data-on-${event}="([^"]*)"`).exec(tag);
+    if (!m) throw new Error(`no data-on-${event} on #${elementId}`);
+    const spec = unescapeHtml(m[1]!);
+    return spec.startsWith("{") ? (JSON.parse(spec) as { action: string }).action : spec;
+  }
+
+  action(
+    actionId: string,
+    signals: Record<string, unknown> = this.signals,
+    headers: Record<string, string> = {},
+  ): Promise<HttpResult> {
+    return httpRequest(`${this.browser.base}/_via/action/${actionId}`, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        "Via-Request": "1",
+        "Via-Tab": this.tab,
+        Cookie: this.browser.cookie,
+        ...headers,
+      },
+      body: JSON.stringify({ signals }),
+    });
+  }
+}
+
+export function unescapeHtml(s: string): string {
+  return s
+    .replaceAll("&quot;", '"')
+    .replaceAll("&#39;", "'")
+    .replaceAll("&lt;", "<")
+    .replaceAll("&gt;", ">")
+    .replaceAll("&amp;", "&");
+}
