@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { buildRuntime } from "../client/build.ts";
 import { createLogger, type Logger } from "../log.ts";
+import type { PubSub } from "../pubsub/types.ts";
 import { type Asset, AssetRegistry, STATIC_PREFIX } from "./assets.ts";
 import { readBody, requireJsonContentType } from "./body.ts";
 import { type AttachMode, type Context, Tab } from "./context.ts";
@@ -30,6 +31,8 @@ export interface AppOptions {
   /** `<html lang>`. */
   lang?: string;
   logger?: Logger;
+  /** The pub/sub engine behind `c.publish` / `c.subscribe` (embedded or NATS). The app does not close it. */
+  pubsub?: PubSub;
   /** How long a tab's context outlives its event stream, so a reconnect resumes it (ms, default 2 min). */
   contextTtlMs?: number;
   /** Cap of a tab's outgoing queue in bytes (default 1 MiB). Over it the stream is closed; the tab resyncs. */
@@ -66,7 +69,8 @@ export class App {
   private readonly tabs = new Map<string, Tab>();
   private readonly sessions: SessionStore;
   private readonly stylesheets: string[] = [];
-  private readonly opts: Required<Omit<AppOptions, "logger">>;
+  private readonly opts: Required<Omit<AppOptions, "logger" | "pubsub">>;
+  readonly pubsub: PubSub | undefined;
   private readonly runtime: Promise<Asset>;
   private readonly keepaliveTimer: NodeJS.Timeout;
   private server: Server | undefined;
@@ -76,6 +80,7 @@ export class App {
 
   constructor(options: AppOptions = {}) {
     this.logger = options.logger ?? createLogger();
+    this.pubsub = options.pubsub;
     this.opts = {
       title: options.title ?? "via",
       lang: options.lang ?? "en",
@@ -261,6 +266,7 @@ export class App {
       ttlMs: this.opts.contextTtlMs,
       rateLimit: this.opts.tabRateLimit,
       logger: this.logger,
+      pubsub: this.pubsub,
       onDispose: (t) => {
         if (this.tabs.get(t.id) === t) this.tabs.delete(t.id);
       },

@@ -4,6 +4,7 @@
 import type { ServerResponse } from "node:http";
 import type { JSX } from "hono/jsx/jsx-runtime";
 import type { Logger } from "../log.ts";
+import type { Delivery, PublishAck, PublishOptions, PubSub, SubscribeOptions, Unsubscribe } from "../pubsub/types.ts";
 import { Action, type ActionFn } from "./action.ts";
 import { renderHtml, toastHtml, VIEW_ID, viewHtml } from "./html.ts";
 import { TokenBucket } from "./rate-limit.ts";
@@ -14,6 +15,8 @@ import { TabQueue } from "./sse/queue.ts";
 
 export type Html = JSX.Element;
 
+const textDecoder = new TextDecoder("utf-8", { fatal: true });
+
 /** `c.signal(0)` is a number signal, not a signal of the literal 0. */
 export type Widen<T> = T extends string ? string : T extends number ? number : T extends boolean ? boolean : T;
 
@@ -22,6 +25,7 @@ export interface TabOptions {
   ttlMs: number;
   rateLimit: { ratePerSec: number; burst: number };
   logger: Logger;
+  pubsub: PubSub | undefined;
   onDispose: (tab: Tab) => void;
 }
 
@@ -116,6 +120,66 @@ export class Context {
     this.tab.disposers.push(fn);
   }
 
+  // ---- pub/sub (needs createApp({ pubsub })) ----
+
+  /** Publish through the app's pub/sub engine. Resolves with the stream ack once durable (null for core subjects). */
+  publish(subject: string, data: Uint8Array | string, opts?: PublishOptions): Promise<PublishAck | null> {
+    return this.tab.pubsub().publish(subject, data, opts);
+  }
+
+  /** Publish a value as JSON. */
+  publishJson(subject: string, value: unknown, opts?: PublishOptions): Promise<PublishAck | null> {
+    return this.publish(subject, JSON.stringify(value), opts);
+  }
+
+  /**
+   * Subscribe for as long as this tab lives (ended automatically on dispose). A handler that throws is
+   * logged; delivery to this tab and to others continues.
+   */
+  subscribe(pattern: string, handler: (msg: Delivery) => void, opts?: SubscribeOptions): Unsubscribe {
+    const tab = this.tab;
+    const unsubscribe = tab.pubsub().subscribe(
+      pattern,
+      (msg) => {
+        if (tab.disposed) return;
+        try {
+          handler(msg);
+        } catch (err) {
+          tab.log.error({ err, subject: msg.subject, seq: msg.seq }, "subscription handler failed");
+        }
+      },
+      opts,
+    );
+    tab.disposers.push(unsubscribe);
+    return unsubscribe;
+  }
+
+  /**
+   * Subscribe to JSON messages. `decode` validates the parsed value (throw to reject); a message that is
+   * not JSON or fails `decode` is logged and skipped, never delivered and never fatal to the tab.
+   */
+  subscribeJson<T>(
+    pattern: string,
+    handler: (value: T, msg: Delivery) => void,
+    opts: SubscribeOptions & { decode?: (value: unknown) => T } = {},
+  ): Unsubscribe {
+    const decode = opts.decode ?? ((v: unknown) => v as T);
+    return this.subscribe(
+      pattern,
+      (msg) => {
+        let value: T;
+        try {
+          value = decode(JSON.parse(textDecoder.decode(msg.data)));
+        } catch (err) {
+          this.tab.log.warn({ subject: msg.subject, seq: msg.seq, reason: (err as Error).message }, "skipped undecodable message");
+          return;
+        }
+        handler(value, msg);
+      },
+      opts,
+    );
+  }
+
   /** Run `fn` every `ms` while the tab lives. Returns a function that stops it. */
   interval(ms: number, fn: () => void | Promise<void>): () => void {
     const timer = setInterval(() => {
@@ -163,6 +227,11 @@ export class Tab {
     this.limiter = new TokenBucket(opts.rateLimit);
     session.tabs.add(id);
     this.armTtl();
+  }
+
+  pubsub(): PubSub {
+    if (!this.opts.pubsub) throw new Error("no pub/sub engine: pass createApp({ pubsub })");
+    return this.opts.pubsub;
   }
 
   get connected(): boolean {

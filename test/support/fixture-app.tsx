@@ -17,6 +17,12 @@ export function createFixtureApp(options: AppOptions = {}): { app: App; state: F
     const text = c.signal("", { name: "text" });
     const echo = c.signal("", { name: "echo" });
     let pushes = 0;
+    // Server-owned state lives in the closure; the view renders it.
+    let clicks = 0;
+    const click = c.action(() => {
+      clicks++;
+      c.sync();
+    });
 
     const inc = c.action(() => count.set(count.value + 1));
     const copy = c.action(() => {
@@ -43,8 +49,12 @@ export function createFixtureApp(options: AppOptions = {}): { app: App; state: F
       const chunk = "x".repeat(64 * 1024);
       for (let i = 0; i < 40; i++) c.patch("#log", <p>{chunk}</p>, "append");
     });
+    // Every 100 ms: an element patch and a full-view morph, to prove neither disturbs typing.
     const tick = c.action(() => {
-      c.interval(100, () => c.patch("#ticks", <span id="ticks">{String(++pushes)}</span>));
+      c.interval(100, () => {
+        c.patch("#ticks", <span id="ticks">{String(++pushes)}</span>);
+        c.sync();
+      });
     });
 
     const onFeed = (t: string) => c.patch("#feed", <li>{t}</li>, "append");
@@ -59,6 +69,10 @@ export function createFixtureApp(options: AppOptions = {}): { app: App; state: F
         <output id="count" {...count.textAttrs()}>
           {count.value}
         </output>
+        <output id="clicks">{clicks}</output>
+        <button type="button" id="click" {...click.onClick()}>
+          click
+        </button>
         <button type="button" id="inc" {...inc.onClick()}>
           +
         </button>
@@ -85,7 +99,7 @@ export function createFixtureApp(options: AppOptions = {}): { app: App; state: F
         <button type="button" id="tick" {...tick.onClick()}>
           tick
         </button>
-        <span id="ticks">0</span>
+        <span id="ticks">{String(pushes)}</span>
         <ul id="feed" />
         <div id="log" />
       </main>

@@ -1,0 +1,72 @@
+// Browser entry: wires the signal store, triggers, actions and the event stream (docs/PROTOCOL.md).
+import { initActions, sendAction } from "./actions.ts";
+import { connect, type Fields, reconnectNow, retry, state, whenOnline } from "./connection.ts";
+import { patchElements } from "./patch.ts";
+import { initSignals, patchSignals, refresh, type Signals, snapshot } from "./signals.ts";
+import { installTriggers } from "./triggers.ts";
+
+interface Boot {
+  tab: string;
+  signals: Signals;
+  v: string;
+}
+
+declare global {
+  interface Window {
+    __via?: { signals(): Signals; state(): string };
+  }
+}
+
+function dispatch(type: string, fields: Fields): Promise<void> | undefined {
+  switch (type) {
+    case "datastar-patch-elements":
+      // Newly inserted bound elements take the signal values, except the one being typed in.
+      return patchElements(fields, () => refresh(null, document.activeElement));
+    case "datastar-patch-signals": {
+      const patch: unknown = JSON.parse(fields.get("signals") ?? "{}");
+      if (typeof patch === "object" && patch !== null && !Array.isArray(patch)) {
+        patchSignals(patch as Signals, fields.get("onlyIfMissing") === "true");
+      }
+      return;
+    }
+    case "via-reload":
+      location.reload();
+      return;
+    case "via-bye":
+      retry();
+  }
+}
+
+// A view transition applies its patch asynchronously; events behind it wait so the page still
+// sees them in stream order.
+let backlog: Promise<void> | null = null;
+
+function onEvent(type: string, fields: Fields): void {
+  const wait = backlog ? backlog.then(() => dispatch(type, fields)) : dispatch(type, fields);
+  if (!wait) return;
+  const mine: Promise<void> = wait
+    .catch((err) => console.error("via: failed to apply event", type, err))
+    .then(() => {
+      if (backlog === mine) backlog = null;
+    });
+  backlog = mine;
+}
+
+function start(): void {
+  const meta = document.querySelector<HTMLMetaElement>('meta[name="via-boot"]');
+  if (!meta) {
+    console.warn("via: no via-boot meta; runtime idle");
+    return;
+  }
+  const boot = JSON.parse(meta.content) as Boot;
+  initSignals(boot.signals ?? {});
+  installTriggers(sendAction);
+  initActions(boot.tab, () => {
+    reconnectNow();
+    return whenOnline(10_000);
+  });
+  window.__via = Object.freeze({ signals: snapshot, state });
+  connect(boot.tab, boot.v, onEvent);
+}
+
+start();

@@ -1,0 +1,121 @@
+// A tab's outgoing event queue: encoded SSE events waiting to be written to the tab's stream
+// (or waiting for the tab to connect at all). Two rules keep it bounded and correct:
+//
+// - Full-view renders coalesce. A newer render supersedes any older one, so only the newest is kept,
+//   and it goes to the END of the queue, never to the old render's slot: patches queued after the old
+//   render were computed against older state, and replaying them after the newer render would undo it.
+// - A byte cap. A tab that does not drain (stalled socket, slow client) must not hold server memory
+//   without limit. Over the cap the queue drops everything and reports overflow; the caller closes the
+//   stream and the tab gets a full resync when it reconnects, so nothing dropped here is needed.
+
+export type QueuedKind = "render" | "patch";
+
+export interface TabQueueOptions {
+  /** Most UTF-8 bytes the queue may hold after coalescing. */
+  capBytes: number;
+}
+
+// Compaction threshold: holes left by superseded renders are swept once they are both numerous and
+// at least half the array, so each push costs O(1) amortised and memory stays proportional to content.
+const MIN_HOLES_TO_COMPACT = 32;
+
+export class TabQueue {
+  readonly #capBytes: number;
+  // Queued events in order; `undefined` marks the slot of a render that a newer render superseded.
+  // Holes avoid an O(n) splice per render.
+  #items: Array<string | undefined> = [];
+  #holes = 0;
+  #bytes = 0;
+  // Invariant: at most one render is queued (each render push removes the older one), so one index
+  // is all the bookkeeping coalescing needs. -1 when no render is queued.
+  #renderAt = -1;
+  #renderBytes = 0;
+  #overflowed = false;
+
+  constructor(opts: TabQueueOptions) {
+    if (!Number.isFinite(opts.capBytes) || opts.capBytes <= 0) {
+      throw new RangeError(`TabQueue capBytes must be a positive number, got ${opts.capBytes}`);
+    }
+    this.#capBytes = opts.capBytes;
+  }
+
+  /**
+   * Queues one encoded event. Returns false if the queue is over its cap: everything queued has been
+   * dropped, `overflowed` is set, and the caller should close the stream so the tab resyncs.
+   * While overflowed every push is refused (and dropped) until `clear()`: events queued after a gap
+   * would be applied on top of state the tab never received.
+   */
+  push(text: string, kind: QueuedKind = "patch"): boolean {
+    if (this.#overflowed) return false;
+    const size = Buffer.byteLength(text, "utf8");
+    if (kind === "render" && this.#renderAt >= 0) {
+      this.#items[this.#renderAt] = undefined;
+      this.#holes++;
+      this.#bytes -= this.#renderBytes;
+    }
+    this.#items.push(text);
+    this.#bytes += size;
+    if (kind === "render") {
+      this.#renderAt = this.#items.length - 1;
+      this.#renderBytes = size;
+    }
+    if (this.#bytes > this.#capBytes) {
+      this.#reset();
+      this.#overflowed = true;
+      return false;
+    }
+    if (this.#holes >= MIN_HOLES_TO_COMPACT && this.#holes * 2 >= this.#items.length) this.#compact();
+    return true;
+  }
+
+  /** Everything queued, concatenated in order; the queue is left empty. */
+  takeAll(): string {
+    let out = "";
+    for (const item of this.#items) if (item !== undefined) out += item;
+    this.#reset();
+    return out;
+  }
+
+  /** Queued UTF-8 bytes. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Queued events. */
+  get length(): number {
+    return this.#items.length - this.#holes;
+  }
+
+  /** True after the cap was exceeded, until `clear()`. */
+  get overflowed(): boolean {
+    return this.#overflowed;
+  }
+
+  /** Empties the queue and re-arms it after an overflow (call when the tab reconnects and resyncs). */
+  clear(): void {
+    this.#reset();
+    this.#overflowed = false;
+  }
+
+  #reset(): void {
+    this.#items = [];
+    this.#holes = 0;
+    this.#bytes = 0;
+    this.#renderAt = -1;
+    this.#renderBytes = 0;
+  }
+
+  #compact(): void {
+    const kept: string[] = [];
+    let renderAt = -1;
+    for (let i = 0; i < this.#items.length; i++) {
+      const item = this.#items[i];
+      if (item === undefined) continue;
+      if (i === this.#renderAt) renderAt = kept.length;
+      kept.push(item);
+    }
+    this.#items = kept;
+    this.#holes = 0;
+    this.#renderAt = renderAt;
+  }
+}

@@ -1,0 +1,99 @@
+// The framework in real Chromium under its default headers (strict CSP, no 'unsafe-eval').
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import type { App } from "../../src/index.ts";
+import { browserOrSkip, closeBrowser, openPage } from "../support/browser.ts";
+import { createFixtureApp } from "../support/fixture-app.tsx";
+
+const running: App[] = [];
+after(async () => {
+  await closeBrowser();
+  await Promise.all(running.map((a) => a.close()));
+});
+
+async function start(port = 0): Promise<{ app: App; url: string; port: number }> {
+  const { app } = createFixtureApp();
+  running.push(app);
+  const res = await app.listen(port, "127.0.0.1", { handleSignals: false });
+  return { app, url: res.url, port: res.port };
+}
+
+test("browser: a click runs the action and the page shows the new state", async (t) => {
+  const browser = await browserOrSkip(t);
+  if (!browser) return;
+  const { url } = await start();
+  const p = await openPage(browser, url);
+  await p.page.waitForSelector("html[data-connection=online]");
+  for (let i = 0; i < 3; i++) await p.page.click("#click");
+  await p.page.waitForFunction(() => document.querySelector("#clicks")?.textContent === "3");
+  p.assertClean();
+  await p.close();
+});
+
+test("browser: typing is not disturbed while the server pushes patches and morphs every 100 ms", async (t) => {
+  const browser = await browserOrSkip(t);
+  if (!browser) return;
+  const { url } = await start();
+  const p = await openPage(browser, url);
+  const page = p.page;
+  await page.waitForSelector("html[data-connection=online]");
+  await page.click("#tick");
+  await page.waitForFunction(() => Number(document.querySelector("#ticks")?.textContent) >= 2);
+  await page.click("#text");
+  const phrase = "the quick brown fox jumps over the lazy dog";
+  await page.keyboard.type(phrase, { delay: 15 });
+  // Move the caret into the middle and keep typing there, across several pushes.
+  for (let i = 0; i < 8; i++) await page.keyboard.press("ArrowLeft");
+  await page.keyboard.type("XY", { delay: 120 });
+  const ticksBefore = Number(await page.textContent("#ticks"));
+  await page.waitForTimeout(350);
+  const state = await page.evaluate(() => {
+    const el = document.querySelector<HTMLInputElement>("#text")!;
+    return { value: el.value, caret: el.selectionStart, focused: document.activeElement === el };
+  });
+  const expected = `${phrase.slice(0, -8)}XY${phrase.slice(-8)}`;
+  assert.equal(state.value, expected);
+  assert.equal(state.caret, expected.length - 8);
+  assert.ok(state.focused, "focus stays in the input");
+  assert.ok(Number(await page.textContent("#ticks")) > ticksBefore + 1, "pushes kept arriving");
+  p.assertClean();
+  await p.close();
+});
+
+test("browser: the reconnect banner appears when the server goes away and clears when it is back", async (t) => {
+  const browser = await browserOrSkip(t);
+  if (!browser) return;
+  const first = await start();
+  // The browser itself logs the refused connections while the server is down; they are expected.
+  const p = await openPage(browser, first.url, { allowConsole: [/ERR_CONNECTION_REFUSED|_via\/sse/] });
+  const page = p.page;
+  await page.waitForSelector("html[data-connection=online]");
+  assert.equal(await page.isVisible("#via-banner"), false);
+  await first.app.close();
+  await page.waitForSelector("#via-banner", { state: "visible", timeout: 5000 });
+  assert.notEqual(await page.getAttribute("html", "data-connection"), "online");
+  // Same port, new process state: the tab is unknown there and re-bootstraps without a reload.
+  await start(first.port);
+  await page.waitForSelector("html[data-connection=online]", { timeout: 15_000 });
+  await page.waitForSelector("#via-banner", { state: "hidden" });
+  await page.click("#click");
+  await page.waitForFunction(() => document.querySelector("#clicks")?.textContent === "1");
+  p.assertClean();
+  await p.close();
+});
+
+test("browser: a failing action shows a notification and the page keeps working", async (t) => {
+  const browser = await browserOrSkip(t);
+  if (!browser) return;
+  const { url } = await start();
+  const p = await openPage(browser, url);
+  const page = p.page;
+  await page.waitForSelector("html[data-connection=online]");
+  await page.click("#boom");
+  await page.waitForSelector(".via-toast-error");
+  assert.match((await page.textContent(".via-toast-error")) ?? "", /Something went wrong/);
+  await page.click("#click");
+  await page.waitForFunction(() => document.querySelector("#clicks")?.textContent === "1");
+  p.assertClean();
+  await p.close();
+});

@@ -1,0 +1,612 @@
+// Real Chromium against a hand-driven server: the page follows PROTOCOL §1 under its strict CSP,
+// the event stream is written by hand in Datastar v1 format, and actions are recorded.
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, type TestContext, test } from "node:test";
+import type { Page } from "playwright-core";
+import { buildRuntime } from "../../src/client/build.ts";
+import { browserOrSkip, closeBrowser, openPage, type ProbedPage } from "../support/browser.ts";
+
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
+const TAB = "AAAAAAAAAAAAAAAAAAAAAA";
+const CSS = "#log { height: 60px; overflow: auto; } #log p { height: 20px; margin: 0; }";
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+interface Stream {
+  query: URLSearchParams;
+  res: ServerResponse;
+  closed: boolean;
+}
+
+interface ActionRequest {
+  id: string;
+  headers: IncomingMessage["headers"];
+  body: { signals: Record<string, Json> };
+  start: number;
+  end: number;
+}
+
+interface ActionReply {
+  status: number;
+  text?: string;
+  delay?: number;
+  headers?: Record<string, string>;
+}
+
+interface PageSpec {
+  view: string;
+  signals?: Record<string, Json>;
+  toasts?: boolean;
+  inlineScript?: boolean;
+}
+
+let runtime = "";
+
+before(async () => {
+  runtime = (await buildRuntime()).code;
+});
+after(closeBrowser);
+
+const escapeAttr = (s: string) =>
+  s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+function pageHtml(spec: PageSpec): string {
+  const boot = JSON.stringify({ tab: TAB, signals: spec.signals ?? {}, v: "testhash" });
+  return `<!doctype html>
+<html lang="en" data-connection="connecting">
+<head>
+  <meta charset="utf-8">
+  <title>runtime test</title>
+  <meta name="via-boot" content="${escapeAttr(boot)}">
+  <link rel="stylesheet" href="/_via/static/app.css">
+  <script type="module" src="/_via/static/runtime.js"></script>
+  ${spec.inlineScript ? "<script>document.title = 'inline ran';</script>" : ""}
+</head>
+<body>
+  <div id="via-view">${spec.view}</div>
+  <div id="via-banner" role="status" hidden>Reconnecting…</div>
+  ${spec.toasts === false ? "" : '<div id="via-toasts" aria-live="polite"></div>'}
+</body>
+</html>`;
+}
+
+async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 5000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A tiny stand-in for the via server, driven by the test. */
+async function startServer(t: TestContext, spec: PageSpec) {
+  const streams: Stream[] = [];
+  const actions: ActionRequest[] = [];
+  const held: Array<() => void> = [];
+  let pageLoads = 0;
+  let eventId = 0;
+  const state = {
+    holdStreams: false,
+    reply: (_id: string): ActionReply => ({ status: 204 }),
+  };
+
+  const openStream = (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => {
+    res.writeHead(200, {
+      "Content-Type": "text/event-stream",
+      "Cache-Control": "no-cache",
+      "X-Accel-Buffering": "no",
+    });
+    res.flushHeaders();
+    const stream: Stream = { query, res, closed: false };
+    req.on("close", () => {
+      stream.closed = true;
+    });
+    streams.push(stream);
+  };
+
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    if (req.method === "GET" && url.pathname === "/") {
+      pageLoads++;
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": CSP });
+      res.end(pageHtml(spec));
+    } else if (url.pathname === "/_via/static/runtime.js") {
+      res.writeHead(200, { "Content-Type": "text/javascript; charset=utf-8" });
+      res.end(runtime);
+    } else if (url.pathname === "/_via/static/app.css") {
+      res.writeHead(200, { "Content-Type": "text/css; charset=utf-8" });
+      res.end(CSS);
+    } else if (url.pathname === "/_via/sse") {
+      if (state.holdStreams) held.push(() => openStream(req, res, url.searchParams));
+      else openStream(req, res, url.searchParams);
+    } else if (req.method === "POST" && url.pathname.startsWith("/_via/action/")) {
+      const start = Date.now();
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", async () => {
+        const id = decodeURIComponent(url.pathname.slice("/_via/action/".length));
+        const reply = state.reply(id);
+        if (reply.delay) await sleep(reply.delay);
+        const record: ActionRequest = {
+          id,
+          headers: req.headers,
+          body: JSON.parse(Buffer.concat(chunks).toString("utf8")),
+          start,
+          end: Date.now(),
+        };
+        actions.push(record);
+        res.writeHead(reply.status, { "Content-Type": "text/plain; charset=utf-8", ...reply.headers });
+        res.end(reply.text ?? "");
+      });
+    } else if (url.pathname === "/favicon.ico") {
+      res.writeHead(204).end();
+    } else {
+      res.writeHead(404, { "Content-Type": "text/plain" }).end("not found");
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    state,
+    streams,
+    actions,
+    get pageLoads() {
+      return pageLoads;
+    },
+    /** Writes one Datastar event to the newest open stream; returns its id. */
+    send(event: string, lines: string[]): number {
+      const stream = streams.at(-1);
+      assert.ok(stream && !stream.closed, "no open event stream");
+      eventId++;
+      stream.res.write(`event: ${event}\nid: ${eventId}\n${lines.map((l) => `data: ${l}\n`).join("")}\n`);
+      return eventId;
+    },
+    releaseHeld(): void {
+      state.holdStreams = false;
+      for (const open of held.splice(0)) open();
+    },
+  };
+}
+
+type TestServer = Awaited<ReturnType<typeof startServer>>;
+
+/** Boots a page against a fresh server and waits until its stream is online. */
+async function setup(
+  t: TestContext,
+  spec: PageSpec,
+  allowConsole: RegExp[] = [],
+): Promise<{ server: TestServer; probe: ProbedPage; page: Page } | null> {
+  const browser = await browserOrSkip(t);
+  if (!browser) return null;
+  const server = await startServer(t, spec);
+  const probe = await openPage(browser, server.url, { allowConsole });
+  t.after(() => probe.close());
+  await until(() => server.streams.length === 1, "the event stream");
+  await until(async () => (await state(probe.page)) === "online", "state online");
+  return { server, probe, page: probe.page };
+}
+
+const signals = (page: Page) => page.evaluate(() => window.__via?.signals());
+const state = (page: Page) => page.evaluate(() => window.__via?.state());
+
+/** The element patches, as the server would write them: one data line per HTML line. */
+function elements(html: string, opts: { selector?: string; mode?: string } = {}): string[] {
+  const lines: string[] = [];
+  if (opts.selector) lines.push(`selector ${opts.selector}`);
+  if (opts.mode) lines.push(`mode ${opts.mode}`);
+  for (const line of html.split("\n")) lines.push(`elements ${line}`);
+  return lines;
+}
+
+test("runtime bundle contains no eval or Function constructor and stays small", () => {
+  assert.doesNotMatch(runtime, /\beval\s*\(|new Function\b|\bFunction\s*\(/);
+  assert.ok(runtime.length < 20_000, `runtime is ${runtime.length} bytes`);
+});
+
+test("browser harness reports CSP violations", async (t) => {
+  const browser = await browserOrSkip(t);
+  if (!browser) return;
+  const server = await startServer(t, { view: "<p>x</p>", inlineScript: true });
+  const probe = await openPage(browser, server.url, { allowConsole: [/Content Security Policy/] });
+  t.after(() => probe.close());
+  await until(() => probe.problems.cspViolations.length > 0, "a CSP violation report");
+  assert.match(probe.problems.cspViolations[0] ?? "", /script-src/);
+  assert.notEqual(await probe.page.title(), "inline ran");
+});
+
+test("runtime morphs an outer patch without losing the focused input's value and caret", async (t) => {
+  const items = (n: number) => Array.from({ length: n }, (_, i) => `<p>item ${i + 1}</p>`).join("");
+  const view = (count: number, n: number) =>
+    `<input id="draft" data-bind="draft" value=""><div id="log">${items(n)}</div><p id="count">${count}</p>`;
+  const s = await setup(t, { view: view(0, 20), signals: { draft: "" } });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  await page.locator("#draft").click();
+  await page.keyboard.type("hello world");
+  for (let i = 0; i < 3; i++) await page.keyboard.press("ArrowLeft");
+  await page.locator("#log").evaluate((el) => {
+    el.scrollTop = 100;
+  });
+
+  server.send("datastar-patch-elements", elements(`<div id="via-view">${view(1, 21)}</div>`));
+  await until(async () => (await page.locator("#count").textContent()) === "1", "the morph");
+
+  assert.equal(await page.locator("#log p").count(), 21);
+  assert.equal(await page.locator("#draft").inputValue(), "hello world");
+  const caret = await page.locator("#draft").evaluate((el) => {
+    const input = el as HTMLInputElement;
+    return { start: input.selectionStart, end: input.selectionEnd, focused: document.activeElement === input };
+  });
+  assert.deepEqual(caret, { start: 8, end: 8, focused: true });
+  assert.equal(await page.locator("#log").evaluate((el) => el.scrollTop), 100);
+  assert.equal((await signals(page))?.draft, "hello world");
+  probe.assertClean();
+});
+
+test("runtime applies append, prepend, before, after, inner, replace and remove modes", async (t) => {
+  const view =
+    '<ul id="list"><li id="b">b</li></ul><div id="box"><span>old</span></div>' +
+    '<p id="gone">x</p><p class="rm">1</p><p class="rm">2</p><div id="swap">s</div><svg id="pic"></svg>';
+  const s = await setup(t, { view, signals: { room: "Rust" } });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  server.send("datastar-patch-elements", elements('<li id="c">c</li>', { selector: "#list", mode: "append" }));
+  server.send("datastar-patch-elements", elements('<li id="a">a</li>', { selector: "#list", mode: "prepend" }));
+  server.send("datastar-patch-elements", elements('<h2 id="title">t</h2>', { selector: "#list", mode: "before" }));
+  server.send(
+    "datastar-patch-elements",
+    elements('<p id="foot">f</p>\n<input id="room" data-bind="room">', { selector: "#list", mode: "after" }),
+  );
+  server.send("datastar-patch-elements", elements("<em>new</em>", { selector: "#box", mode: "inner" }));
+  server.send(
+    "datastar-patch-elements",
+    elements('<section id="swap2">r</section>', { selector: "#swap", mode: "replace" }),
+  );
+  server.send("datastar-patch-elements", elements("", { selector: ".rm", mode: "remove" }));
+  server.send("datastar-patch-elements", elements('<p id="gone"></p>', { mode: "remove" }));
+  // A view transition applies its patch later; the next event must still land after it.
+  server.send("datastar-patch-elements", [
+    "selector #list",
+    "mode append",
+    "useViewTransition true",
+    'elements <li id="d">d</li>',
+  ]);
+  server.send("datastar-patch-elements", elements('<li id="e">e</li>', { selector: "#list", mode: "append" }));
+  server.send("datastar-patch-elements", [
+    "selector #pic",
+    "mode append",
+    "namespace svg",
+    'elements <circle id="dot" r="2"></circle>',
+  ]);
+  // outer without selector: each top-level element finds its target by id.
+  server.send("datastar-patch-elements", elements('<li id="a">A!</li>\n<li id="c">C!</li>'));
+  const last = server.send(
+    "datastar-patch-elements",
+    elements('<i id="done"></i>', { selector: "#via-view", mode: "append" }),
+  );
+  assert.ok(last > 0);
+  await until(async () => (await page.locator("#done").count()) === 1, "all patches applied");
+
+  const shape = await page
+    .locator("#via-view")
+    .evaluate((root) => Array.from(root.children, (el) => `${el.tagName.toLowerCase()}#${el.id}:${el.textContent}`));
+  assert.deepEqual(shape, [
+    "h2#title:t",
+    "ul#list:A!bC!de",
+    "p#foot:f",
+    "input#room:",
+    "div#box:new",
+    "section#swap2:r",
+    "svg#pic:",
+    "i#done:",
+  ]);
+  assert.equal(
+    await page.locator("#dot").evaluate((el) => el.namespaceURI),
+    "http://www.w3.org/2000/svg",
+    "namespace svg parses as SVG",
+  );
+  assert.equal(await page.locator("#box").innerHTML(), "<em>new</em>");
+  // A bound input inserted by a patch takes the signal's value.
+  assert.equal(await page.locator("#room").inputValue(), "Rust");
+  probe.assertClean();
+});
+
+test("runtime sends signals with the action and sets data-on set-signals before firing", async (t) => {
+  const view =
+    '<input id="name" data-bind="name"><span id="room" data-text="room"></span>' +
+    '<button id="go" data-on-click=\'{"action":"pick","set":{"room":"Rust"}}\'>Go</button>' +
+    '<a id="lnk" href="/elsewhere" data-on-click="follow"><span id="inner">link</span></a>';
+  const s = await setup(t, { view, signals: { name: "", room: "General", _secret: 1 } });
+  if (!s) return;
+  const { server, page, probe } = s;
+  assert.equal(await page.locator("#room").textContent(), "General");
+
+  await page.locator("#name").fill("Ann");
+  await page.locator("#go").click();
+  await until(() => server.actions.length === 1, "the action");
+  const [action] = server.actions;
+  assert.equal(action?.id, "pick");
+  assert.equal(action?.headers["via-tab"], TAB);
+  assert.equal(action?.headers["via-request"], "1");
+  assert.equal(action?.headers["content-type"], "application/json");
+  assert.deepEqual(action?.body, { signals: { name: "Ann", room: "Rust" } });
+  assert.equal(await page.locator("#room").textContent(), "Rust");
+  assert.equal((await signals(page))?._secret, 1, "client-only signals stay in the store");
+
+  // A click inside a link fires the action and does not navigate.
+  await page.locator("#inner").click();
+  await until(() => server.actions.length === 2, "the link action");
+  assert.equal(server.actions[1]?.id, "follow");
+  await sleep(100);
+  assert.equal(server.pageLoads, 1);
+  assert.equal(new URL(page.url()).pathname, "/");
+  probe.assertClean();
+});
+
+test("runtime keydown Enter trigger fires only for Enter", async (t) => {
+  const view =
+    '<form id="f"><input id="msg" data-bind="msg" data-on-keydown=\'{"action":"send","key":"Enter"}\'></form>';
+  const s = await setup(t, { view, signals: { msg: "" } });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  await page.locator("#msg").click();
+  await page.keyboard.type("hi");
+  await sleep(100);
+  assert.equal(server.actions.length, 0);
+  await page.keyboard.press("Enter");
+  await until(() => server.actions.length === 1, "the Enter action");
+  assert.deepEqual(server.actions[0]?.body, { signals: { msg: "hi" } });
+  await sleep(150);
+  assert.equal(server.actions.length, 1);
+  // preventDefault on Enter stops the form's implicit submission.
+  assert.equal(server.pageLoads, 1);
+  probe.assertClean();
+});
+
+test("runtime debounces input triggers", async (t) => {
+  const view =
+    '<input id="q" data-bind="q" data-on-input="search">' +
+    '<input id="later" data-bind="later" data-on-input=\'{"action":"slow","debounce":2000}\'>';
+  const s = await setup(t, { view, signals: { q: "", later: "" } });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  await page.locator("#q").click();
+  await page.keyboard.type("hello");
+  await until(() => server.actions.length === 1, "the debounced action");
+  assert.equal(server.actions[0]?.id, "search");
+  assert.equal(server.actions[0]?.body.signals.q, "hello");
+  await sleep(400);
+  assert.equal(server.actions.length, 1, "five input events, one action");
+
+  // A custom debounce longer than the default: still quiet well past 300 ms.
+  await page.locator("#later").click();
+  await page.keyboard.type("ab");
+  await sleep(600);
+  assert.equal(server.actions.length, 1, "the custom debounce outlasts the default");
+  await until(() => server.actions.length === 2, "the custom debounce action");
+  assert.equal(server.actions[1]?.id, "slow");
+  assert.equal(server.actions[1]?.body.signals.later, "ab");
+  probe.assertClean();
+});
+
+test("runtime binds text, textarea, select, checkbox and number inputs two-way", async (t) => {
+  const view =
+    '<input id="t" data-bind="text"><span id="tt" data-text="text"></span>' +
+    '<textarea id="ta" data-bind="notes"></textarea>' +
+    '<select id="sel" data-bind="color"><option>red</option><option>blue</option></select>' +
+    '<input id="cb" type="checkbox" data-bind="agree">' +
+    '<input id="num" type="number" data-bind="qty"><span id="nt" data-text="qty"></span>' +
+    '<input id="seeded" data-bind="seeded" value="from-server">';
+  const s = await setup(t, { view, signals: { text: "a", notes: "n", color: "blue", agree: true, qty: 2 } });
+  if (!s) return;
+  const { page, probe } = s;
+
+  assert.equal(await page.locator("#t").inputValue(), "a");
+  assert.equal(await page.locator("#tt").textContent(), "a");
+  assert.equal(await page.locator("#ta").inputValue(), "n");
+  assert.equal(await page.locator("#sel").inputValue(), "blue");
+  assert.equal(await page.locator("#cb").isChecked(), true);
+  assert.equal(await page.locator("#num").inputValue(), "2");
+
+  await page.locator("#t").fill("typed");
+  await page.locator("#ta").fill("line1\nline2");
+  await page.locator("#sel").selectOption("red");
+  await page.locator("#cb").click();
+  await page.locator("#num").fill("42");
+  assert.equal(await page.locator("#tt").textContent(), "typed");
+  assert.equal(await page.locator("#nt").textContent(), "42");
+  assert.deepEqual(await signals(page), {
+    text: "typed",
+    notes: "line1\nline2",
+    color: "red",
+    agree: false,
+    qty: 42,
+    seeded: "from-server",
+  });
+  probe.assertClean();
+});
+
+test("runtime merge-patches signals and updates bound inputs and data-text", async (t) => {
+  const view =
+    '<span id="c" data-text="count"></span><input id="n" type="number" data-bind="count">' +
+    '<input id="agree" type="checkbox" data-bind="agree"><span id="g" data-text="greeting"></span>';
+  const s = await setup(t, {
+    view,
+    signals: { count: 1, profile: { name: "a", age: 3 }, agree: false, _local: "x" },
+  });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  // A JSON value may span several data lines; they are joined with "\n".
+  server.send("datastar-patch-signals", [
+    'signals {"count":5,"profile":{"age":null,"city":"Oslo"},',
+    'signals "agree":true,"greeting":"hi"}',
+  ]);
+  await until(async () => (await page.locator("#c").textContent()) === "5", "the signal patch");
+  assert.deepEqual(await signals(page), {
+    count: 5,
+    profile: { name: "a", city: "Oslo" },
+    agree: true,
+    greeting: "hi",
+    _local: "x",
+  });
+  assert.equal(await page.locator("#n").inputValue(), "5");
+  assert.equal(await page.locator("#agree").isChecked(), true);
+  assert.equal(await page.locator("#g").textContent(), "hi");
+
+  server.send("datastar-patch-signals", ["onlyIfMissing true", 'signals {"count":9,"fresh":1,"greeting":null}']);
+  server.send("datastar-patch-signals", ['signals {"_local":null}']);
+  await until(async () => !("_local" in ((await signals(page)) ?? {})), "the second patch");
+  const now = await signals(page);
+  assert.equal(now?.count, 5);
+  assert.equal(now?.fresh, 1);
+  assert.equal(now?.greeting, "hi");
+  probe.assertClean();
+});
+
+test("runtime shows the reconnect banner when the stream drops and hides it when back", async (t) => {
+  const s = await setup(t, { view: '<p id="x">x</p>' });
+  if (!s) return;
+  const { server, page, probe } = s;
+  const banner = page.locator("#via-banner");
+  const connection = () => page.locator("html").getAttribute("data-connection");
+
+  assert.equal(await connection(), "online");
+  assert.equal(await banner.isHidden(), true);
+  const lastId = server.send("datastar-patch-signals", ['signals {"seen":true}']);
+  await until(async () => (await signals(page))?.seen === true, "the event");
+
+  server.state.holdStreams = true;
+  server.streams[0]?.res.end();
+  await until(async () => (await connection()) === "connecting", "state connecting");
+  await until(() => banner.isVisible(), "the banner", 3000);
+  assert.equal(await banner.textContent(), "Reconnecting…");
+
+  server.releaseHeld();
+  await until(async () => (await connection()) === "online", "back online");
+  assert.equal(await banner.isHidden(), true);
+  const query = server.streams[1]?.query;
+  assert.equal(query?.get("tab"), TAB);
+  assert.equal(query?.get("path"), "/");
+  assert.equal(query?.get("v"), "testhash");
+  assert.equal(query?.get("last"), String(lastId));
+  assert.equal(server.streams[0]?.query.has("last"), false);
+  assert.equal(server.pageLoads, 1);
+  probe.assertClean();
+});
+
+test("runtime reconnects with backoff on via-bye without reloading", async (t) => {
+  const s = await setup(t, { view: '<p id="x">x</p>' });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  const sent = Date.now();
+  const id = server.send("via-bye", ["reason shutting down"]);
+  await until(() => server.streams[0]?.closed, "the runtime to drop the stream");
+  await until(() => server.streams.length === 2, "the reconnect");
+  assert.ok(Date.now() - sent >= 150, "the reconnect waited for the backoff");
+  assert.equal(server.streams[1]?.query.get("last"), String(id));
+  await until(async () => (await state(page)) === "online", "back online");
+  assert.equal(server.pageLoads, 1);
+  probe.assertClean();
+});
+
+test("runtime reloads on via-reload", async (t) => {
+  const s = await setup(t, { view: '<p id="x">x</p>' });
+  if (!s) return;
+  const { server, probe } = s;
+
+  server.send("via-reload", ["reason runtime version changed"]);
+  await until(() => server.pageLoads === 2, "the reload");
+  await until(() => server.streams.length === 2, "the new page's stream");
+  probe.assertClean();
+});
+
+test("runtime sends actions one at a time in order", async (t) => {
+  const view = ["a1", "a2", "a3"].map((a) => `<button id="${a}" data-on-click="${a}">${a}</button>`).join("");
+  const s = await setup(t, { view });
+  if (!s) return;
+  const { server, page, probe } = s;
+  server.state.reply = (id) => ({ status: 204, delay: id === "a1" ? 300 : id === "a2" ? 100 : 0 });
+
+  await page.locator("#a1").click();
+  await page.locator("#a2").click();
+  await page.locator("#a3").click();
+  await until(() => server.actions.length === 3, "three actions");
+  assert.deepEqual(
+    server.actions.map((a) => a.id),
+    ["a1", "a2", "a3"],
+  );
+  for (let i = 1; i < 3; i++) {
+    const prev = server.actions[i - 1];
+    const cur = server.actions[i];
+    assert.ok(prev && cur && cur.start >= prev.end, `action ${i + 1} was sent before action ${i} finished`);
+  }
+  probe.assertClean();
+});
+
+test("runtime shows a toast with the reason of a failed action", async (t) => {
+  const view = '<button id="go" data-on-click="spam">go</button>';
+  // The browser itself logs failed fetches; that line is expected here, nothing else is.
+  const s = await setup(t, { view, toasts: false }, [/Failed to load resource: .* 429/]);
+  if (!s) return;
+  const { server, page, probe } = s;
+  server.state.reply = () => ({ status: 429, text: "Too many actions, slow down", headers: { "Retry-After": "1" } });
+
+  await page.locator("#go").click();
+  const toast = page.locator("#via-toasts .via-toast");
+  await until(async () => (await toast.count()) === 1, "the toast");
+  assert.equal(await toast.textContent(), "Too many actions, slow down");
+  await sleep(1300);
+  assert.equal(server.actions.length, 1, "a rate-limited action is not retried");
+  probe.assertClean();
+});
+
+test("runtime reconnects the stream at once when an action gets 410 and holds later actions until it is back", async (t) => {
+  const view = '<button id="go" data-on-click="act">go</button><button id="next" data-on-click="next">next</button>';
+  const s = await setup(t, { view }, [/Failed to load resource: .* 410/]);
+  if (!s) return;
+  const { server, page, probe } = s;
+  server.state.reply = (id) => (id === "act" ? { status: 410, text: "unknown tab" } : { status: 204 });
+  server.state.holdStreams = true;
+
+  await page.locator("#go").click();
+  await page.locator("#next").click();
+  await until(() => server.streams[0]?.closed, "the old stream to be dropped", 1000);
+  assert.equal(await page.locator("#via-toasts .via-toast").textContent(), "unknown tab");
+  await sleep(300);
+  assert.deepEqual(
+    server.actions.map((a) => a.id),
+    ["act"],
+    "the next action waits for the new stream",
+  );
+
+  server.releaseHeld();
+  await until(() => server.actions.length === 2, "the held action");
+  assert.equal(server.actions[1]?.id, "next");
+  assert.equal(server.streams.length, 2);
+  assert.equal(server.streams[1]?.query.get("tab"), TAB);
+  assert.equal(await state(page), "online");
+  probe.assertClean();
+});
