@@ -123,6 +123,13 @@ export interface PubSub {
   /** Current state of a stream. Throws StreamNotFoundError if it does not exist. */
   info(stream: string): Promise<StreamInfo>;
 
+  /**
+   * Delete a stream and all its messages. Throws StreamNotFoundError if it does not exist. Recreating it
+   * starts a new epoch at seq 1. Optional: an engine that cannot delete leaves it out (the conformance
+   * suite then skips the epoch-on-recreate case).
+   */
+  deleteStream?(stream: string): Promise<void>;
+
   /** Stop delivering, release resources. Further calls reject with PubSubClosedError. Idempotent. */
   close(): Promise<void>;
 }
