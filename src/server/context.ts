@@ -171,7 +171,10 @@ export class Context {
         try {
           value = decode(JSON.parse(textDecoder.decode(msg.data)));
         } catch (err) {
-          this.tab.log.warn({ subject: msg.subject, seq: msg.seq, reason: (err as Error).message }, "skipped undecodable message");
+          this.tab.log.warn(
+            { subject: msg.subject, seq: msg.seq, reason: (err as Error).message },
+            "skipped undecodable message",
+          );
           return;
         }
         handler(value, msg);

@@ -1,0 +1,107 @@
+// Pub/sub through the framework: c.publish / c.subscribe on the embedded engine, seen at the protocol level.
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { type App, createApp, openPubSub, type PubSub } from "../../src/index.ts";
+import { Browser } from "../support/sse-client.ts";
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const fn of cleanups.reverse()) await fn();
+});
+
+interface Note {
+  from: string;
+  text: string;
+}
+
+async function start(ttlMs = 120_000): Promise<{ app: App; base: string; pubsub: PubSub; handled: () => number }> {
+  const dir = await mkdtemp(join(tmpdir(), "via-pubsub-app-"));
+  const pubsub = await openPubSub({ dataDir: dir });
+  await pubsub.ensureStream({ name: "NOTES", subjects: ["notes.>"], maxMsgsPerSubject: 100 });
+  const app = createApp({ pubsub, contextTtlMs: ttlMs });
+  let handled = 0;
+  app.page("/", (c) => {
+    const text = c.signal("", { name: "text" });
+    const send = c.action(async () => {
+      const ack = await c.publishJson("notes.general", { from: c.tabId.slice(0, 4), text: text.value });
+      c.setSignals({ lastSeq: ack?.seq ?? -1 });
+    });
+    c.subscribeJson<Note>(
+      "notes.*",
+      (note, msg) => {
+        handled++;
+        c.patch("#notes", <li data-seq={String(msg.seq)}>{note.text}</li>, "append");
+      },
+      {
+        decode: (v) => {
+          const n = v as Note;
+          if (typeof n?.text !== "string") throw new Error("not a note");
+          return n;
+        },
+      },
+    );
+    c.view(() => (
+      <main>
+        <input id="text" {...text.bind()} />
+        <button type="button" id="send" {...send.onClick()}>
+          send
+        </button>
+        <ul id="notes" />
+      </main>
+    ));
+  });
+  const { url } = await app.listen(0, "127.0.0.1", { handleSignals: false });
+  cleanups.push(async () => {
+    await app.close();
+    await pubsub.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { app, base: url, pubsub, handled: () => handled };
+}
+
+test("c.publishJson acks with the stream seq and every subscribed tab gets the message as a patch", async () => {
+  const { base } = await start();
+  const a = await new Browser(base).load();
+  const b = await new Browser(base).load();
+  const [sa, sb] = [await a.connect(), await b.connect()];
+  assert.equal((await a.action(a.actionOf("send"), { text: "hi <b>all</b>" })).status, 204);
+  const ack = await sa.waitFor(
+    (e) => e.event === "datastar-patch-signals" && (e.data.signals ?? "").includes("lastSeq"),
+  );
+  assert.deepEqual(JSON.parse(ack.data.signals!), { lastSeq: 1 });
+  for (const s of [sa, sb]) {
+    const ev = await s.waitFor((e) => e.data.selector === "#notes");
+    assert.equal(ev.data.elements, '<li data-seq="1">hi &lt;b&gt;all&lt;/b&gt;</li>');
+  }
+  sa.close();
+  sb.close();
+});
+
+test("a message that fails to decode is skipped and the tab keeps receiving", async () => {
+  const { base, pubsub } = await start();
+  const a = await new Browser(base).load();
+  const s = await a.connect();
+  await pubsub.publish("notes.general", "not json {");
+  await pubsub.publish("notes.general", JSON.stringify({ nope: 1 }));
+  await pubsub.publish("notes.general", JSON.stringify({ from: "x", text: "after" }));
+  const ev = await s.waitFor((e) => e.data.selector === "#notes");
+  assert.equal(ev.data.elements, '<li data-seq="3">after</li>');
+  assert.equal(s.events.filter((e) => e.data.selector === "#notes").length, 1);
+  s.close();
+});
+
+test("a tab's subscriptions end when its context is disposed", async () => {
+  const { base, pubsub, app, handled } = await start(100);
+  await new Browser(base).load();
+  await pubsub.publish("notes.general", JSON.stringify({ from: "x", text: "while alive" }));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(app.tabCount, 0);
+  const before = handled();
+  assert.equal(before, 1);
+  await pubsub.publish("notes.general", JSON.stringify({ from: "x", text: "after dispose" }));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(handled(), before);
+});
