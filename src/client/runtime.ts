@@ -1,6 +1,7 @@
 // Browser entry: wires the signal store, triggers, actions and the event stream (docs/PROTOCOL.md).
 import { initActions, sendAction } from "./actions.ts";
 import { connect, type Fields, reconnectNow, retry, state, whenOnline } from "./connection.ts";
+import { armToasts, followBottom, initEnhancements, localizeTimes, stuckToBottom } from "./enhance.ts";
 import { patchElements } from "./patch.ts";
 import { initSignals, patchSignals, refresh, type Signals, snapshot } from "./signals.ts";
 import { installTriggers } from "./triggers.ts";
@@ -19,9 +20,16 @@ declare global {
 
 function dispatch(type: string, fields: Fields): Promise<void> | undefined {
   switch (type) {
-    case "datastar-patch-elements":
-      // Newly inserted bound elements take the signal values, except the one being typed in.
-      return patchElements(fields, () => refresh(null, document.activeElement));
+    case "datastar-patch-elements": {
+      const stuck = stuckToBottom();
+      return patchElements(fields, () => {
+        // Newly inserted bound elements take the signal values, except the one being typed in.
+        refresh(null, document.activeElement);
+        followBottom(stuck);
+        localizeTimes();
+        armToasts();
+      });
+    }
     case "datastar-patch-signals": {
       const patch: unknown = JSON.parse(fields.get("signals") ?? "{}");
       if (typeof patch === "object" && patch !== null && !Array.isArray(patch)) {
@@ -66,6 +74,7 @@ function start(): void {
     return whenOnline(10_000);
   });
   window.__via = Object.freeze({ signals: snapshot, state });
+  initEnhancements();
   connect(boot.tab, boot.v, onEvent);
 }
 

@@ -1,13 +1,13 @@
 // An action is a server function the browser triggers by an event. Its trigger helpers return the
 // declarative attributes the client runtime understands (docs/PROTOCOL.md §2): no expressions, so the
 // page runs under a CSP without 'unsafe-eval'.
-import type { Json, Signal } from "./signal.ts";
+import type { Json } from "./signal.ts";
 
 export type ActionFn = () => void | Promise<void>;
 
 export interface TriggerOptions {
   /** Set these signals in the browser before the action fires, e.g. `set: [[room, "Rust"]]`. */
-  set?: ReadonlyArray<readonly [Signal<Json>, Json]>;
+  set?: ReadonlyArray<readonly [{ readonly name: string }, Json]>;
   /** Fire once the event has been quiet this long (ms). */
   debounce?: number;
   /** Call preventDefault() on the event. */

@@ -115,6 +115,19 @@ export class Context {
     this.patch("#via-toasts", toastHtml(message, level), "append");
   }
 
+  /**
+   * Run `fn(true)` when the tab's event stream opens and `fn(false)` when it drops. A dropped tab may
+   * come back within the context TTL, so use this (not onDispose) for "who is online right now".
+   */
+  onConnectionChange(fn: (connected: boolean) => void): void {
+    this.tab.connectionListeners.push(fn);
+  }
+
+  /** Whether the tab's event stream is open right now. */
+  get connected(): boolean {
+    return this.tab.connected;
+  }
+
   /** Run `fn` when the tab goes away (closed, expired, or the server shuts down). */
   onDispose(fn: () => void): void {
     this.tab.disposers.push(fn);
@@ -199,6 +212,7 @@ export class Tab {
   readonly log: Logger;
   readonly limiter: TokenBucket;
   readonly disposers: Array<() => void> = [];
+  readonly connectionListeners: Array<(connected: boolean) => void> = [];
   render: (() => Html) | undefined;
   disposed = false;
   /** The page's view was delivered at least once (by the page HTML or a resync). */
@@ -412,6 +426,17 @@ export class Tab {
       if (this.res === res) this.detach(false);
     });
     this.scheduleFlush();
+    this.notifyConnection(true);
+  }
+
+  private notifyConnection(connected: boolean): void {
+    for (const fn of this.connectionListeners) {
+      try {
+        fn(connected);
+      } catch (err) {
+        this.log.error({ err }, "connection listener failed");
+      }
+    }
   }
 
   /** Write a keepalive comment unless the socket is backed up (then the reader is not idle anyway). */
@@ -433,6 +458,7 @@ export class Tab {
     this.waitingForDrain = false;
     if (end && res && !res.writableEnded) res.end();
     this.armTtl();
+    if (res) this.notifyConnection(false);
   }
 
   // ---- lifecycle ----
@@ -452,8 +478,10 @@ export class Tab {
     if (this.disposed) return;
     this.disposed = true;
     this.clearTtl();
+    const wasConnected = this.res !== undefined;
     if (this.res && !this.res.writableEnded) this.res.end();
     this.res = undefined;
+    if (wasConnected) this.notifyConnection(false);
     this.queue.clear();
     for (const fn of this.disposers.splice(0)) {
       try {

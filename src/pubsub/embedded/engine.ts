@@ -50,6 +50,7 @@ export const MAX_HISTORY = 1000;
 /** Messages read per replay step; between steps the event loop runs (other I/O is not starved). */
 const REPLAY_PAGE = 256;
 const DB_FILE = "pubsub.sqlite";
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const HOUSEKEEPING_MS = 60_000;
 // Printable ASCII except ':' (the NATS header syntax), so headers mean the same on both engines.
 const HEADER_KEY = /^[!-9;-~]+$/;
@@ -478,7 +479,8 @@ class EmbeddedPubSub implements PubSub {
         }
         this.#scheduleExpiry(st);
       },
-      Math.max(0, due - Date.now()) + slack,
+      // Node fires timers over 2^31-1 ms (~24.8 days) at once; a capped timer just re-arms when it fires early.
+      Math.min(MAX_TIMER_MS, Math.max(0, due - Date.now()) + slack),
     );
     timer.unref(); // expiry must not keep a process alive that has nothing else to do
     this.#expiryTimers.set(st, { timer, due });

@@ -1,0 +1,288 @@
+// The NATS chatroom on via-ts: rooms are subjects, history is a durable stream, and every tab gets
+// new messages as one appended element. Works on the embedded engine and on NATS JetStream alike.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { ActionError, type App, type AppOptions, type Context, createApp } from "../../src/index.ts";
+import type { Logger } from "../../src/log.ts";
+import type { PubSub, StreamMessage } from "../../src/pubsub/types.ts";
+import { HttpError } from "../../src/server/http-error.ts";
+import { newId } from "../../src/server/ids.ts";
+import { TokenBucket } from "../../src/server/rate-limit.ts";
+import { type Identity, IdentityStore, validateNickname } from "./identity.ts";
+import { type ChatMessage, charCount, decodeChatMessage, MAX_MESSAGE_CHARS, nextQuote } from "./messages.ts";
+import { type Member, Presence } from "./presence.ts";
+import { CHAT_STREAM, CHAT_SUBJECTS, DEFAULT_ROOM, isRoom, type Room, roomSubject } from "./rooms.ts";
+import { ChatView, MessageItem, messageDomId, PresenceList, type Shown } from "./view.tsx";
+
+export const PAGE_SIZE = 50;
+/** A tab keeps at most this many messages on screen (older ones can be paged in again). */
+const MAX_SHOWN = 1000;
+/** Per browser session: 1 message per second sustained, bursts of 5. */
+const SEND_RATE = { ratePerSec: 1, burst: 5 };
+/** A tab whose stream dropped stays "here" this long, so a network blip does not flicker presence. */
+const PRESENCE_GRACE_MS = 5_000;
+
+export interface ChatOptions {
+  pubsub: PubSub;
+  logger?: Logger;
+  /** Stream replicas on a NATS cluster (default 1). */
+  replicas?: number;
+  app?: AppOptions;
+}
+
+export interface Chat {
+  app: App;
+  presence: Presence;
+  close(): Promise<void>;
+}
+
+/** Create (or update) the CHAT stream: 1,000 messages per room, 24 h, a 2-minute dedupe window. */
+export async function ensureChatStream(pubsub: PubSub, replicas?: number): Promise<void> {
+  await pubsub.ensureStream({
+    name: CHAT_STREAM,
+    subjects: [CHAT_SUBJECTS],
+    // Per room, not per stream: a busy room must not evict a quiet room's history (the seed's
+    // stream-wide 1,000 did).
+    maxMsgsPerSubject: 1000,
+    maxAge: 24 * 3600_000,
+    duplicateWindow: 120_000,
+    ...(replicas ? { replicas } : {}),
+  });
+}
+
+function picoCss(): Buffer {
+  const require = createRequire(import.meta.url);
+  return readFileSync(require.resolve("@picocss/pico/css/pico.min.css"));
+}
+
+export async function createChat(opts: ChatOptions): Promise<Chat> {
+  const { pubsub } = opts;
+  const app = createApp({ title: "NATS Chat", ...(opts.logger ? { logger: opts.logger } : {}), ...opts.app, pubsub });
+  const log = app.logger;
+  await ensureChatStream(pubsub, opts.replicas);
+  const identities = await IdentityStore.open(pubsub, opts.replicas);
+  const presence = new Presence(pubsub, log);
+  const engine = pubsub.kind === "nats" ? "NATS" : "Embedded";
+  app.stylesheet("pico.css", picoCss());
+  app.stylesheet("chat.css", readFileSync(new URL("./chat.css", import.meta.url)));
+
+  async function identityOf(c: Context): Promise<Identity> {
+    const cached = c.session.get<Identity>("identity");
+    if (cached) return cached;
+    const loaded = await identities.load(c.session.id);
+    c.session.set("identity", loaded);
+    return loaded;
+  }
+
+  function sendLimiter(c: Context): TokenBucket {
+    let bucket = c.session.get<TokenBucket>("sendLimiter");
+    if (!bucket) {
+      bucket = new TokenBucket(SEND_RATE);
+      c.session.set("sendLimiter", bucket);
+    }
+    return bucket;
+  }
+
+  const roomPage = async (c: Context, room: Room) => {
+    const subject = roomSubject(room);
+    let me = await identityOf(c);
+    const statement = c.signal("", { name: "statement" });
+    const nick = c.signal(me.name, { name: "nick" });
+    const retryTarget = c.signal("", { name: "retry" });
+
+    // What this tab shows, oldest first. Stored messages carry their seq; our own unsent ones do not.
+    const items: Shown[] = [];
+    const byId = new Map<string, Shown>();
+    const fromStream = (m: ChatMessage, sm: { seq?: number; time?: number }): Shown => ({
+      message: m,
+      seq: sm.seq,
+      time: sm.time ?? m.time,
+      state: "sent",
+    });
+    const decodeStored = (sm: StreamMessage): Shown | undefined => {
+      try {
+        return fromStream(decodeChatMessage(JSON.parse(new TextDecoder().decode(sm.data))), sm);
+      } catch {
+        log.warn({ seq: sm.seq }, "skipped an unreadable stored chat message");
+        return undefined;
+      }
+    };
+    const remember = (item: Shown) => {
+      items.push(item);
+      byId.set(item.message.id, item);
+      if (items.length > MAX_SHOWN) {
+        const dropped = items.shift()!;
+        byId.delete(dropped.message.id);
+        hasOlder = true;
+      }
+    };
+
+    // History up to seq S, then live from S + 1: one seam, no gap, no duplicate.
+    let hasOlder = false;
+    const recent = (await pubsub.history(subject, { last: PAGE_SIZE }))
+      .map(decodeStored)
+      .filter((x): x is Shown => x !== undefined);
+    for (const item of recent) remember(item);
+    hasOlder = recent.length === PAGE_SIZE;
+    const lastSeq = recent.at(-1)?.seq ?? 0;
+    let members: Member[] = presence.members(room);
+
+    const render = (item: Shown) => (
+      <MessageItem item={item} mine={item.message.from === me.id} retry={retry} retryTarget={retryTarget} />
+    );
+
+    c.subscribeJson<ChatMessage>(
+      subject,
+      (message, delivery) => {
+        const existing = byId.get(message.id);
+        if (existing?.state === "sent") return; // already shown (a replayed copy)
+        const item = fromStream(message, delivery);
+        if (existing) {
+          // Our own pending message came back from the stream: it is stored now.
+          Object.assign(existing, item);
+          c.patch(`#${messageDomId(message.id)}`, render(existing), "outer");
+          return;
+        }
+        remember(item);
+        c.patch("#messages", render(item), "append");
+      },
+      { fromSeq: lastSeq + 1, decode: decodeChatMessage },
+    );
+
+    // Presence: here while the tab's stream is open (plus a short grace after it drops).
+    let leave: (() => void) | undefined;
+    let graceTimer: NodeJS.Timeout | undefined;
+    c.onConnectionChange((connected) => {
+      clearTimeout(graceTimer);
+      if (connected) {
+        leave ??= presence.join(room, c.tabId, { id: me.id, name: me.name, emoji: me.emoji });
+      } else {
+        graceTimer = setTimeout(() => {
+          leave?.();
+          leave = undefined;
+        }, PRESENCE_GRACE_MS);
+      }
+    });
+    const unwatch = presence.watch(room, (now) => {
+      members = now;
+      c.patch("#presence", <PresenceList members={now} />);
+    });
+    c.onDispose(() => {
+      clearTimeout(graceTimer);
+      leave?.();
+      unwatch();
+    });
+
+    const publish = (item: Shown) => {
+      c.publishJson(subject, item.message, { msgId: item.message.id }).catch((err: unknown) => {
+        if (item.state !== "sending") return;
+        log.warn({ err }, "chat publish failed");
+        item.state = "failed";
+        c.patch(`#${messageDomId(item.message.id)}`, render(item), "outer");
+        c.notify(
+          "Your message was not sent: the message service is unavailable. It is kept below; press Retry.",
+          "error",
+        );
+      });
+    };
+
+    const say = c.action(() => {
+      let text = statement.value;
+      if (text.trim() === "") text = nextQuote();
+      const chars = charCount(text);
+      if (chars > MAX_MESSAGE_CHARS) {
+        throw new ActionError(
+          `Your message has ${chars.toLocaleString("en")} characters; the limit is 2,000. Nothing was sent.`,
+        );
+      }
+      const verdict = sendLimiter(c).take();
+      if (!verdict.ok) {
+        const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
+        throw new ActionError(`You are sending too fast. Try again in ${seconds} s; your message is kept.`);
+      }
+      statement.set("");
+      const message: ChatMessage = {
+        v: 1,
+        id: newId(),
+        user: { name: me.name, emoji: me.emoji },
+        from: me.id,
+        text,
+        time: Date.now(),
+      };
+      const item: Shown = { message, time: message.time, state: "sending" };
+      remember(item);
+      c.patch("#messages", render(item), "append");
+      // Not awaited: the tab's next action must not wait for the stream ack (which can take seconds
+      // during a NATS failover). The engine retries with the same msg id, so no duplicate is stored.
+      publish(item);
+    });
+
+    const retry = c.action(() => {
+      const item = byId.get(retryTarget.value);
+      if (!item || item.state !== "failed") return;
+      item.state = "sending";
+      c.patch(`#${messageDomId(item.message.id)}`, render(item), "outer");
+      publish(item);
+    });
+
+    const loadOlder = c.action(async () => {
+      const oldest = items.find((i) => i.seq !== undefined)?.seq;
+      if (oldest === undefined) return;
+      const older = (await pubsub.history(subject, { beforeSeq: oldest, limit: PAGE_SIZE }))
+        .map(decodeStored)
+        .filter((x): x is Shown => x !== undefined && !byId.has(x.message.id));
+      items.unshift(...older);
+      for (const item of older) byId.set(item.message.id, item);
+      hasOlder = older.length === PAGE_SIZE;
+      c.sync();
+    });
+
+    const saveNick = c.action(async () => {
+      let name: string;
+      try {
+        name = validateNickname(nick.value);
+      } catch (err) {
+        throw new ActionError((err as Error).message);
+      }
+      me = { ...me, name };
+      c.session.set("identity", me);
+      await identities.save(me);
+      if (leave) {
+        leave();
+        leave = presence.join(room, c.tabId, { id: me.id, name: me.name, emoji: me.emoji });
+      }
+      nick.set(name);
+      c.sync();
+      c.notify(`You are now ${name}.`);
+    });
+
+    c.view(() => (
+      <ChatView
+        room={room}
+        engine={engine}
+        me={me}
+        items={items}
+        hasOlder={hasOlder}
+        members={members}
+        actions={{ say, loadOlder, saveNick, retry }}
+        signals={{ statement, nick, retryTarget }}
+      />
+    ));
+  };
+
+  app.page("/", (c) => roomPage(c, DEFAULT_ROOM));
+  app.page("/room/:name", (c) => {
+    const name = c.params.name ?? "";
+    if (!isRoom(name)) throw new HttpError(404, `there is no room named ${JSON.stringify(name.slice(0, 64))}`);
+    return roomPage(c, name);
+  });
+
+  return {
+    app,
+    presence,
+    async close() {
+      await presence.close();
+      await app.close();
+    },
+  };
+}

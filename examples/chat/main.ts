@@ -1,0 +1,93 @@
+// `npm start`: the NATS chatroom, on the embedded engine by default or on NATS JetStream.
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { createLogger } from "../../src/log.ts";
+import { openPubSub, parseNatsUrls } from "../../src/pubsub/index.ts";
+import { createChat } from "./app.tsx";
+
+const HELP = `Usage: npm start -- [options]
+
+The NATS chatroom on via-ts: rooms Go, Rust, Python, JavaScript and Clojure, history kept in a
+durable stream (1,000 messages per room, 24 hours).
+
+Options:
+  --port <n>          port to listen on (env PORT, default 7331)
+  --host <h>          interface to bind (env HOST, default 127.0.0.1; 0.0.0.0 for every interface)
+  --data-dir <dir>    embedded engine's data directory (env DATA_DIR, default ./data)
+  --nats <urls>       use NATS JetStream instead of the embedded engine; a comma-separated list of
+                      server URLs, e.g. nats://127.0.0.1:4222 (env NATS_URL)
+  --replicas <n>      stream replicas on a NATS cluster (env NATS_REPLICAS, default 1)
+  --help              show this help
+
+Without --nats the chat needs no other process: messages are stored in SQLite under the data
+directory (one process per directory). With --nats several instances share rooms, history and
+presence.
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n\n${HELP}`);
+  process.exit(2);
+}
+
+let values: Record<string, string | boolean | undefined>;
+try {
+  ({ values } = parseArgs({
+    options: {
+      port: { type: "string" },
+      host: { type: "string" },
+      "data-dir": { type: "string" },
+      nats: { type: "string" },
+      replicas: { type: "string" },
+      help: { type: "boolean" },
+    },
+  }));
+} catch (err) {
+  fail((err as Error).message);
+}
+if (values.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+
+const port = Number(values.port ?? process.env.PORT ?? 7331);
+if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`invalid port: ${values.port ?? process.env.PORT}`);
+const replicas = Number(values.replicas ?? process.env.NATS_REPLICAS ?? 1);
+if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) fail(`invalid replicas: ${values.replicas}`);
+const host = String(values.host ?? process.env.HOST ?? "127.0.0.1");
+const natsUrls = parseNatsUrls(String(values.nats ?? process.env.NATS_URL ?? ""));
+const dataDir = resolve(String(values["data-dir"] ?? process.env.DATA_DIR ?? "./data"));
+
+const logger = createLogger();
+let pubsub: Awaited<ReturnType<typeof openPubSub>>;
+try {
+  pubsub = await openPubSub(natsUrls.length > 0 ? { natsUrl: natsUrls, logger } : { dataDir, logger });
+} catch (err) {
+  logger.fatal({ err }, "could not open the pub/sub engine");
+  process.stderr.write(`error: ${(err as Error).message}\n`);
+  process.exit(1);
+}
+const chat = await createChat({ pubsub, logger, replicas });
+const { url } = await chat.app.listen(port, host, { handleSignals: false });
+const where = natsUrls.length > 0 ? `NATS JetStream at ${natsUrls.join(", ")}` : `embedded engine, data in ${dataDir}`;
+logger.info({ url, engine: pubsub.kind }, `NATS chatroom on ${url} (${where})`);
+
+let stopping = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    const force = setTimeout(() => process.exit(1), 8_000);
+    force.unref();
+    chat
+      .close()
+      .then(() => pubsub.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+  });
+}
