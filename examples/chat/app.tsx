@@ -219,7 +219,7 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
 
     const retry = c.action(() => {
       const item = byId.get(retryTarget.value);
-      if (!item || item.state !== "failed") return;
+      if (item?.state !== "failed") return;
       item.state = "sending";
       c.patch(`#${messageDomId(item.message.id)}`, render(item), "outer");
       publish(item);

@@ -95,7 +95,7 @@ export function ChatView(p: ChatViewProps) {
   return (
     <main class="container chat">
       <header class="chat-header">
-        <nav role="tab-control" aria-label="Rooms">
+        <nav class="rooms" aria-label="Rooms">
           <ul>
             {ROOMS.map((room) => (
               <li>
@@ -136,6 +136,7 @@ export function ChatView(p: ChatViewProps) {
         <div class="avatar" title={p.me.name} aria-hidden="true">
           {p.me.emoji}
         </div>
+        {/* biome-ignore lint/a11y/noRedundantRoles: Pico CSS styles grouped inputs by this role */}
         <fieldset role="group">
           <input
             id="statement"
@@ -154,6 +155,7 @@ export function ChatView(p: ChatViewProps) {
         </fieldset>
         <details class="nickname">
           <summary>Nickname</summary>
+          {/* biome-ignore lint/a11y/noRedundantRoles: Pico CSS styles grouped inputs by this role */}
           <fieldset role="group">
             <input
               id="nick"
