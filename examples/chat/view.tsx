@@ -1,7 +1,7 @@
 // The chat's markup. Every piece of user text goes through JSX, which escapes it.
 import type { Action, Signal } from "../../src/index.ts";
 import type { Identity } from "./identity.ts";
-import { type ChatMessage, MAX_MESSAGE_CHARS } from "./messages.ts";
+import type { ChatMessage } from "./messages.ts";
 import type { Member } from "./presence.ts";
 import { ROOMS, type Room, roomPath } from "./rooms.ts";
 
@@ -138,12 +138,12 @@ export function ChatView(p: ChatViewProps) {
         </div>
         {/* biome-ignore lint/a11y/noRedundantRoles: Pico CSS styles grouped inputs by this role */}
         <fieldset role="group">
+          {/* No maxlength: the browser would cut a pasted text silently; the server names the limit and keeps the draft. */}
           <input
             id="statement"
             type="text"
             placeholder={`${p.me.name} says...`}
             aria-label="Message"
-            maxlength={MAX_MESSAGE_CHARS}
             autocomplete="off"
             autofocus
             {...p.signals.statement.bind()}
@@ -161,7 +161,6 @@ export function ChatView(p: ChatViewProps) {
               id="nick"
               type="text"
               aria-label="Nickname"
-              maxlength={32}
               {...p.signals.nick.bind()}
               {...p.actions.saveNick.onKeyDown("Enter")}
             />
