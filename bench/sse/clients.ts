@@ -1,0 +1,286 @@
+// bench:sse client child: holds thousands of event streams open on raw node:net sockets and times
+// every fan-out message that arrives on them.
+//
+// A via "tab" is what a browser tab costs the server: a page GET without a cookie (a new session and
+// a new context; we read the session cookie and the via-boot tab id) and then the event stream with
+// that cookie. A raw "tab" is just the stream. Parsing is minimal: the SSE body is scanned for
+// `data-t="<send wall ms>:<seq>"`, which every fan-out element carries; nothing else is decoded.
+
+import { Agent, request } from "node:http";
+import { connect, type Socket } from "node:net";
+import { STAMP_ATTR, serveIpc, wallNow } from "./ipc.ts";
+
+export interface ConnectArgs {
+  kind: "via" | "raw";
+  port: number;
+  /** Total streams to have open when done (adds to what is open). */
+  total: number;
+  batch: number;
+  timeoutMs: number;
+}
+
+export interface ConnectResult {
+  open: number;
+  ms: number;
+}
+
+export interface CollectArgs {
+  /** Measured deliveries to wait for (ticks × streams). */
+  expected: number;
+  timeoutMs: number;
+}
+
+export interface ResetArgs {
+  /** Latencies to make room for. */
+  capacity: number;
+  /** Messages with seq ≤ this are the warm-up: counted (for loss) but not timed. */
+  warmupTicks: number;
+}
+
+export interface CollectResult {
+  /** Measured deliveries (after the warm-up). */
+  received: number;
+  warmupReceived: number;
+  duplicates: number;
+  outOfOrder: number;
+  closedStreams: number;
+  p50: number;
+  p99: number;
+  max: number;
+  mean: number;
+  firstArrival: number;
+  lastArrival: number;
+  /** This process's CPU while the messages arrived, ms (to show the client was not the bottleneck). */
+  cpuMs: number;
+  wallMs: number;
+}
+
+interface Stream {
+  sock: Socket;
+  carry: string;
+  lastSeq: number;
+  closed: boolean;
+}
+
+const HOST = "127.0.0.1";
+const streams: Stream[] = [];
+
+// Delivery bookkeeping, reset by "reset".
+let latencies = new Float64Array(0);
+let count = 0;
+let warmupTicks = 0;
+let warmupCount = 0;
+let duplicates = 0;
+let outOfOrder = 0;
+let closedStreams = 0;
+let firstArrival = 0;
+let lastArrival = 0;
+let cpuAtReset = process.cpuUsage();
+let wallAtReset = 0;
+
+function record(s: Stream, latency: number, seq: number, at: number): void {
+  if (seq <= s.lastSeq) {
+    if (seq === s.lastSeq) duplicates++;
+    else outOfOrder++;
+    return;
+  }
+  s.lastSeq = seq;
+  if (seq <= warmupTicks) {
+    warmupCount++;
+    return;
+  }
+  if (count < latencies.length) latencies[count] = latency;
+  count++;
+  if (firstArrival === 0) firstArrival = at;
+  lastArrival = at;
+}
+
+/** Scans a body chunk for stamps; keeps the tail that may hold a stamp cut by the chunk boundary. */
+function onBody(s: Stream, chunk: string): void {
+  const at = wallNow();
+  const buf = s.carry + chunk;
+  let pos = 0;
+  let partial = -1;
+  for (;;) {
+    const i = buf.indexOf(STAMP_ATTR, pos);
+    if (i < 0) break;
+    const j = buf.indexOf('"', i + STAMP_ATTR.length);
+    if (j < 0) {
+      partial = i;
+      break;
+    }
+    const value = buf.slice(i + STAMP_ATTR.length, j);
+    const colon = value.indexOf(":");
+    record(s, at - Number(value.slice(0, colon)), Number(value.slice(colon + 1)), at);
+    pos = j + 1;
+  }
+  s.carry = partial >= 0 ? buf.slice(partial) : buf.slice(Math.max(pos, buf.length - (STAMP_ATTR.length - 1)));
+}
+
+/** Opens one event stream on a raw socket; resolves once the `200` response head is in. */
+function openStream(port: number, path: string, cookie: string | undefined, timeoutMs: number): Promise<Stream> {
+  return new Promise<Stream>((resolve, reject) => {
+    const sock = connect({ host: HOST, port });
+    const s: Stream = { sock, carry: "", lastSeq: 0, closed: false };
+    let head = "";
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new Error(`stream open timed out after ${timeoutMs} ms`)), timeoutMs);
+    sock.setEncoding("latin1");
+    sock.setNoDelay(true);
+    sock.on("connect", () => {
+      sock.write(
+        `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nAccept: text/event-stream\r\n` +
+          (cookie ? `Cookie: ${cookie}\r\n` : "") +
+          "\r\n",
+      );
+    });
+    sock.on("data", (chunk: string) => {
+      if (settled) {
+        onBody(s, chunk);
+        return;
+      }
+      head += chunk;
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0) {
+        if (head.length > 16_384) fail(new Error("response head too large"));
+        return;
+      }
+      if (!head.startsWith("HTTP/1.1 200")) {
+        fail(new Error(`stream: ${head.slice(0, head.indexOf("\r\n"))}`));
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      resolve(s);
+      const rest = head.slice(end + 4);
+      if (rest) onBody(s, rest);
+    });
+    sock.on("error", (err) => fail(err));
+    sock.on("close", () => {
+      if (!settled) fail(new Error("socket closed before the response"));
+      else if (!s.closed) {
+        s.closed = true;
+        closedStreams++;
+      }
+    });
+  });
+}
+
+function unescapeHtml(s: string): string {
+  return s
+    .replaceAll("&quot;", '"')
+    .replaceAll("&#39;", "'")
+    .replaceAll("&lt;", "<")
+    .replaceAll("&gt;", ">")
+    .replaceAll("&amp;", "&");
+}
+
+/** A first page load without a cookie: a new session and a new tab context. */
+function loadPage(agent: Agent, port: number, timeoutMs: number): Promise<{ cookie: string; tab: string; v: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: HOST, port, path: "/", agent, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => {
+        body += c;
+      });
+      res.on("end", () => {
+        if (res.statusCode !== 200) return reject(new Error(`page GET → ${res.statusCode}`));
+        const cookie = res.headers["set-cookie"]?.[0]?.split(";")[0];
+        const m = /<meta name="via-boot" content="([^"]*)">/.exec(body);
+        if (!cookie || !m) return reject(new Error("page without a session cookie or via-boot meta"));
+        const boot = JSON.parse(unescapeHtml(m[1]!)) as { tab: string; v: string };
+        resolve({ cookie, tab: boot.tab, v: boot.v });
+      });
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`page GET timed out after ${timeoutMs} ms`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function openTab(args: ConnectArgs, agent: Agent): Promise<Stream> {
+  if (args.kind === "raw") return openStream(args.port, "/sse", undefined, args.timeoutMs);
+  const page = await loadPage(agent, args.port, args.timeoutMs);
+  const q = new URLSearchParams({ tab: page.tab, path: "/", v: page.v });
+  return openStream(args.port, `/_via/sse?${q}`, page.cookie, args.timeoutMs);
+}
+
+async function connectAll(args: ConnectArgs): Promise<ConnectResult> {
+  const t0 = performance.now();
+  // Page GETs reuse a few keep-alive connections; destroyed afterwards so the server's idle
+  // keep-alive sockets do not count in its memory.
+  const agent = new Agent({ keepAlive: true, maxSockets: Math.min(args.batch, 64) });
+  try {
+    while (streams.length < args.total) {
+      const n = Math.min(args.batch, args.total - streams.length);
+      const batch = await Promise.all(Array.from({ length: n }, () => openTab(args, agent)));
+      streams.push(...batch);
+    }
+  } finally {
+    agent.destroy();
+  }
+  return { open: streams.filter((s) => !s.closed).length, ms: performance.now() - t0 };
+}
+
+function reset(args: ResetArgs): void {
+  latencies = new Float64Array(args.capacity);
+  count = 0;
+  warmupTicks = args.warmupTicks;
+  warmupCount = 0;
+  duplicates = 0;
+  outOfOrder = 0;
+  closedStreams = 0;
+  firstArrival = 0;
+  lastArrival = 0;
+  for (const s of streams) s.lastSeq = 0;
+  cpuAtReset = process.cpuUsage();
+  wallAtReset = performance.now();
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function collect(args: CollectArgs): Promise<CollectResult> {
+  const deadline = performance.now() + args.timeoutMs;
+  while (count < args.expected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const cpu = process.cpuUsage(cpuAtReset);
+  const n = Math.min(count, latencies.length);
+  const sorted = latencies.slice(0, n).sort();
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += sorted[i]!;
+  return {
+    received: count,
+    warmupReceived: warmupCount,
+    duplicates,
+    outOfOrder,
+    closedStreams,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    max: n > 0 ? sorted[n - 1]! : Number.NaN,
+    mean: n > 0 ? sum / n : Number.NaN,
+    firstArrival,
+    lastArrival,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    wallMs: performance.now() - wallAtReset,
+  };
+}
+
+serveIpc(
+  {
+    connect: (args) => connectAll(args as ConnectArgs),
+    reset: (args) => reset(args as ResetArgs),
+    collect: (args) => collect(args as CollectArgs),
+  },
+  { pid: process.pid },
+);

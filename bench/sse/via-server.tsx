@@ -1,0 +1,59 @@
+// bench:sse server child: a via app with one page whose tabs all listen to one in-process publisher.
+// On command it fans a `c.patch("#feed", <li …>, "append")` out to every tab at a fixed rate, or
+// reports its memory after a forced GC. Run with --expose-gc (the orchestrator does).
+import { createApp, createLogger } from "../../src/index.ts";
+import { renderHtml } from "../../src/server/html.ts";
+import { patchElements } from "../../src/server/sse/encoder.ts";
+import {
+  type FanoutArgs,
+  type FanoutResult,
+  heapSnapshot,
+  PAYLOAD_TEXT,
+  runTicks,
+  serveIpc,
+  settledMemory,
+  stamp,
+} from "./ipc.ts";
+
+const app = createApp({ title: "bench:sse", logger: createLogger("silent") });
+
+// What the page's tabs subscribe to: one callback per tab, called once per tick with the stamp.
+const listeners = new Set<(stamp: string) => void>();
+
+app.page("/", (c) => {
+  const onTick = (t: string) => {
+    c.patch("#feed", <li data-t={t}>{PAYLOAD_TEXT}</li>, "append");
+  };
+  listeners.add(onTick);
+  c.onDispose(() => listeners.delete(onTick));
+  c.view(() => (
+    <main>
+      <h1>bench:sse</h1>
+      <ul id="feed"></ul>
+    </main>
+  ));
+});
+
+const { port } = await app.listen(0, "127.0.0.1", { handleSignals: false });
+
+// The bytes one delivery costs on the wire, measured on the real encoder: the event a tab gets.
+function sampleEventBytes(): number {
+  const html = renderHtml(<li data-t={stamp(100)}>{PAYLOAD_TEXT}</li>);
+  return Buffer.byteLength(patchElements(html, { selector: "#feed", mode: "append", eventId: "100" }));
+}
+
+serveIpc(
+  {
+    memory: (args) => settledMemory((args as { settleMs: number }).settleMs),
+    heapSnapshot,
+    status: () => ({ tabs: app.tabCount, listeners: listeners.size }),
+    fanout: async (args): Promise<FanoutResult> => {
+      const run = await runTicks(args as FanoutArgs, (seq) => {
+        const t = stamp(seq);
+        for (const fn of listeners) fn(t);
+      });
+      return { ...run, receivers: listeners.size, eventBytes: sampleEventBytes() };
+    },
+  },
+  { port },
+);
