@@ -207,10 +207,24 @@ export class Context {
   }
 }
 
+// One microtask flushes every tab with pending output: a broadcast to 1,000 tabs costs one
+// scheduling, not 1,000 (each queueMicrotask is wrapped in an AsyncResource by Node).
+const tabsToFlush = new Set<Tab>();
+let flushQueued = false;
+
+function flushTabs(): void {
+  flushQueued = false;
+  // A flush may queue more (signals → an event); tabs added while iterating are flushed in this pass.
+  for (const tab of tabsToFlush) {
+    tabsToFlush.delete(tab);
+    tab.flush();
+  }
+}
+
+// Tabs are counted in thousands per process, so the rarely used parts (a logger with the tab's id,
+// the rate limiter, the pending-signal set) are made on first use rather than up front.
 export class Tab {
   readonly ctx: Context;
-  readonly log: Logger;
-  readonly limiter: TokenBucket;
   readonly disposers: Array<() => void> = [];
   readonly connectionListeners: Array<(connected: boolean) => void> = [];
   render: (() => Html) | undefined;
@@ -222,10 +236,11 @@ export class Tab {
   private readonly signals = new Map<string, Signal<Json>>();
   private readonly actions = new Map<string, Action>();
   private readonly queue: TabQueue;
-  private readonly pendingSignals = new Set<string>();
+  private pendingSignals: Set<string> | undefined;
   private res: ServerResponse | undefined;
   private waitingForDrain = false;
-  private flushScheduled = false;
+  #log: Logger | undefined;
+  #limiter: TokenBucket | undefined;
   private eventId = 0;
   private ttlTimer: NodeJS.Timeout | undefined;
   private actionChain: Promise<void> = Promise.resolve();
@@ -239,11 +254,19 @@ export class Tab {
     private readonly opts: TabOptions,
   ) {
     this.ctx = new Context(this, params, path);
-    this.log = opts.logger.child({ tab: id.slice(0, 8) });
     this.queue = new TabQueue({ capBytes: opts.queueCapBytes });
-    this.limiter = new TokenBucket(opts.rateLimit);
     session.tabs.add(id);
     this.armTtl();
+  }
+
+  get log(): Logger {
+    this.#log ??= this.opts.logger.child({ tab: this.id.slice(0, 8) });
+    return this.#log;
+  }
+
+  get limiter(): TokenBucket {
+    this.#limiter ??= new TokenBucket(this.opts.rateLimit);
+    return this.#limiter;
   }
 
   pubsub(): PubSub {
@@ -341,7 +364,7 @@ export class Tab {
   }
 
   private signalChanged(name: string): void {
-    this.pendingSignals.add(name);
+    (this.pendingSignals ??= new Set()).add(name);
     this.scheduleFlush();
   }
 
@@ -370,24 +393,23 @@ export class Tab {
   }
 
   private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
     // A microtask batches everything one tick of page code pushes into one socket write.
-    queueMicrotask(() => {
-      this.flushScheduled = false;
-      this.flush();
-    });
+    tabsToFlush.add(this);
+    if (flushQueued) return;
+    flushQueued = true;
+    queueMicrotask(flushTabs);
   }
 
   private flushSignals(): void {
-    if (this.pendingSignals.size === 0) return;
+    if (!this.pendingSignals || this.pendingSignals.size === 0) return;
     const patch: Record<string, Json> = {};
     for (const name of this.pendingSignals) patch[name] = this.signals.get(name)!.value;
     this.pendingSignals.clear();
     this.pushEvent((id) => patchSignals(patch, { eventId: id }));
   }
 
-  private flush(): void {
+  /** Write what is queued (called from the shared microtask). */
+  flush(): void {
     this.flushSignals();
     if (!this.res || this.waitingForDrain) return;
     const text = this.queue.takeAll();

@@ -37,7 +37,8 @@ export class RouteTable<T> {
     const parts = split(pathname);
     for (const route of this.routes) {
       if (route.segments.length !== parts.length) continue;
-      const params: Record<string, string> = Object.create(null);
+      // Keys come only from the route's own parameter names, so a plain object is safe here.
+      const params: Record<string, string> = {};
       let ok = true;
       for (let i = 0; i < parts.length && ok; i++) {
         const seg = route.segments[i]!;
