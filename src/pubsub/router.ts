@@ -21,9 +21,14 @@ class TrieNode<T> {
   }
 }
 
+// Results are cached per subject until the next add/remove: a room with 1,000 subscribers and a message
+// per second would otherwise rebuild the same 1,000-element array for every message.
+const MAX_CACHED_SUBJECTS = 4096;
+
 export class SubjectRouter<T> {
   #root = new TrieNode<T>();
   #size = 0;
+  #cache = new Map<string, readonly T[]>();
 
   /** Number of registered (pattern, value) entries. */
   get size(): number {
@@ -63,6 +68,7 @@ export class SubjectRouter<T> {
     const set = isRest ? node.rest : node.here;
     set.add(entry);
     this.#size++;
+    this.#cache.clear();
 
     let removed = false;
     return () => {
@@ -70,6 +76,7 @@ export class SubjectRouter<T> {
       removed = true;
       set.delete(entry);
       this.#size--;
+      this.#cache.clear();
       // Prune now-empty nodes bottom-up so churn (tabs coming and going) does not grow the trie forever.
       const walked = tokens[tokens.length - 1] === ">" ? tokens.slice(0, -1) : tokens;
       for (let i = path.length - 1; i > 0; i--) {
@@ -86,11 +93,17 @@ export class SubjectRouter<T> {
     };
   }
 
-  /** Values whose pattern matches the literal subject (assumed valid; it is split on `.` only). */
-  match(subject: string): T[] {
-    const tokens = subject.split(".");
+  /**
+   * Values whose pattern matches the literal subject (assumed valid; it is split on `.` only).
+   * The array is shared with later calls until the router changes: read it, do not modify it.
+   */
+  match(subject: string): readonly T[] {
+    const cached = this.#cache.get(subject);
+    if (cached) return cached;
     const out: T[] = [];
-    this.#walk(this.#root, tokens, 0, out);
+    this.#walk(this.#root, subject.split("."), 0, out);
+    if (this.#cache.size >= MAX_CACHED_SUBJECTS) this.#cache.clear();
+    this.#cache.set(subject, out);
     return out;
   }
 

@@ -4,7 +4,7 @@ import { SubjectError } from "../../src/pubsub/errors.ts";
 import { SubjectRouter } from "../../src/pubsub/router.ts";
 import { matchesPattern } from "../../src/pubsub/subjects.ts";
 
-const sorted = (xs: string[]) => [...xs].sort();
+const sorted = (xs: readonly string[]) => [...xs].sort();
 
 describe("SubjectRouter", () => {
   test("SubjectRouter_matchesLiteralStarAndGt", () => {
@@ -119,4 +119,14 @@ describe("SubjectRouter", () => {
     const ms = performance.now() - t0;
     assert.ok(ms < 1000, `50k matches over 50k subscribers took ${ms} ms`);
   });
+});
+
+test("SubjectRouter_matchSeesAddsAndRemovesAfterACachedMatch", () => {
+  const r = new SubjectRouter<string>();
+  r.add("room.a", "first");
+  assert.deepEqual([...r.match("room.a")], ["first"]);
+  const remove = r.add("room.*", "second");
+  assert.deepEqual([...r.match("room.a")].sort(), ["first", "second"]);
+  remove();
+  assert.deepEqual([...r.match("room.a")], ["first"]);
 });
