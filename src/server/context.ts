@@ -364,7 +364,8 @@ export class Tab {
   }
 
   private signalChanged(name: string): void {
-    (this.pendingSignals ??= new Set()).add(name);
+    this.pendingSignals ??= new Set();
+    this.pendingSignals.add(name);
     this.scheduleFlush();
   }
 

@@ -18,6 +18,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve as resolvePath } from "node:path";
 import Database from "better-sqlite3";
 import { type Logger, silentLogger } from "../../log.ts";
+import { resolveStreamConfig } from "../config.ts";
 import { PubSubClosedError, PubSubError } from "../errors.ts";
 import { SubjectRouter } from "../router.ts";
 import { isLiteral, matchesPattern, parsePattern, parsePublishSubject } from "../subjects.ts";
@@ -35,7 +36,6 @@ import type {
   SubscribeOptions,
   Unsubscribe,
 } from "../types.ts";
-import { resolveStreamConfig } from "./config.ts";
 import { acquireDataDirLock, type DataDirLock } from "./lock.ts";
 import { type Append, Store, type StreamState } from "./store.ts";
 

@@ -1,8 +1,8 @@
 // Stream config validation and defaults, JetStream's rules (nats-facts §6). Engine-neutral: the NATS
 // engine may reuse it so both engines refuse the same configs with the same error class.
-import { StreamConfigError, SubjectError } from "../errors.ts";
-import { parsePattern } from "../subjects.ts";
-import type { ResolvedStreamConfig, StreamConfig } from "../types.ts";
+import { StreamConfigError, SubjectError } from "./errors.ts";
+import { parsePattern } from "./subjects.ts";
+import type { ResolvedStreamConfig, StreamConfig } from "./types.ts";
 
 /** One token of [A-Za-z0-9_-], like a JetStream stream name, capped so it stays a sane identifier. */
 export const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;

@@ -1,0 +1,117 @@
+// Short reads of stored messages by sequence: replay for subscribe({fromSeq}) and the older pages of
+// history. Server 2.9 has no "last N of a subject" and no batch get (2.11), so a read is a short-lived
+// ordered consumer with one filter subject and opt_start_seq (nats-facts §2, method B: about 2-3 ms for
+// 50 messages when the start is near the data). It stops at the first message at/after `endSeq`, or when
+// the server says nothing more is pending, never "when it has been quiet for a while".
+import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { nuid } from "@nats-io/transport-node";
+import { PubSubError } from "../errors.ts";
+
+export interface RangeQuery {
+  /** Consumer filter subject (one subject or pattern; undefined = whole stream). */
+  filter?: string;
+  /** First seq to read (clamped by the server to the stream's first seq). */
+  startSeq: number;
+  /** Stop before this seq (exclusive). */
+  endSeq?: number;
+  /** Stop after this many matching messages. */
+  limit?: number;
+  /** Extra client-side filter, for patterns the server filter cannot express. */
+  match?: (subject: string) => boolean;
+  timeoutMs?: number;
+}
+
+const READ_INACTIVE_MS = 10_000;
+
+export class ReadTimeoutError extends PubSubError {
+  override name = "ReadTimeoutError";
+}
+
+export interface RangeResult {
+  msgs: JsMsg[];
+  /** True when the read reached endSeq or the end of the stream; false when it stopped at `limit`. */
+  done: boolean;
+  /** Last seq the read went through (matching or not); startSeq - 1 when it read nothing. */
+  lastSeq: number;
+}
+
+export async function readRange(js: JetStreamClient, stream: string, q: RangeQuery): Promise<JsMsg[]> {
+  return (await readPage(js, stream, q)).msgs;
+}
+
+export async function readPage(js: JetStreamClient, stream: string, q: RangeQuery): Promise<RangeResult> {
+  const out: JsMsg[] = [];
+  const res: RangeResult = { msgs: out, done: true, lastSeq: q.startSeq - 1 };
+  if (q.limit !== undefined && q.limit <= 0) return { ...res, done: false };
+  if (q.endSeq !== undefined && q.endSeq <= q.startSeq) return res;
+  const consumer = await js.consumers.get(stream, {
+    name_prefix: `via_read_${nuid.next()}`,
+    ...(q.filter ? { filter_subjects: q.filter } : {}),
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: Math.max(1, q.startSeq),
+    inactive_threshold: READ_INACTIVE_MS,
+  });
+  try {
+    const ci = await consumer.info(true);
+    if (ci.num_pending === 0) return res;
+    const batch = Math.max(16, Math.min(1000, q.limit ?? ci.num_pending, ci.num_pending));
+    const iter = await consumer.consume({ max_messages: batch, expires: 5_000 });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      void iter.close();
+    }, q.timeoutMs ?? 5_000);
+    try {
+      res.done = false;
+      for await (const m of iter) {
+        if (q.endSeq !== undefined && m.seq >= q.endSeq) {
+          res.done = true;
+          break;
+        }
+        res.lastSeq = m.seq;
+        if (!q.match || q.match(m.subject)) out.push(m);
+        if (m.info.pending === 0) {
+          res.done = true;
+          break;
+        }
+        if (q.limit !== undefined && out.length >= q.limit) break;
+      }
+    } finally {
+      clearTimeout(timer);
+      void iter.close().catch(() => {});
+    }
+    if (timedOut) throw new ReadTimeoutError(`read of stream ${stream} from seq ${q.startSeq} timed out`);
+    return res;
+  } finally {
+    // Fire and forget: the server would drop it after READ_INACTIVE_MS anyway.
+    void consumer.delete().catch(() => {});
+  }
+}
+
+/**
+ * The last `limit` messages matching `filter` with seq < beforeSeq, reading backwards in growing chunks.
+ * `density` (messages of the filter per stream message, 0..1) sizes the first chunk so a typical read is one round.
+ */
+export async function readLastBefore(
+  js: JetStreamClient,
+  stream: string,
+  q: { filter: string; beforeSeq: number; limit: number; firstSeq: number; density: number; timeoutMs?: number },
+): Promise<JsMsg[]> {
+  if (q.limit <= 0) return [];
+  let end = q.beforeSeq;
+  let collected: JsMsg[] = [];
+  let span = Math.ceil((q.limit / Math.max(q.density, 1e-6)) * 1.25) + 16;
+  while (collected.length < q.limit && end > q.firstSeq) {
+    const start = Math.max(q.firstSeq, end - span);
+    const chunk = await readRange(js, stream, {
+      filter: q.filter,
+      startSeq: start,
+      endSeq: end,
+      ...(q.timeoutMs !== undefined ? { timeoutMs: q.timeoutMs } : {}),
+    });
+    collected = chunk.concat(collected);
+    end = start;
+    span *= 4;
+  }
+  return collected.length > q.limit ? collected.slice(collected.length - q.limit) : collected;
+}

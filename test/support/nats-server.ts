@@ -1,0 +1,427 @@
+// Starts real nats-server processes for tests: one JetStream server, or a 3-node JetStream cluster on
+// loopback. Every process is killed and every temp dir removed when the test calls stop(), and again
+// (synchronously) when the test process exits, so a failed or interrupted test leaves nothing behind.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+
+export function natsServerBin(): string {
+  return process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
+}
+
+/**
+ * The prerequisite rule: without the nats-server binary, a CI run fails with a clear message and a local
+ * run skips loudly. Returns a skip reason to pass to `describe(..., { skip })`, or false when the binary is there.
+ * Under CI it also registers a failing test, because a skipped suite there would look like a green run.
+ */
+export function natsServerMissing(): string | false {
+  const bin = natsServerBin();
+  if (existsSync(bin)) return false;
+  const msg = `nats-server binary not found at ${bin} (install the nats-server package or set NATS_SERVER_BIN)`;
+  if (process.env.CI === "true") {
+    test("nats-server binary is present (required under CI)", () => {
+      throw new Error(msg);
+    });
+  } else {
+    console.warn(`\n!!! ${msg}: SKIPPING the NATS tests in this file !!!\n`);
+    // A skipped suite adds nothing to the run's counts; this makes the skip show in "N skipped".
+    test("NATS tests need the nats-server binary", { skip: msg }, () => {});
+  }
+  return msg;
+}
+
+/** A free TCP port on loopback. The port is released before nats-server binds it, so startup retries on a clash. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// Everything still alive when the process exits gets killed here, so a crashed test leaves no orphans.
+const liveProcs = new Set<ChildProcess>();
+const liveDirs = new Set<string>();
+process.once("exit", () => {
+  for (const p of liveProcs) {
+    try {
+      p.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** One nats-server process that can be killed and started again with the same ports and store. */
+class ServerProcess {
+  proc: ChildProcess | null = null;
+  constructor(
+    readonly args: string[],
+    readonly monitorPort: number,
+    readonly logFile: string,
+  ) {}
+
+  get pid(): number {
+    return this.proc?.pid ?? -1;
+  }
+
+  async start(timeoutMs = 15_000): Promise<void> {
+    if (this.proc) throw new Error("nats-server already running");
+    const proc = spawn(natsServerBin(), this.args, { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    proc.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    liveProcs.add(proc);
+    this.proc = proc;
+    let exited = false;
+    proc.once("exit", () => {
+      exited = true;
+      liveProcs.delete(proc);
+    });
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (exited) {
+        this.proc = null;
+        throw new Error(`nats-server exited during startup: ${stderr.trim()} ${this.tail()}`);
+      }
+      try {
+        // /healthz answers 200 only once JetStream is ready to take requests.
+        const res = await fetch(`http://127.0.0.1:${this.monitorPort}/healthz`, { signal: AbortSignal.timeout(1000) });
+        if (res.ok) return;
+      } catch {
+        // not listening yet
+      }
+      await sleep(50);
+    }
+    await this.kill9();
+    throw new Error(`nats-server not healthy after ${timeoutMs} ms: ${this.tail()}`);
+  }
+
+  tail(): string {
+    try {
+      return readFileSync(this.logFile, "utf8").split("\n").slice(-15).join("\n");
+    } catch {
+      return "";
+    }
+  }
+
+  /** SIGKILL and wait for the exit, so the ports are free for a restart. */
+  async kill9(): Promise<void> {
+    const proc = this.proc;
+    if (!proc) return;
+    this.proc = null;
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const gone = new Promise<void>((r) => proc.once("exit", () => r()));
+    proc.kill("SIGKILL");
+    await gone;
+  }
+}
+
+/** Waits until every thread of a SIGSTOPped process shows state T in /proc (Linux). */
+async function waitStopped(pid: number, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let all = true;
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        // The state is the field after "(comm)"; comm may contain spaces, so split after the last ')'.
+        const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+        if (state !== "T" && state !== "t") all = false;
+      }
+    } catch {
+      return; // no /proc (not Linux) or the process is gone: nothing more to wait for
+    }
+    if (all) return;
+    if (Date.now() > deadline) throw new Error(`nats-server ${pid} did not stop within ${timeoutMs} ms`);
+    await sleep(5);
+  }
+}
+
+async function spawnWithRetry(make: () => Promise<ServerProcess>): Promise<ServerProcess> {
+  // A port found free can be taken by someone else before nats-server binds it: try a few fresh sets.
+  let last: unknown;
+  for (let i = 0; i < 3; i++) {
+    const sp = await make();
+    try {
+      await sp.start();
+      return sp;
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
+}
+
+export interface NatsServer {
+  url: string;
+  port: number;
+  monitorUrl: string;
+  readonly pid: number;
+  storeDir: string;
+  /** Kill -9 (no clean shutdown) and leave it down. */
+  kill9(): Promise<void>;
+  /** Start again on the same ports and store dir (after kill9). */
+  start(): Promise<void>;
+  /** kill -9, then start again on the same port and store dir. */
+  restart(): Promise<void>;
+  /**
+   * SIGSTOP: the server stops reading and answering, connections stay open (a "lost ack" without an
+   * outage). Resolves once every server thread is stopped: on a busy machine a thread can still serve a
+   * request after kill() returns.
+   */
+  pause(): Promise<void>;
+  /** SIGCONT after pause(). */
+  resume(): void;
+  /** Kill and remove the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** One JetStream-enabled nats-server on 127.0.0.1 with a fresh store dir. */
+export async function startNatsServer(): Promise<NatsServer> {
+  const dir = mkdtempSync(join(tmpdir(), "via-nats-"));
+  liveDirs.add(dir);
+  let port = 0;
+  let monitorPort = 0;
+  let sp: ServerProcess;
+  try {
+    sp = await spawnWithRetry(async () => {
+      port = await freePort();
+      monitorPort = await freePort();
+      const args = ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", `${port}`, "-m", `${monitorPort}`];
+      return new ServerProcess(
+        [...args, "-n", `via-test-${port}`, "-l", join(dir, "server.log")],
+        monitorPort,
+        join(dir, "server.log"),
+      );
+    });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
+    throw err;
+  }
+  let stopped = false;
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    monitorUrl: `http://127.0.0.1:${monitorPort}`,
+    get pid() {
+      return sp.pid;
+    },
+    storeDir: dir,
+    kill9: () => sp.kill9(),
+    start: () => sp.start(),
+    async restart() {
+      await sp.kill9();
+      await sp.start();
+    },
+    async pause() {
+      const pid = sp.pid;
+      sp.proc?.kill("SIGSTOP");
+      await waitStopped(pid);
+    },
+    resume: () => sp.proc?.kill("SIGCONT"),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await sp.kill9();
+      rmSync(dir, { recursive: true, force: true });
+      liveDirs.delete(dir);
+    },
+  };
+}
+
+export interface ClusterNode {
+  name: string;
+  url: string;
+  monitorUrl: string;
+  readonly pid: number;
+  readonly running: boolean;
+}
+
+export interface NatsCluster {
+  urls: string[];
+  nodes: ClusterNode[];
+  /** Index in `nodes` of the current leader of a stream (waits for one to be elected). */
+  leaderOf(stream: string, timeoutMs?: number): Promise<number>;
+  /** kill -9 one node and leave it down. */
+  killNode(i: number): Promise<void>;
+  /** Start a killed node again with its own store dir. */
+  restartNode(i: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A 3-node JetStream cluster on loopback (config per nats-facts §3; `server_name` is required for clustered JetStream). */
+export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  const dir = mkdtempSync(join(tmpdir(), "via-nats-cluster-"));
+  liveDirs.add(dir);
+  const procs: ServerProcess[] = [];
+  const names: string[] = [];
+  const clientPorts: number[] = [];
+  const monitorPorts: number[] = [];
+  const cleanup = async () => {
+    await Promise.all(procs.map((p) => p.kill9()));
+    rmSync(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
+  };
+  try {
+    // All ports are chosen up front because every config lists every route.
+    let started = false;
+    for (let attempt = 0; attempt < 3 && !started; attempt++) {
+      procs.length = 0;
+      names.length = 0;
+      clientPorts.length = 0;
+      monitorPorts.length = 0;
+      const routePorts: number[] = [];
+      for (let i = 0; i < size; i++) {
+        clientPorts.push(await freePort());
+        monitorPorts.push(await freePort());
+        routePorts.push(await freePort());
+      }
+      for (let i = 0; i < size; i++) {
+        const name = `n${i + 1}`;
+        const nodeDir = join(dir, name);
+        mkdirSync(nodeDir, { recursive: true });
+        const conf = [
+          `server_name: ${name}`,
+          `listen: 127.0.0.1:${clientPorts[i]}`,
+          `http: 127.0.0.1:${monitorPorts[i]}`,
+          `pid_file: "${join(dir, `${name}.pid`)}"`,
+          "jetstream {",
+          `  store_dir: "${nodeDir}"`,
+          "  max_memory_store: 256MB",
+          "  max_file_store: 1GB",
+          "}",
+          "cluster {",
+          "  name: via-test",
+          `  listen: 127.0.0.1:${routePorts[i]}`,
+          "  routes: [",
+          ...routePorts.map((p) => `    nats-route://127.0.0.1:${p}`),
+          "  ]",
+          "}",
+          "",
+        ].join("\n");
+        const confFile = join(dir, `${name}.conf`);
+        writeFileSync(confFile, conf);
+        names.push(name);
+        procs.push(
+          new ServerProcess(
+            ["-c", confFile, "-l", join(dir, `${name}.log`)],
+            monitorPorts[i]!,
+            join(dir, `${name}.log`),
+          ),
+        );
+      }
+      try {
+        await Promise.all(procs.map((p) => p.start(30_000)));
+        started = true;
+      } catch (err) {
+        await Promise.all(procs.map((p) => p.kill9()));
+        if (attempt === 2) throw err;
+      }
+    }
+    await waitForMetaLeader(clientPorts.map((p) => `nats://127.0.0.1:${p}`));
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  const urls = clientPorts.map((p) => `nats://127.0.0.1:${p}`);
+  const nodes: ClusterNode[] = procs.map((p, i) => ({
+    name: names[i]!,
+    url: urls[i]!,
+    monitorUrl: `http://127.0.0.1:${monitorPorts[i]}`,
+    get pid() {
+      return p.pid;
+    },
+    get running() {
+      return p.proc !== null;
+    },
+  }));
+  let stopped = false;
+  return {
+    urls,
+    nodes,
+    async leaderOf(stream, timeoutMs = 20_000) {
+      const alive = urls.filter((_, i) => procs[i]!.proc !== null);
+      const nc = await connect({ servers: alive, timeout: 2000 });
+      try {
+        const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: 2000 });
+        const deadline = Date.now() + timeoutMs;
+        while (Date.now() < deadline) {
+          try {
+            const si = await jsm.streams.info(stream);
+            const leader = si.cluster?.leader;
+            const idx = leader ? names.indexOf(leader) : -1;
+            if (idx >= 0 && procs[idx]!.proc !== null) return idx;
+          } catch {
+            // no leader yet (election in progress)
+          }
+          await sleep(100);
+        }
+        throw new Error(`no leader for stream ${stream} within ${timeoutMs} ms`);
+      } finally {
+        await nc.close();
+      }
+    },
+    killNode: (i) => procs[i]!.kill9(),
+    restartNode: (i) => procs[i]!.start(30_000),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await cleanup();
+    },
+  };
+}
+
+/** /healthz can pass before the JetStream meta group has a leader; stream creation needs one. */
+async function waitForMetaLeader(urls: string[], timeoutMs = 20_000): Promise<void> {
+  const nc = await connect({ servers: urls, timeout: 2000 });
+  try {
+    const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: 1000 });
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await jsm.getAccountInfo();
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`cluster JetStream not ready: ${(err as Error).message}`);
+        await sleep(100);
+      }
+    }
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * Waits until a (reconnecting) connection can use JetStream again: the client is reconnected and the
+ * server answers a JetStream API request (after a restart, JetStream comes up after the listener).
+ */
+export async function waitForJetStream(nc: NatsConnection, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const r = await nc.request("$JS.API.INFO", undefined, { timeout: 500 });
+      const body = r.json<{ error?: { code: number } }>();
+      if (!body.error) return;
+    } catch {
+      // disconnected, no responders yet, or timed out
+    }
+    if (Date.now() > deadline) throw new Error(`JetStream not usable within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
