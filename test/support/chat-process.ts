@@ -1,0 +1,151 @@
+// Runs the chat CLI (examples/chat/main.ts) as a real child process, the way a person starts it, so
+// tests can stop it (SIGTERM), kill it (-9) and start it again on the same data dir and port.
+// Every process started here is killed when the test process exits, even after a failed test.
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const MAIN = "examples/chat/main.ts";
+const READY_PREFIX = "NATS chatroom on ";
+
+export interface ChatProcessOptions {
+  /** Embedded engine's data directory (ignored with `nats`). */
+  dataDir?: string;
+  /** NATS URL(s): switches the chat to NATS JetStream. */
+  nats?: string;
+  /** 0 (default) = any free port; a fixed port is retried while the old process still holds it. */
+  port?: number;
+  host?: string;
+  replicas?: number;
+  /** How long to wait for the "NATS chatroom on <url>" line (default 30 s). */
+  timeoutMs?: number;
+}
+
+export interface ChatProcess {
+  url: string;
+  port: number;
+  readonly pid: number;
+  readonly running: boolean;
+  /** Everything the process wrote (stdout and stderr), for failure messages. */
+  output(): string;
+  /** SIGTERM and wait for the exit (SIGKILL after `graceMs`). Resolves to the exit code. Idempotent. */
+  stop(graceMs?: number): Promise<number | null>;
+  /** SIGKILL and wait for the exit: no clean shutdown. Idempotent. */
+  kill9(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const p of live) {
+    try {
+      p.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+});
+
+function exited(proc: ChildProcess): boolean {
+  return proc.exitCode !== null || proc.signalCode !== null;
+}
+
+function waitExit(proc: ChildProcess): Promise<void> {
+  if (exited(proc)) return Promise.resolve();
+  return new Promise((resolve) => proc.once("exit", () => resolve()));
+}
+
+function spawnOnce(opts: ChatProcessOptions): Promise<ChatProcess> {
+  const args = ["--import", "tsx", MAIN, "--port", String(opts.port ?? 0), "--host", opts.host ?? "127.0.0.1"];
+  if (opts.nats) args.push("--nats", opts.nats);
+  else if (opts.dataDir) args.push("--data-dir", opts.dataDir);
+  if (opts.replicas) args.push("--replicas", String(opts.replicas));
+  const env: NodeJS.ProcessEnv = { ...process.env, VIA_LOG_LEVEL: "info" };
+  // The chat's own flags decide; stray values from the caller's shell must not.
+  for (const name of ["PORT", "HOST", "DATA_DIR", "NATS_URL", "NATS_REPLICAS"]) delete env[name];
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  live.add(proc);
+  proc.once("exit", () => live.delete(proc));
+  let out = "";
+  let pending = "";
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+
+  return new Promise<ChatProcess>((resolve, reject) => {
+    let done = false;
+    const timer = setTimeout(() => {
+      finish(new Error(`chat process did not log "${READY_PREFIX}..." within ${timeoutMs} ms:\n${out}`));
+      proc.kill("SIGKILL");
+    }, timeoutMs);
+    const finish = (err: Error | null, url?: string) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) return reject(err);
+      resolve(handle(url!));
+    };
+    proc.stderr!.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    proc.stdout!.on("data", (d: Buffer) => {
+      const text = d.toString();
+      out += text;
+      pending += text;
+      let nl = pending.indexOf("\n");
+      while (nl >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        nl = pending.indexOf("\n");
+        try {
+          const rec = JSON.parse(line) as { msg?: unknown; url?: unknown };
+          if (typeof rec.msg === "string" && rec.msg.startsWith(READY_PREFIX) && typeof rec.url === "string") {
+            finish(null, rec.url);
+          }
+        } catch {
+          // not a log line
+        }
+      }
+    });
+    proc.once("exit", (code, signal) => {
+      finish(new Error(`chat process exited during start-up (code ${code}, signal ${signal}):\n${out}`));
+    });
+  });
+
+  function handle(url: string): ChatProcess {
+    return {
+      url,
+      port: Number(new URL(url).port),
+      pid: proc.pid ?? -1,
+      get running() {
+        return !exited(proc);
+      },
+      output: () => out,
+      async stop(graceMs = 10_000) {
+        if (!exited(proc)) {
+          proc.kill("SIGTERM");
+          const force = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+          await waitExit(proc);
+          clearTimeout(force);
+        }
+        return proc.exitCode;
+      },
+      async kill9() {
+        if (!exited(proc)) proc.kill("SIGKILL");
+        await waitExit(proc);
+      },
+    };
+  }
+}
+
+/** Starts the chat CLI and resolves once it logged its URL. */
+export async function startChatProcess(opts: ChatProcessOptions = {}): Promise<ChatProcess> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  for (;;) {
+    try {
+      return await spawnOnce(opts);
+    } catch (err) {
+      // A fixed port can still be held for a moment by the process that just stopped.
+      const busy = /EADDRINUSE/.test((err as Error).message);
+      if (!busy || !opts.port || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
