@@ -12,6 +12,7 @@
 
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
+import { intOption } from "../scripts/lib/cli.ts";
 import type { CollectResult, ConnectResult, ResetArgs } from "./sse/clients.ts";
 import { Child, type FanoutArgs, type FanoutResult, type MemorySample } from "./sse/ipc.ts";
 
@@ -48,16 +49,6 @@ const { values } = parseArgs({
 if (values.help) {
   process.stdout.write(HELP);
   process.exit(0);
-}
-
-function intOption(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    process.stderr.write(`--${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}\n`);
-    process.exit(2);
-  }
-  return n;
 }
 
 const quick = values.quick === true;

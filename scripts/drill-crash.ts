@@ -6,6 +6,7 @@
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { type DrillEngine, type DrillResult, runDrill, summary } from "./drill-crash/drill.ts";
+import { intOption } from "./lib/cli.ts";
 
 const HELP = `Usage: npm run drill:crash -- [options]
 
@@ -29,16 +30,6 @@ const { values } = parseArgs({
 if (values.help) {
   process.stdout.write(HELP);
   process.exit(0);
-}
-
-function intOption(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    process.stderr.write(`--${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}\n`);
-    process.exit(2);
-  }
-  return n;
 }
 
 const quick = values.quick === true;

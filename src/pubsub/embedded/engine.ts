@@ -18,7 +18,10 @@ import { mkdirSync } from "node:fs";
 import { join, resolve as resolvePath } from "node:path";
 import Database from "better-sqlite3";
 import { type Logger, silentLogger } from "../../log.ts";
-import { resolveStreamConfig } from "../config.ts";
+import { checkHeaders, MAX_HISTORY, resolveStreamConfig } from "../config.ts";
+
+export { MAX_HISTORY };
+
 import { PubSubClosedError, PubSubError } from "../errors.ts";
 import { SubjectRouter } from "../router.ts";
 import { isLiteral, matchesPattern, parsePattern, parsePublishSubject } from "../subjects.ts";
@@ -45,15 +48,11 @@ export interface EmbeddedOptions {
   logger?: Logger;
 }
 
-/** history() never returns more than this many messages per call; page with afterSeq/beforeSeq. */
-export const MAX_HISTORY = 1000;
 /** Messages read per replay step; between steps the event loop runs (other I/O is not starved). */
 const REPLAY_PAGE = 256;
 const DB_FILE = "pubsub.sqlite";
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const HOUSEKEEPING_MS = 60_000;
-// Printable ASCII except ':' (the NATS header syntax), so headers mean the same on both engines.
-const HEADER_KEY = /^[!-9;-~]+$/;
 const encoder = new TextEncoder();
 
 interface PendingPublish {
@@ -115,19 +114,8 @@ function newEpoch(): string {
 }
 
 function headerBytesOf(headers: Headers | undefined): number {
-  if (headers === undefined) return 0;
-  if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
-    throw new TypeError("headers must be an object of string values");
-  }
   let n = 0;
-  for (const [k, v] of Object.entries(headers)) {
-    if (!HEADER_KEY.test(k))
-      throw new PubSubError(`header name ${JSON.stringify(k)} must be printable ASCII without ':'`);
-    if (typeof v !== "string" || /[\r\n]/.test(v)) {
-      throw new PubSubError(`header ${k} must be a string without CR or LF`);
-    }
-    n += Buffer.byteLength(k, "utf8") + Buffer.byteLength(v, "utf8");
-  }
+  for (const [k, v] of checkHeaders(headers)) n += Buffer.byteLength(k, "utf8") + Buffer.byteLength(v, "utf8");
   return n;
 }
 

@@ -30,10 +30,10 @@ import {
   type Subscription,
 } from "@nats-io/transport-node";
 import { type Logger, silentLogger } from "../../log.ts";
+import { checkHeaders, MAX_HISTORY } from "../config.ts";
 import {
   PublishTimeoutError,
   PubSubClosedError,
-  PubSubError,
   StreamLimitError,
   StreamNotFoundError,
 } from "../errors.ts";
@@ -104,10 +104,6 @@ const JS_API_TIMEOUT_MS = 2_000;
  * consumer can be created without a meta leader, no stream read or update without a stream leader.
  */
 const API_RETRY_MS = 15_000;
-/** Same cap as the embedded engine: history() returns at most this many per call; page for more. */
-export const MAX_HISTORY = 1000;
-// Printable ASCII except ':' (the NATS header syntax), the same rule as the embedded engine.
-const HEADER_KEY = /^[!-9;-~]+$/;
 
 const enc = new TextEncoder();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -221,21 +217,10 @@ interface CoreSub {
 
 /** Validates like the embedded engine (so a header means the same on both) and converts. */
 function toNatsHeaders(h: Headers | undefined): MsgHdrs | undefined {
-  if (h === undefined) return undefined;
-  if (typeof h !== "object" || h === null || Array.isArray(h)) {
-    throw new TypeError("headers must be an object of string values");
-  }
-  const keys = Object.keys(h);
-  for (const k of keys) {
-    if (!HEADER_KEY.test(k))
-      throw new PubSubError(`header name ${JSON.stringify(k)} must be printable ASCII without ':'`);
-    const v = h[k];
-    if (typeof v !== "string" || /[\r\n]/.test(v))
-      throw new PubSubError(`header ${k} must be a string without CR or LF`);
-  }
-  if (keys.length === 0) return undefined;
+  const entries = checkHeaders(h);
+  if (entries.length === 0) return undefined;
   const out = natsHeaders();
-  for (const k of keys) out.set(k, h[k]!);
+  for (const [k, v] of entries) out.set(k, v);
   return out;
 }
 
