@@ -237,15 +237,16 @@ export class App {
     if (!this.ready) throw new HttpError(503, "server is shutting down");
     const match = this.pages.match(url.pathname);
     if (!match) throw new HttpError(404, "page not found");
+    const runtime = await this.runtime;
+    const session = this.sessionFor(req, res);
+    // init runs for a HEAD too, so HEAD answers as GET would (init may refuse the route with a 4xx).
+    const tab = await this.createTab(newId(), session, match.value, match.params, url.pathname + url.search);
     if (req.method === "HEAD") {
-      // No tab for a HEAD: it would only wait for its TTL.
+      tab.dispose("HEAD request"); // nobody will ever connect to it
       res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" });
       res.end();
       return;
     }
-    const runtime = await this.runtime;
-    const session = this.sessionFor(req, res);
-    const tab = await this.createTab(newId(), session, match.value, match.params, url.pathname + url.search);
     const html = documentHtml({
       title: this.opts.title,
       lang: this.opts.lang,
@@ -301,9 +302,25 @@ export class App {
       // Unknown tab: the server restarted or the context expired. Re-run the page's init for the
       // tab's route in the same session, reusing the tab id, so the page recovers without a reload.
       const path = url.searchParams.get("path") ?? "";
-      const match = path.startsWith("/") ? this.pages.match(new URL(path, "http://localhost").pathname) : undefined;
-      if (!match) return this.endWith(res, customEvent("via-reload", [["reason", "no page for this tab"]]));
-      tab = await this.createTab(tabId, session, match.value, match.params, path);
+      const reload = () => this.endWith(res, customEvent("via-reload", [["reason", "no page for this tab"]]));
+      // Only a path of this origin: "//host/x" or "/\\host" would parse as another host's URL.
+      if (!/^\/(?![/\\])/.test(path)) return reload();
+      let pathname: string;
+      try {
+        pathname = new URL(path, "http://localhost").pathname;
+      } catch {
+        return reload();
+      }
+      // A malformed percent-encoding is a client bug: match() answers it with a 400.
+      const match = this.pages.match(pathname);
+      if (!match) return reload();
+      try {
+        tab = await this.createTab(tabId, session, match.value, match.params, path);
+      } catch (err) {
+        // The page refused the route (e.g. a room that no longer exists): a reload shows its answer.
+        if (err instanceof HttpError && err.status < 500) return reload();
+        throw err;
+      }
       mode = "rebootstrap";
     }
     res.writeHead(200, {

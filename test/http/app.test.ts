@@ -312,3 +312,23 @@ test("graceful shutdown: readiness goes false, streams get a final event, contex
   assert.equal(state.disposed, 1);
   assert.equal(app.tabCount, 0);
 });
+
+test("a stream for an unknown tab whose path is no URL of ours is told to reload, not a 500", async () => {
+  const { base } = await start();
+  const browser = new Browser(base);
+  await browser.load();
+  for (const path of ["//", "///x", "/\\\\evil", "relative", "/item/1/extra"]) {
+    const stream = await EventStream.open(`${base}/_via/sse?tab=${"B".repeat(22)}&path=${encodeURIComponent(path)}`, {
+      Cookie: browser.cookie,
+    });
+    assert.equal(stream.status, 200, path);
+    await stream.waitFor((e) => e.event === "via-reload");
+  }
+});
+
+test("HEAD on a page answers as GET would and leaves no tab behind", async () => {
+  const { base, app } = await start();
+  assert.equal((await httpRequest(`${base}/item/7`, { method: "HEAD" })).status, 200);
+  assert.equal((await httpRequest(`${base}/nope`, { method: "HEAD" })).status, 404);
+  assert.equal(app.tabCount, 0);
+});

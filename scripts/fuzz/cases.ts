@@ -1,0 +1,1156 @@
+// The fuzz case generator. Case `i` of a run is a pure function of (seed, i) and the fixture (the
+// legitimate sessions and tabs created before the run), so `--seed S --case i` replays it exactly.
+// Every case carries the statuses it may get: an expectation derived from docs/PROTOCOL.md and the
+// route/method rules, never "anything 4xx".
+import { caseRng, type Rng } from "./prng.ts";
+import type { HttpReq, RawReq, Req } from "./send.ts";
+
+export interface FuzzTab {
+  tab: string;
+  path: string;
+  say: string;
+  saveNick: string;
+}
+
+export interface FuzzSession {
+  cookie: string;
+  tabs: FuzzTab[];
+}
+
+export interface Fixture {
+  port: number;
+  /** The runtime bundle hash (the stream's `v`). */
+  version: string;
+  sessions: FuzzSession[];
+  /** Static asset URLs the server really serves. */
+  assets: string[];
+}
+
+export interface Case {
+  index: number;
+  category: string;
+  name: string;
+  req: Req;
+  /** Acceptable statuses. */
+  expect: number[];
+  /** Node's own bodyless 400/413/431 (from its HTTP parser, before the app sees the request) is fine. */
+  nodeParser?: boolean;
+  /** Node may close the connection without a response (e.g. CONNECT with no listener, EOF mid-body). */
+  mayClose?: boolean;
+  /** A response body must not contain these (path traversal). */
+  mustNotContain?: string[];
+}
+
+const ROOMS = ["Go", "Rust", "Python", "JavaScript", "Clojure"];
+const MAX_BODY = 64 * 1024;
+const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+// ---------- expectations shared by several generators ----------
+
+function safeDecode(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Status of a page GET for a normalized pathname (routes "/" and "/room/:name"). */
+function pageStatus(pathname: string): number {
+  const segs = pathname.split("/").filter((s) => s !== "");
+  if (segs.length === 0) return 200;
+  if (segs.length !== 2) return 404;
+  const first = safeDecode(segs[0]!);
+  if (first === undefined) return 400;
+  if (first !== "room") return 404;
+  const name = safeDecode(segs[1]!);
+  if (name === undefined) return 400;
+  return ROOMS.includes(name) ? 200 : 404;
+}
+
+/** Expected statuses for a request target that is not a stream or action with real credentials. */
+export function expectForTarget(method: string, target: string, fx: Fixture): number[] {
+  let url: URL;
+  try {
+    url = new URL(target, "http://localhost");
+  } catch {
+    return [400];
+  }
+  const p = url.pathname;
+  const getHead = method === "GET" || method === "HEAD";
+  if (p === "/healthz" || p === "/readyz") return [200];
+  if (p.startsWith("/_via/static/")) return getHead ? [fx.assets.includes(p) ? 200 : 404] : [405];
+  if (p === "/_via/sse") {
+    if (method !== "GET") return [405];
+    const tab = url.searchParams.get("tab");
+    return tab === null || !/^[A-Za-z0-9_-]{22}$/.test(tab) ? [400] : [200, 403];
+  }
+  if (p.startsWith("/_via/action/")) return method === "POST" ? [400, 403, 404, 410, 415] : [405];
+  if (p.startsWith("/_via/")) return [404];
+  if (!getHead) return [405];
+  return [pageStatus(p)];
+}
+
+// ---------- little builders ----------
+
+function randomId(rng: Rng): string {
+  let s = "";
+  for (let i = 0; i < 22; i++) s += B64URL[rng.int(64)];
+  return s;
+}
+
+function longString(rng: Rng, n: number): string {
+  const alphabet = rng.pick(["a", "%", ".", "*", ">", "/", "%C3%A9", "%00", "x.", "%2e"]);
+  return alphabet.repeat(Math.ceil(n / alphabet.length)).slice(0, n);
+}
+
+function pickTab(rng: Rng, fx: Fixture): { session: FuzzSession; tab: FuzzTab; other: FuzzSession } {
+  const si = rng.int(fx.sessions.length);
+  const session = fx.sessions[si]!;
+  const other = fx.sessions[(si + 1 + rng.int(fx.sessions.length - 1)) % fx.sessions.length]!;
+  return { session, tab: rng.pick(session.tabs), other };
+}
+
+type CookieKind = "own" | "none" | "garbage" | "forged" | "double";
+
+function cookieHeader(kind: CookieKind, own: string, rng: Rng): string | undefined {
+  switch (kind) {
+    case "own":
+      return rng.chance(0.2) ? `theme=dark; ${own}; x=1` : own;
+    case "none":
+      return undefined;
+    case "garbage":
+      return rng.pick([
+        "via_session=",
+        "via_session=../../etc/passwd",
+        "via_session=short",
+        `via_session=${"A".repeat(23)}`,
+        `via_session=${"A".repeat(4000)}`,
+        "via_session",
+        ";;;;=;=",
+        "via_session=%00%00%00%00%00%00%00%00%00%00%00",
+        `via_session="${"B".repeat(22)}"`,
+        "=".repeat(100),
+      ]);
+    case "forged":
+      return `via_session=${randomId(rng)}`;
+    case "double":
+      // The first via_session wins (readCookie): a garbage first one means no session.
+      return `via_session=garbage; ${own}`;
+  }
+}
+
+function headersWith(base: Record<string, string>, extra: Record<string, string | undefined>): Record<string, string> {
+  const out = { ...base };
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+// ---------- page and room names ----------
+
+const ROOM_NAMES = [
+  "Go",
+  "Rust",
+  "Python",
+  "JavaScript",
+  "Clojure",
+  "%47o",
+  "go",
+  "GO",
+  "*",
+  ">",
+  "chat.>",
+  "Go.>",
+  "Go.*",
+  "chat.room.*",
+  "..",
+  ".",
+  "%2e%2e",
+  "%2E",
+  ".%2e",
+  "Go%2F..",
+  "Go%2f%2e%2e%2fRust",
+  "Go%20",
+  "%20Go",
+  "Go%00",
+  "%00",
+  "__proto__",
+  "constructor",
+  "toString",
+  "hasOwnProperty",
+  "<script>alert(1)</script>",
+  "Rust%3F",
+  "Rust?x=1",
+  "Rust#frag",
+  "R%C3%BCst",
+  "%FF",
+  "%C0%AE",
+  "%E0%A4%A",
+  "%",
+  "%%",
+  "%zz",
+  "Go;Rust",
+  "Go,Rust",
+  "Go%09",
+  "%F0%9F%92%A9",
+  "%ED%A0%80",
+  "Go/extra",
+  "",
+  "Go/",
+  "Go\\..\\Rust",
+];
+
+const PATHS = [
+  "/",
+  "//",
+  "///",
+  "///room/Go",
+  "//evil.example/room/Go",
+  "/room",
+  "/room/",
+  "/rooms/Go",
+  "/ROOM/Go",
+  "/%72oom/Go",
+  "/%ZZ/Go",
+  "/foo/%ZZ",
+  "/index.html",
+  "/package.json",
+  "/.env",
+  "/../../../../etc/passwd",
+  "/%2e%2e/%2e%2e/etc/passwd",
+  "/_via",
+  "/_via/",
+  "/_via/unknown",
+  "/_via/../room/Go",
+  "/healthz",
+  "/readyz",
+  "/healthz/../room/Rust",
+  "/?a=1&a=2",
+  "/?%ZZ",
+  "/?%FF",
+  "/#x",
+];
+
+function pageCase(index: number, rng: Rng, fx: Fixture): Case {
+  let path: string;
+  let name: string;
+  const r = rng.next();
+  if (r < 0.55) {
+    const room = rng.chance(0.15) ? longString(rng, rng.pick([1024, 10 * 1024, 12 * 1024])) : rng.pick(ROOM_NAMES);
+    path = `/room/${room}`;
+    name = `room ${room.length > 40 ? `<${room.length} chars of ${JSON.stringify(room.slice(0, 4))}>` : JSON.stringify(room)}`;
+  } else {
+    path = rng.pick(PATHS);
+    name = `path ${JSON.stringify(path)}`;
+  }
+  if (rng.chance(0.25)) {
+    const q = rng.pick([
+      "?x=1",
+      "?%ZZ=%",
+      "?tab=../../",
+      `?q=${"%00".repeat(50)}`,
+      `?${"a=b&".repeat(500)}`,
+      "?%C3%A9=%FF",
+    ]);
+    path += q;
+    name += ` +query`;
+  }
+  const method = rng.chance(0.15) ? "HEAD" : "GET";
+  const { session } = pickTab(rng, fx);
+  const cookie = cookieHeader(rng.pick(["own", "none", "garbage", "forged"] as const), session.cookie, rng);
+  const headers = headersWith({}, { Cookie: cookie });
+  return {
+    index,
+    category: "page",
+    name: `${method} ${name}`,
+    req: { kind: "http", method, path, headers },
+    expect: expectForTarget(method, path, fx),
+  };
+}
+
+// ---------- static files and traversal ----------
+
+const TRAVERSALS = [
+  "/_via/static/../../package.json",
+  "/_via/static/..%2f..%2fpackage.json",
+  "/_via/static/%2e%2e/%2e%2e/package.json",
+  "/_via/static/%2e%2e%2f%2e%2e%2fpackage.json",
+  "/_via/static/.%2e/.%2e/package.json",
+  "/_via/static/%252e%252e/%252e%252e/package.json",
+  "/_via/static/....//....//package.json",
+  "/_via/static/..\\..\\package.json",
+  "/_via/static/%5c..%5c..%5cpackage.json",
+  "/_via/static/..;/..;/package.json",
+  "/_via/static//etc/passwd",
+  "/_via/static/../../../../../../../../etc/passwd",
+  "/_via/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+  "/_via/static/%c0%ae%c0%ae/%c0%ae%c0%ae/package.json",
+  "/_via/static/%00",
+  "/_via/static/",
+  "/_via/static",
+  "/_via/static/runtime.js",
+  "/_via/static/pico.css",
+  "/_via/static/*",
+  "/_via/static/%ZZ",
+  "/_via/static/../../src/server/app.ts",
+  "/_via/static/../../examples/chat/app.tsx",
+  "/_via/static/node_modules/.bin/tsx",
+];
+
+function staticCase(index: number, rng: Rng, fx: Fixture): Case {
+  const asset = rng.pick(fx.assets);
+  let path: string;
+  const r = rng.next();
+  if (r < 0.25) path = asset + rng.pick(["", "", "?v=1", "?%ZZ", "#x"]);
+  else if (r < 0.35) path = rng.pick([`${asset}%00`, `${asset}/`, asset.toUpperCase(), `${asset}.map`, `${asset}/..`]);
+  else if (r < 0.45) path = `/_via/static/${longString(rng, rng.pick([256, 10 * 1024]))}`;
+  else path = rng.pick(TRAVERSALS);
+  const method = rng.chance(0.8) ? rng.pick(["GET", "HEAD"]) : rng.pick(["POST", "PUT", "DELETE", "OPTIONS"]);
+  return {
+    index,
+    category: "static",
+    name: `${method} ${path.length > 80 ? `${path.slice(0, 60)}…<${path.length}>` : path}`,
+    req: { kind: "http", method, path, headers: {} },
+    expect: expectForTarget(method, path, fx),
+    mustNotContain: ['"name": "via-ts"', "root:x:0:0", "export async function createChat"],
+  };
+}
+
+// ---------- the event stream ----------
+
+type TabKind = "own" | "other" | "unknown" | "malformed" | "missing";
+
+function malformedId(rng: Rng): string {
+  return rng.pick([
+    "",
+    "short",
+    "A".repeat(21),
+    "A".repeat(23),
+    `${"A".repeat(21)}=`,
+    `${"A".repeat(21)}.`,
+    `${"A".repeat(21)}/`,
+    `${"A".repeat(21)}%00`,
+    "*".repeat(22),
+    ">".repeat(22),
+    "..%2F..%2F..%2F..%2F..%2F..",
+    "A".repeat(10 * 1024),
+    `${"A".repeat(20)}%C3%A9`,
+  ]);
+}
+
+/** Expectation of a stream whose tab is unknown and cookie is well-formed: depends on `path`. */
+function unknownTabStreamStatus(path: string): number[] {
+  if (!path.startsWith("/")) return [200]; // via-reload
+  let pathname: string;
+  try {
+    pathname = new URL(path, "http://localhost").pathname;
+  } catch {
+    // A path that is not even a URL path: either via-reload (200) or a 400 with a reason is fine.
+    return [200, 400];
+  }
+  const s = pageStatus(pathname);
+  if (s === 400) return [400];
+  // No route → via-reload (200). The room route with a name that is not a room: the page's init
+  // refuses it with its own 404 (a reason, no stream), which is acceptable too.
+  const segs = pathname.split("/").filter((x) => x !== "");
+  return s === 404 && segs.length === 2 && safeDecode(segs[0]!) === "room" ? [200, 404] : [200];
+}
+
+function streamCase(index: number, rng: Rng, fx: Fixture): Case {
+  const { session, tab, other } = pickTab(rng, fx);
+  const tabKind = rng.pick<TabKind>(["own", "own", "own", "other", "unknown", "unknown", "malformed", "missing"]);
+  const cookieKind = rng.pick<CookieKind>(["own", "own", "own", "none", "garbage", "forged", "double"]);
+  let tabId: string | undefined;
+  if (tabKind === "own") tabId = tab.tab;
+  else if (tabKind === "other") tabId = rng.pick(other.tabs).tab;
+  else if (tabKind === "unknown") tabId = randomId(rng);
+  else if (tabKind === "malformed") tabId = malformedId(rng);
+  const pathParam = rng.chance(0.6)
+    ? tab.path
+    : rng.pick([
+        "/",
+        "/room/Rust",
+        "/room/*",
+        "/room/%ZZ",
+        "//",
+        "///",
+        "//evil.example/",
+        "",
+        "room/Go",
+        "javascript:alert(1)",
+        "/%00",
+        longString(rng, 5000),
+        "/room/Go?x=1",
+      ]);
+  const vParam = rng.pick([fx.version, fx.version, "", "old", "%00", undefined]);
+  const q: string[] = [];
+  if (tabId !== undefined) q.push(`tab=${tabId}`);
+  if (rng.chance(0.9)) q.push(`path=${encodeURIComponent(pathParam)}`);
+  if (vParam !== undefined) q.push(`v=${vParam}`);
+  if (rng.chance(0.3)) q.push(`last=${rng.pick(["0", "-1", "999999999999999999999", "abc", "%00", "1e9"])}`);
+  if (tabId !== undefined && rng.chance(0.05)) q.push(`tab=${randomId(rng)}`); // a second tab param: the first one counts
+  const path = `/_via/sse?${q.join("&")}`;
+  const method = rng.chance(0.9) ? "GET" : rng.pick(["POST", "PUT", "DELETE", "HEAD"]);
+  const headers = headersWith(
+    { Accept: "text/event-stream" },
+    {
+      Cookie: cookieHeader(cookieKind, session.cookie, rng),
+      "Last-Event-ID": rng.chance(0.2) ? rng.pick(["5", "-1", "x", "\u00ff\u00fe", "9".repeat(400)]) : undefined,
+    },
+  );
+  let expect: number[];
+  const wellFormedCookie = cookieKind === "own" || cookieKind === "forged";
+  if (method !== "GET") expect = [405];
+  else if (tabKind === "malformed" || tabKind === "missing") expect = [400];
+  else if (!wellFormedCookie) expect = [403];
+  else if (tabKind === "unknown") expect = unknownTabStreamStatus(pathParamOf(q));
+  else if (tabKind === "own" && cookieKind === "own") expect = [200];
+  else expect = [403];
+  return {
+    index,
+    category: "stream",
+    name: `${method} stream tab=${tabKind} cookie=${cookieKind} path=${JSON.stringify(pathParam.slice(0, 40))} v=${JSON.stringify(vParam)}`,
+    req: { kind: "http", method, path, headers },
+    expect,
+  };
+}
+
+function pathParamOf(q: string[]): string {
+  const p = q.find((x) => x.startsWith("path="));
+  return p === undefined ? "" : decodeURIComponent(p.slice(5));
+}
+
+// ---------- actions ----------
+
+type BodyVerdict = "ok" | "decode400" | "type400" | "413" | "okOrDecode400";
+
+interface BodyCase {
+  name: string;
+  body: Buffer;
+  verdict: BodyVerdict;
+  /** Send with Transfer-Encoding: chunked (no Content-Length). */
+  chunked?: boolean;
+  /** Which action this body is meant for. */
+  action?: "say" | "saveNick";
+}
+
+const j = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
+const s = (text: string): Buffer => Buffer.from(text);
+
+function nested(open: string, close: string, depth: number, inner = "0"): string {
+  return open.repeat(depth) + inner + close.repeat(depth);
+}
+
+function bodyCase(rng: Rng): BodyCase {
+  const good = { statement: "hello from the fuzzer", nick: "Fuzzy", retry: "" };
+  const wrongValues: unknown[] = [1, 0, -1, 1.5, true, false, null, [], ["x"], {}, { a: 1 }];
+  const k = rng.int(45);
+  switch (k) {
+    case 0:
+    case 1:
+    case 2:
+      return { name: "valid signals", body: j({ signals: good }), verdict: "ok" };
+    case 3:
+      return {
+        name: "valid, extra unknown signals",
+        body: j({ signals: { ...good, zzz: [1, 2], _x: 1 } }),
+        verdict: "ok",
+      };
+    case 4:
+      return { name: "empty signals", body: j({ signals: {} }), verdict: "ok" };
+    case 5:
+      return { name: "extra top-level keys", body: j({ signals: good, extra: { a: [1] }, more: null }), verdict: "ok" };
+    case 6:
+      return {
+        name: "10 KB statement",
+        body: j({ signals: { ...good, statement: "x".repeat(10 * 1024) } }),
+        verdict: "ok",
+        action: "say",
+      };
+    case 7:
+      return { name: "lone surrogate", body: s('{"signals":{"statement":"\\ud800","nick":"\\udfff"}}'), verdict: "ok" };
+    case 8:
+      return {
+        name: "escaped NUL in string",
+        body: s('{"signals":{"statement":"a\\u0000b","nick":"\\u0000"}}'),
+        verdict: "ok",
+      };
+    case 9:
+    case 10: {
+      const sig = rng.pick(["statement", "nick", "retry"]);
+      const value = rng.pick(wrongValues);
+      return {
+        name: `wrong type ${sig}=${JSON.stringify(value)}`,
+        body: j({ signals: { ...good, [sig]: value } }),
+        verdict: "type400",
+      };
+    }
+    case 11:
+      return { name: "number 1e999 (Infinity)", body: s('{"signals":{"nick":1e999}}'), verdict: "type400" };
+    case 12:
+      return { name: "unknown signal 1e999", body: s('{"signals":{"zz":1e999,"statement":"x"}}'), verdict: "ok" };
+    case 13:
+      return { name: "duplicate keys", body: s('{"signals":{"statement":1,"statement":"x"}}'), verdict: "ok" };
+    case 14:
+      return {
+        name: "not JSON",
+        body: s(
+          rng.pick([
+            "",
+            "{",
+            "signals",
+            "{'signals':{}}",
+            "{signals:{}}",
+            "}{",
+            "[",
+            '"',
+            '{"signals":{}} trailing',
+            "undefined",
+            "NaN",
+          ]),
+        ),
+        verdict: "decode400",
+      };
+    case 15:
+      return { name: "random bytes", body: rng.bytes(1 + rng.int(2048)), verdict: "decode400" };
+    case 16:
+      return {
+        name: "invalid UTF-8 in a string",
+        body: Buffer.concat([s('{"signals":{"statement":"'), Buffer.from([0xff, 0xfe, 0xc3]), s('"}}')]),
+        verdict: "decode400",
+      };
+    case 17:
+      return {
+        name: "overlong UTF-8",
+        body: Buffer.concat([s('{"signals":{"statement":"'), Buffer.from([0xc0, 0xaf, 0xe0, 0x80, 0xaf]), s('"}}')]),
+        verdict: "decode400",
+      };
+    case 18:
+      return {
+        name: "UTF-8 encoded surrogate",
+        body: Buffer.concat([s('{"signals":{"statement":"'), Buffer.from([0xed, 0xa0, 0x80]), s('"}}')]),
+        verdict: "decode400",
+      };
+    case 19:
+      return {
+        name: "raw NUL byte",
+        body: Buffer.concat([s('{"signals":{"statement":"a'), Buffer.from([0]), s('b"}}')]),
+        verdict: "decode400",
+      };
+    case 20:
+      return {
+        name: "NUL between tokens",
+        body: Buffer.concat([s('{"signals":'), Buffer.from([0]), s("{}}")]),
+        verdict: "decode400",
+      };
+    case 21:
+      return {
+        name: "UTF-8 BOM",
+        body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), j({ signals: good })]),
+        verdict: "okOrDecode400",
+      };
+    case 22:
+      return {
+        name: "UTF-16 body",
+        body: Buffer.from(JSON.stringify({ signals: good }), "utf16le"),
+        verdict: "decode400",
+      };
+    case 23:
+      return {
+        name: "top-level not an object",
+        body: s(rng.pick(["null", "[]", "1", '"x"', "true", '[{"signals":{}}]'])),
+        verdict: "decode400",
+      };
+    case 24:
+      return {
+        name: "signals not an object",
+        body: s(
+          rng.pick([
+            '{"signals":null}',
+            '{"signals":[]}',
+            '{"signals":"x"}',
+            '{"signals":1}',
+            "{}",
+            '{"Signals":{}}',
+            '{"signals":[{"statement":"x"}]}',
+          ]),
+        ),
+        verdict: "decode400",
+      };
+    case 25:
+      return { name: "__proto__ signal", body: s('{"signals":{"__proto__":{"polluted":1}}}'), verdict: "decode400" };
+    case 26:
+      return {
+        name: "__proto__ deep",
+        body: s('{"signals":{"x":[{"a":{"__proto__":{"polluted":1}}}]}}'),
+        verdict: "decode400",
+      };
+    case 27:
+      return {
+        name: "constructor.prototype",
+        body: s('{"signals":{"constructor":{"prototype":{"polluted":1}}}}'),
+        verdict: "decode400",
+      };
+    case 28:
+      return {
+        name: "top-level __proto__",
+        body: s('{"__proto__":{"polluted":1},"signals":{}}'),
+        verdict: "decode400",
+      };
+    case 29: {
+      const bad = rng.pick(["a-b", "", "1x", "x".repeat(65), "é", "a b", "a.b", "$x", "a\u0000", "\ud800", "<script>"]);
+      return {
+        name: `bad signal name ${JSON.stringify(bad)}`,
+        body: j({ signals: { ...good, [bad]: 1 } }),
+        verdict: "decode400",
+      };
+    }
+    case 30:
+      return {
+        name: "300 signals",
+        body: j({ signals: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`s${i}`, i])) }),
+        verdict: "decode400",
+      };
+    case 31:
+      return {
+        name: "256 signals",
+        body: j({ signals: Object.fromEntries(Array.from({ length: 256 }, (_, i) => [`s${i}`, i])) }),
+        verdict: "ok",
+      };
+    case 32:
+      return {
+        name: "10k nested arrays in a signal",
+        body: s(`{"signals":{"x":${nested("[", "]", 10_000)}}}`),
+        verdict: "decode400",
+      };
+    case 33:
+      return {
+        name: "10k nested objects in a signal",
+        body: s(`{"signals":{"x":${nested('{"a":', "}", 10_000)}}}`),
+        verdict: "decode400",
+      };
+    case 34:
+      return { name: "10k nested arrays top-level", body: s(nested("[", "]", 10_000)), verdict: "decode400" };
+    case 35:
+      return {
+        name: "10k nested objects top-level (120 KB)",
+        body: s(nested('{"signals":', "}", 10_000, "{}")),
+        verdict: "413",
+      };
+    case 43:
+      return {
+        name: "5k nested objects top-level",
+        body: s(nested('{"signals":', "}", 5_000, "{}")),
+        verdict: "decode400",
+      };
+    case 36:
+      return { name: "depth 32 (the limit)", body: s(`{"signals":{"x":${nested("[", "]", 30)}}}`), verdict: "ok" };
+    case 37:
+      return { name: "depth 33", body: s(`{"signals":{"x":${nested("[", "]", 31)}}}`), verdict: "decode400" };
+    case 38:
+      return {
+        name: "1 MiB body (Content-Length)",
+        body: j({ signals: { statement: "x".repeat(1024 * 1024) } }),
+        verdict: "413",
+      };
+    case 39:
+      return {
+        name: "1 MiB body (chunked)",
+        body: j({ signals: { statement: "y".repeat(1024 * 1024) } }),
+        verdict: "413",
+        chunked: true,
+      };
+    case 40:
+      return { name: "just over the cap", body: j({ signals: { statement: "z".repeat(MAX_BODY) } }), verdict: "413" };
+    case 41:
+      return { name: "2 MiB of nested brackets", body: s(nested("[", "]", 1024 * 1024)), verdict: "413" };
+    case 42:
+      return {
+        name: "60 KB padding array",
+        body: s(`{"signals":{"statement":"x"},"pad":[${"0,".repeat(29_000)}0]}`),
+        verdict: "ok",
+      };
+    default:
+      return {
+        name: "whitespace-wrapped valid",
+        body: s(`  \n\t${JSON.stringify({ signals: good })}\r\n `),
+        verdict: "ok",
+      };
+  }
+}
+
+interface ActionShape {
+  viaRequest: string | undefined;
+  secFetchSite: string | undefined;
+  origin: string | undefined;
+  tabKind: TabKind;
+  cookieKind: CookieKind;
+  contentType: string | undefined;
+  actionKind: "valid" | "unknown" | "malformed";
+  body: BodyCase;
+}
+
+const GOOD_CT = [
+  "application/json",
+  "application/json; charset=utf-8",
+  "APPLICATION/JSON",
+  'application/json;charset="UTF-8"',
+];
+const BAD_CT = [
+  "text/plain",
+  "text/plain;charset=UTF-8",
+  "application/x-www-form-urlencoded",
+  "multipart/form-data; boundary=xyz",
+  "application/json; charset=latin1",
+  "application/jsonx",
+  "application/json, text/plain",
+  "application/json; boundary=1",
+  "*/*",
+  "",
+  "json",
+  "application/json".repeat(600),
+];
+
+/** The statuses an action with this shape may get, following the order in docs/PROTOCOL.md §3. */
+function expectAction(a: ActionShape, port: number): number[] {
+  if (a.viaRequest !== "1") return [403];
+  if (a.secFetchSite !== undefined && a.secFetchSite !== "same-origin") return [403];
+  if (a.origin !== undefined && a.origin !== `http://127.0.0.1:${port}`) return [403];
+  if (a.tabKind === "malformed" || a.tabKind === "missing") return [400];
+  if (a.cookieKind === "none" || a.cookieKind === "garbage" || a.cookieKind === "double") return [403];
+  if (a.tabKind === "unknown") return [410];
+  if (a.tabKind === "other" || a.cookieKind === "forged") return [403];
+  if (a.contentType === undefined || !GOOD_CT.includes(a.contentType)) return [415];
+  const v = a.body.verdict;
+  let final: number[];
+  if (v === "413") final = [413];
+  else if (v === "decode400") final = [400];
+  else if (a.actionKind !== "valid") final = [404];
+  else if (v === "type400") final = [400];
+  else if (v === "okOrDecode400") final = [204, 400];
+  else final = [204];
+  return [...final, 429];
+}
+
+function actionShape(rng: Rng, port: number): ActionShape {
+  // Most cases get valid headers so the body is exercised; the rest break one or more headers.
+  const breakHeaders = rng.chance(0.45);
+  const shape: ActionShape = {
+    viaRequest: "1",
+    secFetchSite: rng.pick([undefined, "same-origin"]),
+    origin: rng.pick([undefined, `http://127.0.0.1:${port}`]),
+    tabKind: "own",
+    cookieKind: "own",
+    contentType: rng.pick(GOOD_CT),
+    actionKind: rng.chance(0.9) ? "valid" : rng.pick(["unknown", "malformed"]),
+    body: bodyCase(rng),
+  };
+  if (breakHeaders) {
+    const n = 1 + rng.int(2);
+    for (let i = 0; i < n; i++) {
+      switch (rng.int(7)) {
+        case 0:
+          shape.viaRequest = rng.pick([undefined, "0", "true", "", "1, 1", "1 1", "01", "2", "yes"]);
+          break;
+        case 1:
+          shape.secFetchSite = rng.pick([
+            "cross-site",
+            "same-site",
+            "none",
+            "",
+            "SAME-ORIGIN",
+            "same-origin, cross-site",
+          ]);
+          break;
+        case 2:
+          shape.origin = rng.pick([
+            "null",
+            "http://evil.example",
+            `https://127.0.0.1:${port}`,
+            `http://127.0.0.1:${port}/`,
+            `http://localhost:${port}`,
+            `http://127.0.0.1:${port}.evil.example`,
+            "",
+            "x".repeat(8000),
+          ]);
+          break;
+        case 3:
+          shape.tabKind = rng.pick<TabKind>(["other", "unknown", "malformed", "missing"]);
+          break;
+        case 4:
+          shape.cookieKind = rng.pick<CookieKind>(["none", "garbage", "forged", "double"]);
+          break;
+        case 5:
+          shape.contentType = rng.pick([undefined, ...BAD_CT]);
+          break;
+        default:
+          shape.actionKind = rng.pick(["unknown", "malformed"]);
+      }
+    }
+  }
+  return shape;
+}
+
+function actionIdFor(shape: ActionShape, tab: FuzzTab, rng: Rng): string {
+  if (shape.actionKind === "valid") return shape.body.action === "say" || rng.chance(0.3) ? tab.say : tab.saveNick;
+  if (shape.actionKind === "unknown") return rng.pick(["a999999", "a0", "a99", "a1000000", "b1"]);
+  return rng.pick([
+    "",
+    "..",
+    "..%2F..%2Fhealthz",
+    "%00",
+    "a1%00",
+    "a1/",
+    "*",
+    ">",
+    "a-1",
+    "A1",
+    longString(rng, 8000),
+    "a%ZZ",
+  ]);
+}
+
+function actionHeaders(shape: ActionShape, fx: Fixture, rng: Rng): { headers: Record<string, string>; tab: FuzzTab } {
+  const { session, tab, other } = pickTab(rng, fx);
+  let tabId: string | undefined;
+  if (shape.tabKind === "own") tabId = tab.tab;
+  else if (shape.tabKind === "other") tabId = rng.pick(other.tabs).tab;
+  else if (shape.tabKind === "unknown") tabId = randomId(rng);
+  else if (shape.tabKind === "malformed") tabId = malformedId(rng);
+  const headers = headersWith(
+    {},
+    {
+      "Via-Request": shape.viaRequest,
+      "Sec-Fetch-Site": shape.secFetchSite,
+      Origin: shape.origin,
+      "Via-Tab": tabId,
+      Cookie: cookieHeader(shape.cookieKind, session.cookie, rng),
+      "Content-Type": shape.contentType,
+    },
+  );
+  return { headers, tab };
+}
+
+function actionCase(index: number, rng: Rng, fx: Fixture): Case {
+  const shape = actionShape(rng, fx.port);
+  const { headers, tab } = actionHeaders(shape, fx, rng);
+  const id = actionIdFor(shape, tab, rng);
+  const b = shape.body;
+  if (b.chunked) headers["Transfer-Encoding"] = "chunked";
+  else headers["Content-Length"] = String(b.body.length);
+  const req: HttpReq = { kind: "http", method: "POST", path: `/_via/action/${id}`, headers, body: b.body };
+  // An id containing "/.." may be normalized out of the action prefix by URL parsing.
+  const target = new URL(req.path, "http://localhost").pathname;
+  const expect = target.startsWith("/_via/action/")
+    ? expectAction(shape, fx.port)
+    : expectForTarget("POST", req.path, fx);
+  const hdr = [
+    shape.viaRequest !== "1" ? `via-request=${JSON.stringify(shape.viaRequest)}` : "",
+    shape.secFetchSite ? `sec-fetch-site=${shape.secFetchSite}` : "",
+    shape.origin ? `origin=${shape.origin.slice(0, 40)}` : "",
+    `tab=${shape.tabKind}`,
+    `cookie=${shape.cookieKind}`,
+    `ct=${JSON.stringify(shape.contentType?.slice(0, 40))}`,
+    `action=${shape.actionKind}`,
+  ]
+    .filter(Boolean)
+    .join(" ");
+  return { index, category: "action", name: `POST action ${hdr} body=${b.name}`, req, expect };
+}
+
+// ---------- methods ----------
+
+const METHODS = [
+  "PUT",
+  "DELETE",
+  "PATCH",
+  "OPTIONS",
+  "TRACE",
+  "POST",
+  "GET",
+  "HEAD",
+  "PROPFIND",
+  "MKCOL",
+  "SEARCH",
+  "PURGE",
+  "LOCK",
+  "COPY",
+  "REPORT",
+];
+
+function methodCase(index: number, rng: Rng, fx: Fixture): Case {
+  const { session, tab } = pickTab(rng, fx);
+  const target = rng.pick([
+    "/",
+    "/room/Rust",
+    `/_via/sse?tab=${tab.tab}&path=%2F&v=${fx.version}`,
+    `/_via/action/${tab.saveNick}`,
+    rng.pick(fx.assets),
+    "/healthz",
+    "/readyz",
+    "/_via/nothing",
+  ]);
+  let method = rng.pick(METHODS);
+  // GET/POST on a route that allows them is not a method case; those are covered elsewhere.
+  if ((method === "GET" || method === "HEAD") && !target.startsWith("/_via/action/")) method = "PATCH";
+  if (method === "POST" && target.startsWith("/_via/action/")) method = "PUT";
+  const headers: Record<string, string> = { Cookie: session.cookie };
+  let body: Buffer | undefined;
+  if (rng.chance(0.3)) {
+    body = Buffer.from(JSON.stringify({ signals: {} }));
+    headers["Content-Type"] = "application/json";
+    headers["Content-Length"] = String(body.length);
+  }
+  return {
+    index,
+    category: "method",
+    name: `${method} ${target.split("?")[0]}${body ? " with body" : ""}`,
+    req: { kind: "http", method, path: target, headers, ...(body ? { body } : {}) },
+    expect: expectForTarget(method, target, fx),
+  };
+}
+
+// ---------- raw sockets: what node:http will not send ----------
+
+function raw(parts: Array<string | Buffer>, opts: Partial<RawReq> = {}): RawReq {
+  return {
+    kind: "raw",
+    bytes: Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "latin1") : p))),
+    ...opts,
+  };
+}
+
+function rawCase(index: number, rng: Rng, fx: Fixture): Case {
+  const host = `Host: 127.0.0.1:${fx.port}\r\n`;
+  const { session, tab } = pickTab(rng, fx);
+  const actionHead = (extra = ""): string =>
+    `POST /_via/action/${tab.saveNick} HTTP/1.1\r\n${host}Via-Request: 1\r\nVia-Tab: ${tab.tab}\r\nCookie: ${session.cookie}\r\nContent-Type: application/json\r\n${extra}`;
+  const validBody = JSON.stringify({ signals: { nick: "Raw" } });
+  const k = rng.int(36);
+  const mk = (name: string, req: RawReq, expect: number[], more: Partial<Case> = {}): Case => ({
+    index,
+    category: "raw",
+    name,
+    req,
+    expect,
+    ...more,
+  });
+  switch (k) {
+    case 0:
+      return mk("HTTP/1.1 without Host", raw(["GET / HTTP/1.1\r\n\r\n"]), [], { nodeParser: true });
+    case 1:
+      return mk("HTTP/1.0 without Host", raw(["GET / HTTP/1.0\r\n\r\n"]), [200]);
+    case 2:
+      return mk("NUL in path", raw([`GET /room/Go\x00 HTTP/1.1\r\n${host}\r\n`]), [], { nodeParser: true });
+    case 3:
+      return mk(
+        "invalid UTF-8 in path",
+        raw([`GET /room/`, Buffer.from([0xff, 0xfe, 0xc3]), ` HTTP/1.1\r\n${host}\r\n`]),
+        [404],
+        { nodeParser: true },
+      );
+    case 4:
+      return mk(
+        "invalid UTF-8 in query",
+        raw([`GET /?q=`, Buffer.from([0xff, 0xc0]), ` HTTP/1.1\r\n${host}\r\n`]),
+        [200],
+        { nodeParser: true },
+      );
+    case 5:
+      return mk("NUL in query", raw([`GET /?q=\x00 HTTP/1.1\r\n${host}\r\n`]), [], { nodeParser: true });
+    case 6:
+      return mk("header without colon", raw([`GET / HTTP/1.1\r\n${host}BadHeader\r\n\r\n`]), [], { nodeParser: true });
+    case 7:
+      return mk("space in header name", raw([`GET / HTTP/1.1\r\n${host}Bad Header: x\r\n\r\n`]), [], {
+        nodeParser: true,
+      });
+    case 8:
+      return mk("NUL in header value", raw([`GET / HTTP/1.1\r\n${host}X-A: a\x00b\r\n\r\n`]), [], { nodeParser: true });
+    case 9:
+      return mk(
+        "invalid UTF-8 in Cookie",
+        raw([`GET / HTTP/1.1\r\n${host}Cookie: via_session=`, Buffer.from([0xff, 0xfe]), "\r\n\r\n"]),
+        [200],
+        { nodeParser: true },
+      );
+    case 10:
+      return mk("obs-fold header", raw([`GET / HTTP/1.1\r\n${host}X-A: a\r\n b\r\n\r\n`]), [200], { nodeParser: true });
+    case 11:
+      return mk("bare LF line endings", raw([`GET / HTTP/1.1\n${host.replace("\r\n", "\n")}\n`]), [200], {
+        nodeParser: true,
+      });
+    case 12:
+      return mk("HTTP/9.9", raw([`GET / HTTP/9.9\r\n${host}\r\n`]), [200], { nodeParser: true });
+    case 13:
+      return mk("HTTP/0.9 request line", raw(["GET /\r\n\r\n"], { halfClose: true }), [200], {
+        nodeParser: true,
+        mayClose: true,
+      });
+    case 14:
+      return mk("random bytes", raw([rng.bytes(64 + rng.int(2048))], { halfClose: true }), [], {
+        nodeParser: true,
+        mayClose: true,
+      });
+    case 15: {
+      const m = rng.pick(["FOO", "get", "G\x01T", "A".repeat(5000), "HTTP/1.1", "-", "GET\x00"]);
+      return mk(`garbage method ${JSON.stringify(m.slice(0, 20))}`, raw([`${m} / HTTP/1.1\r\n${host}\r\n`]), [], {
+        nodeParser: true,
+      });
+    }
+    case 16:
+      return mk("CONNECT", raw([`CONNECT 127.0.0.1:${fx.port} HTTP/1.1\r\n${host}\r\n`], { halfClose: true }), [405], {
+        nodeParser: true,
+        mayClose: true,
+      });
+    case 17:
+      return mk(
+        "Content-Length and Transfer-Encoding",
+        raw([actionHead(`Content-Length: ${validBody.length}\r\nTransfer-Encoding: chunked\r\n\r\n`), validBody]),
+        [],
+        { nodeParser: true },
+      );
+    case 18:
+      return mk(
+        "two different Content-Lengths",
+        raw([actionHead(`Content-Length: ${validBody.length}\r\nContent-Length: 3\r\n\r\n`), validBody]),
+        [],
+        { nodeParser: true },
+      );
+    case 19: {
+      const cl = rng.pick(["-1", "abc", "1e3", " ", "0x10", "99999999999999999999999"]);
+      return mk(
+        `Content-Length ${JSON.stringify(cl)}`,
+        raw([actionHead(`Content-Length: ${cl}\r\n\r\n`), validBody], { halfClose: true }),
+        [413, 429],
+        { nodeParser: true },
+      );
+    }
+    case 20:
+      return mk(
+        "bad chunk size",
+        raw([actionHead("Transfer-Encoding: chunked\r\n\r\n"), "zz\r\nabc\r\n0\r\n\r\n"], { halfClose: true }),
+        [400, 429],
+        { nodeParser: true, mayClose: true },
+      );
+    case 21:
+      return mk(
+        "Content-Length longer than the body, then EOF",
+        raw([actionHead(`Content-Length: ${validBody.length + 100}\r\n\r\n`), validBody], { halfClose: true }),
+        [400, 429],
+        { nodeParser: true, mayClose: true },
+      );
+    case 22:
+      return mk(
+        "Content-Length shorter than the body",
+        raw([actionHead(`Content-Length: ${validBody.length - 5}\r\n\r\n`), validBody], { halfClose: true }),
+        [400, 429],
+        { nodeParser: true },
+      );
+    case 23:
+      return mk("Content-Length 0 on an action", raw([actionHead("Content-Length: 0\r\n\r\n")]), [400, 429]);
+    case 24:
+      return mk("20 KB header", raw([`GET / HTTP/1.1\r\n${host}X-Big: ${"a".repeat(20 * 1024)}\r\n\r\n`]), [], {
+        nodeParser: true,
+      });
+    case 25:
+      return mk("20 KB URL", raw([`GET /room/${"a".repeat(20 * 1024)} HTTP/1.1\r\n${host}\r\n`]), [], {
+        nodeParser: true,
+      });
+    case 26:
+      return mk(
+        "500 small headers",
+        raw([`GET / HTTP/1.1\r\n${host}${Array.from({ length: 500 }, (_, i) => `X-${i}: ${i}\r\n`).join("")}\r\n`]),
+        [200],
+        { nodeParser: true },
+      );
+    case 27: {
+      const target = rng.pick([
+        `http://127.0.0.1:${fx.port}/room/Go`,
+        "http://evil.example/room/Rust",
+        "http://x/_via/static/../../package.json",
+        "*",
+        "room/Go",
+        "?x",
+        "http://[::1/",
+      ]);
+      return mk(
+        `request target ${JSON.stringify(target)}`,
+        raw([`GET ${target} HTTP/1.1\r\n${host}\r\n`]),
+        expectForTarget("GET", target, fx),
+        { nodeParser: true, mustNotContain: ['"name": "via-ts"'] },
+      );
+    }
+    case 28:
+      return mk(
+        "Via-Tab with invalid UTF-8",
+        raw([
+          actionHead("Via-Tab: "),
+          Buffer.from([0xff, 0xfe]),
+          `\r\nContent-Length: ${validBody.length}\r\n\r\n`,
+          validBody,
+        ]),
+        [400, 403],
+        { nodeParser: true },
+      );
+    case 29:
+      return mk(
+        "Origin with latin1 bytes",
+        raw([
+          actionHead("Origin: http://"),
+          Buffer.from([0xe9, 0xff]),
+          `\r\nContent-Length: ${validBody.length}\r\n\r\n`,
+          validBody,
+        ]),
+        [403],
+      );
+    case 30:
+      return mk(
+        "Via-Request with NUL",
+        raw([actionHead("Via-Request: 1\x00\r\n"), `Content-Length: ${validBody.length}\r\n\r\n`, validBody]),
+        [],
+        { nodeParser: true },
+      );
+    case 31:
+      return mk(
+        "Expect: 100-continue action",
+        raw([actionHead(`Expect: 100-continue\r\nContent-Length: ${validBody.length}\r\n\r\n`), validBody]),
+        [204, 429],
+      );
+    case 32:
+      return mk(
+        "Upgrade: websocket on the stream",
+        raw([
+          `GET /_via/sse?tab=${tab.tab}&path=%2F&v=${fx.version} HTTP/1.1\r\n${host}Cookie: ${session.cookie}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+        ]),
+        [200],
+        { nodeParser: true, mayClose: true },
+      );
+    case 33:
+      return mk(
+        "pipelined garbage after a valid request",
+        raw([`GET /healthz HTTP/1.1\r\n${host}\r\nGARBAGE\x00\r\n\r\n`]),
+        [200],
+      );
+    case 34:
+      return mk("leading empty lines", raw([`\r\n\r\nGET / HTTP/1.1\r\n${host}\r\n`]), [200], { nodeParser: true });
+    default:
+      return mk(
+        "HEAD with a body",
+        raw([`HEAD / HTTP/1.1\r\n${host}Content-Length: 5\r\n\r\nhello`], { head: true }),
+        [200],
+      );
+  }
+}
+
+// ---------- the mix ----------
+
+export function generateCase(seed: number, index: number, fx: Fixture): Case {
+  const rng = caseRng(seed, index);
+  const r = rng.next();
+  if (r < 0.18) return pageCase(index, rng, fx);
+  if (r < 0.27) return staticCase(index, rng, fx);
+  if (r < 0.42) return streamCase(index, rng, fx);
+  if (r < 0.78) return actionCase(index, rng, fx);
+  if (r < 0.86) return methodCase(index, rng, fx);
+  return rawCase(index, rng, fx);
+}

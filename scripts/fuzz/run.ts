@@ -1,0 +1,269 @@
+// The fuzz run: the chat in-process on the embedded engine, a few legitimate sessions and tabs, then
+// thousands of malformed requests with bounded concurrency, each judged against its expected
+// statuses; afterwards the server must still be alive, healthy and able to carry a chat message.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createChat } from "../../examples/chat/app.tsx";
+import { createLogger } from "../../src/log.ts";
+import { openPubSub } from "../../src/pubsub/index.ts";
+import { Browser, httpRequest } from "../../test/support/sse-client.ts";
+import { type Case, type Fixture, type FuzzSession, generateCase } from "./cases.ts";
+import { type Outcome, sendHttp, sendRaw } from "./send.ts";
+
+export interface FuzzOptions {
+  seed: number;
+  count: number;
+  /** Requests in flight at once (default 32). */
+  concurrency?: number;
+  /** Per-request timeout in ms (default 5000). */
+  timeoutMs?: number;
+  /** Run only these case indexes (replay). */
+  only?: number[];
+  /** Legitimate sessions to create (default 12, two tabs each). */
+  sessions?: number;
+  /** Progress lines. */
+  log?: (line: string) => void;
+}
+
+export interface Finding {
+  index: number;
+  category: string;
+  name: string;
+  problem: string;
+  status: number;
+  /** The start of the response body (or the error). */
+  response: string;
+  /** The request, abbreviated, as sent. */
+  request: string;
+  replay: string;
+}
+
+export interface FuzzReport {
+  seed: number;
+  count: number;
+  ms: number;
+  /** category → outcome label (status, "400 (node parser)", "closed (allowed)", …) → n. */
+  counts: Record<string, Record<string, number>>;
+  findings: Finding[];
+  /** Checks after the run. */
+  after: { serverListening: boolean; healthz: number; roundTrip: string };
+}
+
+interface Verdict {
+  label: string;
+  problem?: string;
+}
+
+function judge(c: Case, o: Outcome): Verdict {
+  const head = c.req.kind === "http" ? c.req.method === "HEAD" : c.req.head === true;
+  if (o.status === 0) {
+    if (c.mayClose) return { label: "closed (allowed)" };
+    return { label: `no response: ${o.error}`, problem: `connection ended without a response (${o.error})` };
+  }
+  if (o.status === -1)
+    return { label: "garbage response", problem: "the server answered something that is not HTTP/1.x" };
+  const label = String(o.status);
+  if (o.status >= 500) return { label, problem: `server error ${o.status}` };
+  // Node's own answer to a request its parser refused: bodyless, no Content-Type, before the app runs.
+  const nodeAnswer =
+    c.req.kind === "raw" && [400, 413].includes(o.status) && o.body === "" && !o.headers["content-type"];
+  if (nodeAnswer && c.nodeParser) return { label: `${o.status} (node parser)` };
+  // Node refuses request heads over its 16 KiB limit itself, whichever client sent them.
+  if (o.status === 431 && o.body === "" && !o.headers["content-type"]) return { label: "431 (node parser)" };
+  if (!c.expect.includes(o.status)) {
+    const exp = c.expect.length > 0 ? c.expect.join("|") : "Node's parser 400/431";
+    return { label, problem: `expected ${exp}, got ${o.status}` };
+  }
+  if (o.status >= 400 && !head && o.body.trim() === "") return { label, problem: `${o.status} without a reason body` };
+  if (o.status === 429 && o.headers["retry-after"] === undefined) return { label, problem: "429 without Retry-After" };
+  if (o.error === "truncated body") return { label, problem: "response body truncated (connection closed mid-body)" };
+  for (const needle of c.mustNotContain ?? []) {
+    if (o.body.includes(needle)) return { label, problem: `response leaks ${JSON.stringify(needle)}` };
+  }
+  if (c.category === "stream" && o.status === 200 && !String(o.headers["content-type"]).startsWith("text/event-stream"))
+    return { label, problem: `stream 200 with Content-Type ${String(o.headers["content-type"])}` };
+  return { label };
+}
+
+function describeRequest(c: Case): string {
+  const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}…(${s.length} chars)` : s);
+  if (c.req.kind === "raw") return JSON.stringify(clip(c.req.bytes.toString("latin1"), 400));
+  const { method, path, headers, body } = c.req;
+  const hs = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${clip(v, 80)}`)
+    .join(" | ");
+  const b = body ? ` body=${JSON.stringify(clip(body.toString("latin1"), 200))}` : "";
+  return `${method} ${clip(path, 200)} [${hs}]${b}`;
+}
+
+async function makeFixture(base: string, port: number, sessions: number): Promise<Fixture> {
+  const out: FuzzSession[] = [];
+  let version = "";
+  let html = "";
+  for (let i = 0; i < sessions; i++) {
+    const browser = new Browser(base);
+    const tabs = [];
+    for (const path of ["/", i % 2 === 0 ? "/room/Rust" : "/room/Clojure"]) {
+      const t = await browser.load(path);
+      version = t.version;
+      html = t.html;
+      tabs.push({ tab: t.tab, path, say: t.actionOf("send"), saveNick: t.actionOf("save-nick") });
+    }
+    out.push({ cookie: browser.cookie, tabs });
+  }
+  const assets = [...new Set([...html.matchAll(/\/_via\/static\/[^"]+/g)].map((m) => m[0]))];
+  if (assets.length === 0) throw new Error("fuzz: the page references no static assets");
+  return { port, version, sessions: out, assets };
+}
+
+/** A message sent through the action arrives as an appended element in this tab and another. */
+async function roundTrip(base: string, seed: number): Promise<string> {
+  const alice = await new Browser(base).load("/room/Python");
+  const bob = await new Browser(base).load("/room/Python");
+  const sa = await alice.connect();
+  const sb = await bob.connect();
+  try {
+    if (sa.status !== 200 || sb.status !== 200) return `stream status ${sa.status}/${sb.status}`;
+    const text = `fuzz round trip ${seed} ${Date.now()}`;
+    const res = await alice.action(alice.actionOf("send"), { ...alice.signals, statement: text });
+    if (res.status !== 204) return `send action → ${res.status} ${res.body.trim()}`;
+    const isAppend = (e: { event: string; data: Record<string, string> }) =>
+      e.event === "datastar-patch-elements" && e.data.mode === "append" && (e.data.elements ?? "").includes(text);
+    await sa.waitFor(isAppend, 5000);
+    await bob.stream!.waitFor(isAppend, 5000);
+    return "ok";
+  } catch (err) {
+    return `failed: ${(err as Error).message.slice(0, 300)}`;
+  } finally {
+    sa.close();
+    sb.close();
+  }
+}
+
+export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
+  const log = opts.log ?? (() => {});
+  const concurrency = opts.concurrency ?? 32;
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const started = performance.now();
+  const dataDir = await mkdtemp(join(tmpdir(), "via-fuzz-"));
+  const logger = createLogger("silent");
+  const crashes: string[] = [];
+  const onCrash = (err: unknown) => crashes.push(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  process.on("uncaughtException", onCrash);
+  process.on("unhandledRejection", onCrash);
+  const pubsub = await openPubSub({ dataDir, logger });
+  const chat = await createChat({ pubsub, logger });
+  try {
+    const { url, port, server } = await chat.app.listen(0, "127.0.0.1", { handleSignals: false });
+    const fx = await makeFixture(url, port, opts.sessions ?? 12);
+    log(
+      `fuzz: chat on ${url} (embedded engine, data in ${dataDir}); ${fx.sessions.length} sessions, ${fx.sessions.length * 2} tabs`,
+    );
+
+    const indexes = opts.only ?? Array.from({ length: opts.count }, (_, i) => i);
+    const counts: Record<string, Record<string, number>> = {};
+    const findings: Finding[] = [];
+    let next = 0;
+    let done = 0;
+    const step = Math.max(1000, Math.ceil(indexes.length / 5));
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        const i = next++;
+        if (i >= indexes.length) return;
+        const c = generateCase(opts.seed, indexes[i]!, fx);
+        const o =
+          c.req.kind === "http" ? await sendHttp(port, c.req, timeoutMs) : await sendRaw(port, c.req, timeoutMs);
+        const v = judge(c, o);
+        const bucket = counts[c.category] ?? {};
+        counts[c.category] = bucket;
+        bucket[v.label] = (bucket[v.label] ?? 0) + 1;
+        if (v.problem) {
+          findings.push({
+            index: c.index,
+            category: c.category,
+            name: c.name,
+            problem: v.problem,
+            status: o.status,
+            response: o.status === 0 ? String(o.error) : o.body.slice(0, 200),
+            request: describeRequest(c),
+            replay: `npm run fuzz -- --seed ${opts.seed} --case ${c.index}`,
+          });
+        }
+        if (++done % step === 0) log(`fuzz: ${done}/${indexes.length} sent, ${findings.length} findings`);
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+
+    const healthz = (await httpRequest(`${url}/healthz`)).status;
+    const trip = await roundTrip(url, opts.seed);
+    const after = { serverListening: server.listening, healthz, roundTrip: trip };
+    const post = (problem: string): void => {
+      findings.push({
+        index: -1,
+        category: "after",
+        name: "after the run",
+        problem,
+        status: 0,
+        response: "",
+        request: "",
+        replay: `npm run fuzz -- --seed ${opts.seed} --count ${opts.count}`,
+      });
+    };
+    if (!server.listening) post("the server stopped listening");
+    if (healthz !== 200) post(`/healthz → ${healthz}`);
+    if (trip !== "ok") post(`chat round trip: ${trip}`);
+    for (const crash of crashes) post(`uncaught exception or rejection in the server process: ${crash.slice(0, 500)}`);
+    findings.sort((a, b) => a.index - b.index);
+    return {
+      seed: opts.seed,
+      count: indexes.length,
+      ms: Math.round(performance.now() - started),
+      counts,
+      findings,
+      after,
+    };
+  } finally {
+    await chat.close();
+    await pubsub.close();
+    process.off("uncaughtException", onCrash);
+    process.off("unhandledRejection", onCrash);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** The report as text: counts per category and status, then each finding with its replay command. */
+export function formatReport(r: FuzzReport): string {
+  const lines: string[] = [];
+  lines.push(`fuzz: seed ${r.seed}, ${r.count} requests in ${(r.ms / 1000).toFixed(1)} s`);
+  for (const [cat, byLabel] of Object.entries(r.counts).sort()) {
+    const total = Object.values(byLabel).reduce((a, b) => a + b, 0);
+    const parts = Object.entries(byLabel)
+      .sort((a, b) => b[1] - a[1])
+      .map(([l, n]) => `${l}: ${n}`);
+    lines.push(`  ${cat.padEnd(7)} ${String(total).padStart(6)}  ${parts.join(", ")}`);
+  }
+  lines.push(
+    `after: server listening ${r.after.serverListening}, /healthz ${r.after.healthz}, chat round trip ${r.after.roundTrip}`,
+  );
+  if (r.findings.length === 0) lines.push("findings: none");
+  else {
+    lines.push(`findings: ${r.findings.length}`);
+    // Grouped first (a problem with a normalized case name), so one bug hit 40 times reads as one line.
+    const groups = new Map<string, Finding[]>();
+    for (const f of r.findings) {
+      const key = `${f.category}: ${f.problem} (${f.name.split(" ").slice(0, 2).join(" ")} …)`;
+      groups.set(key, [...(groups.get(key) ?? []), f]);
+    }
+    for (const [key, fs] of groups) lines.push(`  ${String(fs.length).padStart(4)}× ${key} — e.g. ${fs[0]!.replay}`);
+    const shown = r.findings.slice(0, 50);
+    for (const f of shown) {
+      lines.push(`- [${f.category} #${f.index}] ${f.problem}: ${f.name}`);
+      if (f.request) lines.push(`    request:  ${f.request}`);
+      if (f.response) lines.push(`    response: ${JSON.stringify(f.response)}`);
+      lines.push(`    replay:   ${f.replay}`);
+    }
+    if (r.findings.length > shown.length) lines.push(`  … and ${r.findings.length - shown.length} more`);
+  }
+  return lines.join("\n");
+}
