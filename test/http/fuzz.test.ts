@@ -3,7 +3,7 @@
 // the server must be healthy and carry a chat message end to end.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type Finding, formatReport, runFuzz } from "../../scripts/fuzz/run.ts";
+import { formatReport, runFuzz } from "../../scripts/fuzz/run.ts";
 
 const SEED = 20_260_127;
 

@@ -31,12 +31,7 @@ import {
 } from "@nats-io/transport-node";
 import { type Logger, silentLogger } from "../../log.ts";
 import { checkHeaders, MAX_HISTORY } from "../config.ts";
-import {
-  PublishTimeoutError,
-  PubSubClosedError,
-  StreamLimitError,
-  StreamNotFoundError,
-} from "../errors.ts";
+import { PublishTimeoutError, PubSubClosedError, StreamLimitError, StreamNotFoundError } from "../errors.ts";
 import { SubjectRouter } from "../router.ts";
 import { matchesPattern, parsePattern, parsePublishSubject, patternsOverlap } from "../subjects.ts";
 import type {
