@@ -8,6 +8,7 @@
 
 import { Agent, request } from "node:http";
 import { connect, type Socket } from "node:net";
+import { unescapeHtml } from "../../src/server/html.ts";
 import { STAMP_ATTR, serveIpc, wallNow } from "./ipc.ts";
 
 export interface ConnectArgs {
@@ -171,15 +172,6 @@ function openStream(port: number, path: string, cookie: string | undefined, time
       }
     });
   });
-}
-
-function unescapeHtml(s: string): string {
-  return s
-    .replaceAll("&quot;", '"')
-    .replaceAll("&#39;", "'")
-    .replaceAll("&lt;", "<")
-    .replaceAll("&gt;", ">")
-    .replaceAll("&amp;", "&");
 }
 
 /** A first page load without a cookie: a new session and a new tab context. */

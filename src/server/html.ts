@@ -15,6 +15,16 @@ export function escapeHtml(text: string): string {
     .replaceAll("'", "&#39;");
 }
 
+/** The inverse of escapeHtml, for tools and tests that read our pages (e.g. the via-boot meta). */
+export function unescapeHtml(text: string): string {
+  return text
+    .replaceAll("&quot;", '"')
+    .replaceAll("&#39;", "'")
+    .replaceAll("&lt;", "<")
+    .replaceAll("&gt;", ">")
+    .replaceAll("&amp;", "&");
+}
+
 export function renderHtml(node: JSX.Element | string | null | undefined): string {
   if (node === null || node === undefined) return "";
   if (typeof node === "string") return escapeHtml(node);

@@ -3,6 +3,7 @@
 
 import type { IncomingMessage } from "node:http";
 import { request } from "node:http";
+import { unescapeHtml } from "../../src/server/html.ts";
 
 export interface SseEvent {
   event: string;
@@ -212,13 +213,4 @@ export class TabClient {
       body: JSON.stringify({ signals }),
     });
   }
-}
-
-export function unescapeHtml(s: string): string {
-  return s
-    .replaceAll("&quot;", '"')
-    .replaceAll("&#39;", "'")
-    .replaceAll("&lt;", "<")
-    .replaceAll("&gt;", ">")
-    .replaceAll("&amp;", "&");
 }
