@@ -11,7 +11,7 @@ import { TokenBucket } from "../../src/server/rate-limit.ts";
 import { type Identity, IdentityStore, validateNickname } from "./identity.ts";
 import { type ChatMessage, charCount, decodeChatMessage, MAX_MESSAGE_CHARS, nextQuote } from "./messages.ts";
 import { type Member, Presence } from "./presence.ts";
-import { CHAT_STREAM, CHAT_SUBJECTS, DEFAULT_ROOM, isRoom, type Room, roomSubject } from "./rooms.ts";
+import { CHAT_STREAM, CHAT_SUBJECTS, DEFAULT_ROOMS, type Room, roomSubject, validateRooms } from "./rooms.ts";
 import { ChatView, MessageItem, messageDomId, PresenceList, type Shown } from "./view.tsx";
 
 export const PAGE_SIZE = 50;
@@ -27,6 +27,8 @@ export interface ChatOptions {
   logger?: Logger;
   /** Stream replicas on a NATS cluster (default 1). */
   replicas?: number;
+  /** The room list (default Go, Rust, Python, JavaScript, Clojure); "/" shows the first. */
+  rooms?: readonly string[];
   app?: AppOptions;
 }
 
@@ -57,6 +59,8 @@ function picoCss(): Buffer {
 
 export async function createChat(opts: ChatOptions): Promise<Chat> {
   const { pubsub } = opts;
+  const rooms = validateRooms(opts.rooms ?? DEFAULT_ROOMS);
+  const roomSet = new Set(rooms);
   const app = createApp({ title: "NATS Chat", ...(opts.logger ? { logger: opts.logger } : {}), ...opts.app, pubsub });
   const log = app.logger;
   await ensureChatStream(pubsub, opts.replicas);
@@ -259,6 +263,7 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
     c.view(() => (
       <ChatView
         room={room}
+        rooms={rooms}
         engine={engine}
         me={me}
         items={items}
@@ -270,10 +275,10 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
     ));
   };
 
-  app.page("/", (c) => roomPage(c, DEFAULT_ROOM));
+  app.page("/", (c) => roomPage(c, rooms[0]!));
   app.page("/room/:name", (c) => {
-    const name = c.params.name ?? "";
-    if (!isRoom(name)) throw new HttpError(404, `there is no room named ${JSON.stringify(name.slice(0, 64))}`);
+    const name = (c.params.name ?? "").normalize("NFC");
+    if (!roomSet.has(name)) throw new HttpError(404, `there is no room named ${JSON.stringify(name.slice(0, 64))}`);
     return roomPage(c, name);
   });
 

@@ -4,11 +4,12 @@ import { parseArgs } from "node:util";
 import { createLogger } from "../../src/log.ts";
 import { openPubSub, parseNatsUrls } from "../../src/pubsub/index.ts";
 import { createChat } from "./app.tsx";
+import { DEFAULT_ROOMS, validateRooms } from "./rooms.ts";
 
 const HELP = `Usage: npm start -- [options]
 
-The NATS chatroom on via-ts: rooms Go, Rust, Python, JavaScript and Clojure, history kept in a
-durable stream (1,000 messages per room, 24 hours).
+The NATS chatroom on via-ts: rooms Go, Rust, Python, JavaScript and Clojure (or --rooms), history
+kept in a durable stream (1,000 messages per room, 24 hours).
 
 Options:
   --port <n>          port to listen on (env PORT, default 7331)
@@ -17,6 +18,8 @@ Options:
   --nats <urls>       use NATS JetStream instead of the embedded engine; a comma-separated list of
                       server URLs, e.g. nats://127.0.0.1:4222 (env NATS_URL)
   --replicas <n>      stream replicas on a NATS cluster (env NATS_REPLICAS, default 1)
+  --rooms <names>     comma-separated room names, 1-200 of 1-40 characters; "/" opens the first
+                      (env CHAT_ROOMS, default Go,Rust,Python,JavaScript,Clojure)
   --help              show this help
 
 Without --nats the chat needs no other process: messages are stored in SQLite under the data
@@ -38,6 +41,7 @@ try {
       "data-dir": { type: "string" },
       nats: { type: "string" },
       replicas: { type: "string" },
+      rooms: { type: "string" },
       help: { type: "boolean" },
     },
   }));
@@ -57,6 +61,14 @@ const host = String(values.host ?? process.env.HOST ?? "127.0.0.1");
 const natsUrls = parseNatsUrls(String(values.nats ?? process.env.NATS_URL ?? ""));
 const dataDir = resolve(String(values["data-dir"] ?? process.env.DATA_DIR ?? "./data"));
 
+const roomList = values.rooms ?? process.env.CHAT_ROOMS;
+let rooms: string[];
+try {
+  rooms = validateRooms(roomList === undefined ? DEFAULT_ROOMS : String(roomList).split(","));
+} catch (err) {
+  fail((err as Error).message);
+}
+
 const logger = createLogger();
 let pubsub: Awaited<ReturnType<typeof openPubSub>>;
 try {
@@ -66,7 +78,7 @@ try {
   process.stderr.write(`error: ${(err as Error).message}\n`);
   process.exit(1);
 }
-const chat = await createChat({ pubsub, logger, replicas });
+const chat = await createChat({ pubsub, logger, replicas, rooms });
 const { url } = await chat.app.listen(port, host, { handleSignals: false });
 const where = natsUrls.length > 0 ? `NATS JetStream at ${natsUrls.join(", ")}` : `embedded engine, data in ${dataDir}`;
 logger.info({ url, engine: pubsub.kind }, `NATS chatroom on ${url} (${where})`);

@@ -3,7 +3,7 @@ import type { Action, Signal } from "../../src/index.ts";
 import type { Identity } from "./identity.ts";
 import type { ChatMessage } from "./messages.ts";
 import type { Member } from "./presence.ts";
-import { ROOMS, type Room, roomPath } from "./rooms.ts";
+import { type Room, roomPath } from "./rooms.ts";
 
 export type Delivery = "sending" | "failed" | "sent";
 
@@ -81,6 +81,7 @@ export function PresenceList({ members }: { members: Member[] }) {
 
 export interface ChatViewProps {
   room: Room;
+  rooms: readonly Room[];
   engine: string;
   me: Identity;
   items: Shown[];
@@ -97,7 +98,7 @@ export function ChatView(p: ChatViewProps) {
       <header class="chat-header">
         <nav class="rooms" aria-label="Rooms">
           <ul>
-            {ROOMS.map((room) => (
+            {p.rooms.map((room) => (
               <li>
                 <a href={roomPath(room)} aria-current={room === p.room ? "page" : undefined}>
                   {room}

@@ -2,6 +2,7 @@
 // legitimate sessions and tabs created before the run), so `--seed S --case i` replays it exactly.
 // Every case carries the statuses it may get: an expectation derived from docs/PROTOCOL.md and the
 // route/method rules, never "anything 4xx".
+import { DEFAULT_ROOMS } from "../../examples/chat/rooms.ts";
 import { caseRng, type Rng } from "./prng.ts";
 import type { HttpReq, RawReq, Req } from "./send.ts";
 
@@ -41,7 +42,7 @@ export interface Case {
   mustNotContain?: string[];
 }
 
-const ROOMS = ["Go", "Rust", "Python", "JavaScript", "Clojure"];
+const ROOMS = DEFAULT_ROOMS;
 const MAX_BODY = 64 * 1024;
 const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

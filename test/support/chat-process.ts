@@ -17,6 +17,8 @@ export interface ChatProcessOptions {
   port?: number;
   host?: string;
   replicas?: number;
+  /** Room names (--rooms); default the chat's five. */
+  rooms?: readonly string[];
   /** How long to wait for the "NATS chatroom on <url>" line (default 30 s). */
   timeoutMs?: number;
 }
@@ -59,9 +61,10 @@ function spawnOnce(opts: ChatProcessOptions): Promise<ChatProcess> {
   if (opts.nats) args.push("--nats", opts.nats);
   else if (opts.dataDir) args.push("--data-dir", opts.dataDir);
   if (opts.replicas) args.push("--replicas", String(opts.replicas));
+  if (opts.rooms) args.push("--rooms", opts.rooms.join(","));
   const env: NodeJS.ProcessEnv = { ...process.env, VIA_LOG_LEVEL: "info" };
   // The chat's own flags decide; stray values from the caller's shell must not.
-  for (const name of ["PORT", "HOST", "DATA_DIR", "NATS_URL", "NATS_REPLICAS"]) delete env[name];
+  for (const name of ["PORT", "HOST", "DATA_DIR", "NATS_URL", "NATS_REPLICAS", "CHAT_ROOMS"]) delete env[name];
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   live.add(proc);
   proc.once("exit", () => live.delete(proc));
