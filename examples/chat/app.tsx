@@ -17,8 +17,8 @@ import { ChatView, MessageItem, messageDomId, PresenceList, type Shown } from ".
 export const PAGE_SIZE = 50;
 /** A tab keeps at most this many messages on screen (older ones can be paged in again). */
 const MAX_SHOWN = 1000;
-/** Per browser session: 1 message per second sustained, bursts of 5. */
-const SEND_RATE = { ratePerSec: 1, burst: 5 };
+/** Default messages per second per browser session; bursts of 5× that. */
+export const DEFAULT_SEND_RATE = 1;
 /** A tab whose stream dropped stays "here" this long, so a network blip does not flicker presence. */
 const PRESENCE_GRACE_MS = 5_000;
 
@@ -29,6 +29,8 @@ export interface ChatOptions {
   replicas?: number;
   /** The room list (default Go, Rust, Python, JavaScript, Clojure); "/" shows the first. */
   rooms?: readonly string[];
+  /** Messages per second one browser session may send (default 1; bursts of 5×). */
+  sendRate?: number;
   app?: AppOptions;
 }
 
@@ -61,6 +63,7 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
   const { pubsub } = opts;
   const rooms = validateRooms(opts.rooms ?? DEFAULT_ROOMS);
   const roomSet = new Set(rooms);
+  const sendRate = opts.sendRate ?? DEFAULT_SEND_RATE;
   const app = createApp({ title: "NATS Chat", ...(opts.logger ? { logger: opts.logger } : {}), ...opts.app, pubsub });
   const log = app.logger;
   await ensureChatStream(pubsub, opts.replicas);
@@ -81,7 +84,7 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
   function sendLimiter(c: Context): TokenBucket {
     let bucket = c.session.get<TokenBucket>("sendLimiter");
     if (!bucket) {
-      bucket = new TokenBucket(SEND_RATE);
+      bucket = new TokenBucket({ ratePerSec: sendRate, burst: 5 * sendRate });
       c.session.set("sendLimiter", bucket);
     }
     return bucket;

@@ -20,6 +20,8 @@ Options:
   --replicas <n>      stream replicas on a NATS cluster (env NATS_REPLICAS, default 1)
   --rooms <names>     comma-separated room names, 1-200 of 1-40 characters; "/" opens the first
                       (env CHAT_ROOMS, default Go,Rust,Python,JavaScript,Clojure)
+  --send-rate <n>     messages per second one browser session may send, 1-10, bursts of 5× that
+                      (env CHAT_SEND_RATE, default 1)
   --help              show this help
 
 Without --nats the chat needs no other process: messages are stored in SQLite under the data
@@ -42,6 +44,7 @@ try {
       nats: { type: "string" },
       replicas: { type: "string" },
       rooms: { type: "string" },
+      "send-rate": { type: "string" },
       help: { type: "boolean" },
     },
   }));
@@ -61,6 +64,10 @@ const host = String(values.host ?? process.env.HOST ?? "127.0.0.1");
 const natsUrls = parseNatsUrls(String(values.nats ?? process.env.NATS_URL ?? ""));
 const dataDir = resolve(String(values["data-dir"] ?? process.env.DATA_DIR ?? "./data"));
 
+const sendRate = Number(values["send-rate"] ?? process.env.CHAT_SEND_RATE ?? 1);
+if (!Number.isInteger(sendRate) || sendRate < 1 || sendRate > 10) {
+  fail(`invalid send rate: ${values["send-rate"] ?? process.env.CHAT_SEND_RATE} (an integer 1-10)`);
+}
 const roomList = values.rooms ?? process.env.CHAT_ROOMS;
 let rooms: string[];
 try {
@@ -78,7 +85,7 @@ try {
   process.stderr.write(`error: ${(err as Error).message}\n`);
   process.exit(1);
 }
-const chat = await createChat({ pubsub, logger, replicas, rooms });
+const chat = await createChat({ pubsub, logger, replicas, rooms, sendRate });
 const { url } = await chat.app.listen(port, host, { handleSignals: false });
 const where = natsUrls.length > 0 ? `NATS JetStream at ${natsUrls.join(", ")}` : `embedded engine, data in ${dataDir}`;
 logger.info({ url, engine: pubsub.kind }, `NATS chatroom on ${url} (${where})`);

@@ -19,6 +19,8 @@ export interface ChatProcessOptions {
   replicas?: number;
   /** Room names (--rooms); default the chat's five. */
   rooms?: readonly string[];
+  /** Messages per second per browser session (--send-rate, 1-10); default the chat's 1. */
+  sendRate?: number;
   /** How long to wait for the "NATS chatroom on <url>" line (default 30 s). */
   timeoutMs?: number;
 }
@@ -62,9 +64,11 @@ function spawnOnce(opts: ChatProcessOptions): Promise<ChatProcess> {
   else if (opts.dataDir) args.push("--data-dir", opts.dataDir);
   if (opts.replicas) args.push("--replicas", String(opts.replicas));
   if (opts.rooms) args.push("--rooms", opts.rooms.join(","));
+  if (opts.sendRate) args.push("--send-rate", String(opts.sendRate));
   const env: NodeJS.ProcessEnv = { ...process.env, VIA_LOG_LEVEL: "info" };
   // The chat's own flags decide; stray values from the caller's shell must not.
-  for (const name of ["PORT", "HOST", "DATA_DIR", "NATS_URL", "NATS_REPLICAS", "CHAT_ROOMS"]) delete env[name];
+  for (const name of ["PORT", "HOST", "DATA_DIR", "NATS_URL", "NATS_REPLICAS", "CHAT_ROOMS", "CHAT_SEND_RATE"])
+    delete env[name];
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   live.add(proc);
   proc.once("exit", () => live.delete(proc));
