@@ -67,6 +67,8 @@ export class EventStream {
   status = 0;
   headers: IncomingMessage["headers"] = {};
   ended = false;
+  /** Called with each event as it is parsed (before waiters wake). */
+  onEvent: ((e: SseEvent) => void) | undefined;
   private buffer = "";
   private waiters: Array<() => void> = [];
   private res: IncomingMessage | undefined;
@@ -104,7 +106,10 @@ export class EventStream {
     this.buffer += chunk;
     let idx = this.buffer.indexOf("\n\n");
     while (idx >= 0) {
-      this.events.push(...parseEvents(this.buffer.slice(0, idx + 2)));
+      for (const e of parseEvents(this.buffer.slice(0, idx + 2))) {
+        this.events.push(e);
+        this.onEvent?.(e);
+      }
       this.buffer = this.buffer.slice(idx + 2);
       idx = this.buffer.indexOf("\n\n");
     }
@@ -148,6 +153,16 @@ export class EventStream {
   }
 }
 
+/** The action id that element #`elementId` in `html` fires on `event`. */
+export function actionIn(html: string, elementId: string, event = "click"): string {
+  const re = new RegExp(`<[^>]*id="${elementId}"[^>]*>`);
+  const tag = re.exec(html)?.[0];
+  const m = tag && new RegExp(`data-on-${event}="([^"]*)"`).exec(tag);
+  if (!m) throw new Error(`no data-on-${event} on #${elementId}`);
+  const spec = unescapeHtml(m[1]!);
+  return spec.startsWith("{") ? (JSON.parse(spec) as { action: string }).action : spec;
+}
+
 /** A browser stand-in: one cookie jar, any number of tabs. */
 export class Browser {
   cookie = "";
@@ -188,12 +203,7 @@ export class TabClient {
 
   /** Find an action id in the page HTML by the element id it is attached to. */
   actionOf(elementId: string, event = "click"): string {
-    const re = new RegExp(`<[^>]*id="${elementId}"[^>]*>`);
-    const tag = re.exec(this.html)?.[0];
-    const m = tag && new RegExp(`data-on-${event}="([^"]*)"`).exec(tag);
-    if (!m) throw new Error(`no data-on-${event} on #${elementId}`);
-    const spec = unescapeHtml(m[1]!);
-    return spec.startsWith("{") ? (JSON.parse(spec) as { action: string }).action : spec;
+    return actionIn(this.html, elementId, event);
   }
 
   action(

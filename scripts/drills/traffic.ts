@@ -1,0 +1,280 @@
+// Chat traffic for the reliability drills: writer tabs post numbered messages ("w<k>#<n>") through the
+// chat's real protocol while observer tabs watch the room, every tab reconnecting the way the browser
+// runtime does when its stream drops (same tab id; a new page when the server asks for a reload).
+// A message is *acknowledged* once its writer's own tab shows it as stored ("sent"): that is the
+// promise the UI makes to the person who typed it, so it is what the drills hold the system to.
+import { ChatTab, type ShownMessage } from "../../test/support/chat-client.ts";
+import { Browser } from "../../test/support/sse-client.ts";
+
+export interface TrafficOptions {
+  /** The chat's URL; a restarted server must come back on the same one. */
+  base: string;
+  /** Room for every tab (default "Go"). */
+  room?: string;
+  /** Writer tabs, one browser session each (default 10). */
+  writers?: number;
+  /** Observer tabs, one browser session each (default 3). */
+  observers?: number;
+  /** Pause between one writer's sends (default 200 ms: 5 messages/s per writer). */
+  intervalMs?: number;
+}
+
+const LABEL = /^w(\d+)#(\d+)(?:\s|$)/;
+// Pads each message to about 100 bytes, the size the benchmarks use.
+const PAD = " lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore";
+
+export function labelOf(text: string): { writer: number; n: number } | undefined {
+  const m = LABEL.exec(text);
+  return m ? { writer: Number(m[1]), n: Number(m[2]) } : undefined;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A tab kept connected: reconnects after a drop, reloads when the server has no page for it. */
+class LiveTab {
+  tab!: ChatTab;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  constructor(
+    readonly browser: Browser,
+    readonly room: string,
+    readonly onChange: (tab: LiveTab) => void,
+  ) {}
+
+  async open(): Promise<void> {
+    this.tab = await ChatTab.open(this.browser.base, this.room, this.browser);
+    this.tab.onChange = () => this.onChange(this);
+    this.onChange(this);
+    this.loop = this.keepConnected();
+  }
+
+  /** Like the runtime: a dropped stream is reopened (100 ms apart while the server is away). */
+  private async keepConnected(): Promise<void> {
+    while (!this.stopped) {
+      await sleep(100);
+      if (this.stopped || this.tab.connected) continue;
+      try {
+        if (this.tab.reloadAsked) {
+          const fresh = await ChatTab.open(this.browser.base, this.room, this.browser);
+          this.tab.close();
+          this.tab = fresh;
+          this.tab.onChange = () => this.onChange(this);
+          this.onChange(this);
+        } else {
+          await this.tab.connect();
+        }
+      } catch {
+        // The server is still away; try again.
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+    this.tab?.close();
+  }
+}
+
+export interface WriterStats {
+  writer: number;
+  /** Sends the server answered with 2xx. */
+  accepted: number;
+  /** Sends answered with an error status (retried with the same number). */
+  rejected: number;
+  /** Sends that got no answer (the server died): never retried, they may or may not be stored. */
+  unanswered: number[];
+  /** Numbers this writer's tab showed as stored, with when it first did. */
+  acked: Map<number, number>;
+}
+
+export interface ListCheck {
+  /** Acknowledged messages checked. */
+  acked: number;
+  /** Acknowledged messages missing from the list. */
+  lost: string[];
+  /** Labels shown more than once. */
+  duplicated: string[];
+  /** Labels out of their writer's order. */
+  reordered: string[];
+  /** Messages present that were never acknowledged (in flight at a crash: allowed, reported). */
+  unackedPresent: number;
+}
+
+/** Checks a room's message texts, oldest first, against what the writers saw acknowledged. */
+export function checkList(texts: readonly string[], writers: readonly WriterStats[]): ListCheck {
+  const seen = new Set<string>();
+  const duplicated: string[] = [];
+  const reordered: string[] = [];
+  const lastN = new Map<number, number>();
+  let unackedPresent = 0;
+  for (const text of texts) {
+    const label = labelOf(text);
+    if (!label) continue;
+    const key = `w${label.writer}#${label.n}`;
+    if (seen.has(key)) {
+      duplicated.push(key);
+      continue;
+    }
+    seen.add(key);
+    if ((lastN.get(label.writer) ?? -1) > label.n) reordered.push(key);
+    lastN.set(label.writer, Math.max(label.n, lastN.get(label.writer) ?? -1));
+    if (!writers[label.writer]?.acked.has(label.n)) unackedPresent++;
+  }
+  const lost: string[] = [];
+  let acked = 0;
+  for (const w of writers) {
+    for (const n of w.acked.keys()) {
+      acked++;
+      if (!seen.has(`w${w.writer}#${n}`)) lost.push(`w${w.writer}#${n}`);
+    }
+  }
+  return { acked, lost, duplicated, reordered, unackedPresent };
+}
+
+export function checkPassed(c: ListCheck): boolean {
+  return c.lost.length === 0 && c.duplicated.length === 0 && c.reordered.length === 0;
+}
+
+export function describeCheck(c: ListCheck): string {
+  const few = (xs: string[]) =>
+    xs.length === 0 ? "0" : `${xs.length} (${xs.slice(0, 5).join(", ")}${xs.length > 5 ? ", …" : ""})`;
+  return `acked ${c.acked}, lost ${few(c.lost)}, duplicated ${few(c.duplicated)}, reordered ${few(c.reordered)}, unacked but present ${c.unackedPresent}`;
+}
+
+export class Traffic {
+  readonly writers: WriterStats[] = [];
+  readonly observers: LiveTab[] = [];
+  private readonly writerTabs: LiveTab[] = [];
+  private sending = false;
+  private loops: Promise<void>[] = [];
+  /** Latest arrival of any message on any observer (ms). */
+  lastObserverArrival = 0;
+  private arrivalWatch: Array<{ after: number; resolve: (t: number) => void }> = [];
+
+  private constructor(readonly opts: Required<TrafficOptions>) {}
+
+  /** Opens every tab (they stay connected until close()); call send() to start writing. */
+  static async open(options: TrafficOptions): Promise<Traffic> {
+    const opts: Required<TrafficOptions> = {
+      room: "Go",
+      writers: 10,
+      observers: 3,
+      intervalMs: 200,
+      ...options,
+    };
+    const t = new Traffic(opts);
+    for (let k = 0; k < opts.writers; k++) {
+      const stats: WriterStats = { writer: k, accepted: 0, rejected: 0, unanswered: [], acked: new Map() };
+      t.writers.push(stats);
+      const live = new LiveTab(new Browser(opts.base), opts.room, (lt) => t.noteAcks(stats, lt.tab.messages));
+      await live.open();
+      t.writerTabs.push(live);
+    }
+    for (let i = 0; i < opts.observers; i++) {
+      const live = new LiveTab(new Browser(opts.base), opts.room, (lt) => t.noteArrivals(lt.tab));
+      await live.open();
+      t.observers.push(live);
+    }
+    return t;
+  }
+
+  private noteAcks(w: WriterStats, messages: ShownMessage[]): void {
+    const at = now();
+    for (const m of messages) {
+      if (m.state !== "sent") continue;
+      const label = labelOf(m.text);
+      if (label?.writer === w.writer && !w.acked.has(label.n)) w.acked.set(label.n, at);
+    }
+  }
+
+  private noteArrivals(tab: ChatTab): void {
+    let latest = 0;
+    for (const t of tab.arrivals.values()) latest = Math.max(latest, t);
+    if (latest <= this.lastObserverArrival) return;
+    this.lastObserverArrival = latest;
+    this.arrivalWatch = this.arrivalWatch.filter((w) => {
+      if (latest <= w.after) return true;
+      w.resolve(latest);
+      return false;
+    });
+  }
+
+  /** Resolves with the time of the first message to reach any observer after `after` (ms). */
+  nextObserverArrival(after: number): Promise<number> {
+    if (this.lastObserverArrival > after) return Promise.resolve(this.lastObserverArrival);
+    return new Promise((resolve) => this.arrivalWatch.push({ after, resolve }));
+  }
+
+  /** Starts every writer's loop: one numbered message every `intervalMs`, each send awaited. */
+  send(): void {
+    if (this.sending) return;
+    this.sending = true;
+    this.loops = this.writers.map((w, k) => this.writeLoop(w, this.writerTabs[k]!));
+  }
+
+  private async writeLoop(w: WriterStats, live: LiveTab): Promise<void> {
+    let n = 0;
+    while (this.sending) {
+      const text = `w${w.writer}#${n}${PAD}`.slice(0, 100);
+      try {
+        const res = await live.tab.send(text);
+        if (res.status >= 200 && res.status < 300) {
+          w.accepted++;
+          n++;
+        } else {
+          // Refused before it was taken (server starting, tab not re-attached yet): same number again.
+          w.rejected++;
+        }
+      } catch {
+        // No answer: the server may have taken it before dying. A person would not know either; a new
+        // number keeps "exactly once" checkable.
+        w.unanswered.push(n);
+        n++;
+      }
+      await sleep(this.opts.intervalMs);
+    }
+  }
+
+  /** Stops the writers (waits for their in-flight sends). */
+  async stopSending(): Promise<void> {
+    this.sending = false;
+    await Promise.all(this.loops);
+  }
+
+  /** Acknowledged messages so far. */
+  ackedCount(): number {
+    return this.writers.reduce((sum, w) => sum + w.acked.size, 0);
+  }
+
+  /** Accepted sends still not acknowledged. */
+  pendingCount(): number {
+    return this.writers.reduce((sum, w) => sum + Math.max(0, w.accepted - w.acked.size), 0);
+  }
+
+  /** Waits until every acknowledged message is on every observer (or throws with what is missing). */
+  async settle(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (const o of this.observers) {
+      const left = Math.max(1, deadline - Date.now());
+      await o.tab
+        .waitUntil((msgs) => checkList(texts(msgs), this.writers).lost.length === 0, left, "every acked message")
+        .catch(() => undefined);
+    }
+  }
+
+  /** Each observer's list checked against the acknowledgements. */
+  checkObservers(): ListCheck[] {
+    return this.observers.map((o) => checkList(texts(o.tab.messages), this.writers));
+  }
+
+  async close(): Promise<void> {
+    await this.stopSending();
+    await Promise.all([...this.writerTabs, ...this.observers].map((t) => t.close()));
+  }
+}
+
+function texts(messages: readonly ShownMessage[]): string[] {
+  return messages.map((m) => m.text);
+}
