@@ -2,15 +2,26 @@
 // new messages as one appended element. Works on the embedded engine and on NATS JetStream alike.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { ActionError, type App, type AppOptions, type Context, createApp } from "../../src/index.ts";
+import { raw } from "hono/html";
+import {
+  type Action,
+  ActionError,
+  type App,
+  type AppOptions,
+  type Context,
+  createApp,
+  type Signal,
+} from "../../src/index.ts";
 import type { Logger } from "../../src/log.ts";
 import type { PubSub, StreamMessage } from "../../src/pubsub/types.ts";
+import type { Html } from "../../src/server/context.ts";
+import { renderHtml } from "../../src/server/html.ts";
 import { HttpError } from "../../src/server/http-error.ts";
 import { newId } from "../../src/server/ids.ts";
 import { TokenBucket } from "../../src/server/rate-limit.ts";
 import { type Identity, IdentityStore, validateNickname } from "./identity.ts";
 import { type ChatMessage, charCount, decodeChatMessage, MAX_MESSAGE_CHARS, nextQuote } from "./messages.ts";
-import { type Member, Presence } from "./presence.ts";
+import { Presence, type Roster } from "./presence.ts";
 import { CHAT_STREAM, CHAT_SUBJECTS, DEFAULT_ROOMS, type Room, roomSubject, validateRooms } from "./rooms.ts";
 import { ChatView, MessageItem, messageDomId, PresenceList, type Shown } from "./view.tsx";
 
@@ -70,6 +81,31 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
   const identities = await IdentityStore.open(pubsub, opts.replicas);
   const presence = new Presence(pubsub, log);
   const engine = pubsub.kind === "nats" ? "NATS" : "Embedded";
+
+  // A room's new message and roster go to every tab in it: render each once, not once per tab (with
+  // 1,000 tabs in a room that per-tab rendering was most of the server's work). Every tab gets the
+  // same markup, because action ids and signal names are the same in every tab of a page.
+  const rosterRendered = new WeakMap<Roster, Html>();
+  const rosterHtml = (r: Roster): Html => {
+    let html = rosterRendered.get(r);
+    if (!html) {
+      html = raw(renderHtml(<PresenceList roster={r} />));
+      rosterRendered.set(r, html);
+    }
+    return html;
+  };
+  const delivered = new Map<string, Html>();
+  const deliveredHtml = (item: Shown, mine: boolean, retry: Action, retryTarget: Signal<string>): Html => {
+    const key = `${item.message.id}:${mine}`;
+    let html = delivered.get(key);
+    if (!html) {
+      html = raw(renderHtml(<MessageItem item={item} mine={mine} retry={retry} retryTarget={retryTarget} />));
+      delivered.set(key, html);
+      // Only the newest few matter: a message is delivered to every tab within one tick.
+      if (delivered.size > 256) delivered.delete(delivered.keys().next().value!);
+    }
+    return html;
+  };
   app.stylesheet("pico.css", picoCss());
   app.stylesheet("chat.css", readFileSync(new URL("./chat.css", import.meta.url)));
 
@@ -132,7 +168,7 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
     for (const item of recent) remember(item);
     hasOlder = recent.length === PAGE_SIZE;
     const lastSeq = recent.at(-1)?.seq ?? 0;
-    let members: Member[] = presence.members(room);
+    let roster: Roster = presence.roster(room);
 
     const render = (item: Shown) => (
       <MessageItem item={item} mine={item.message.from === me.id} retry={retry} retryTarget={retryTarget} />
@@ -151,7 +187,7 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
           return;
         }
         remember(item);
-        c.patch("#messages", render(item), "append");
+        c.patch("#messages", deliveredHtml(item, item.message.from === me.id, retry, retryTarget), "append");
       },
       { fromSeq: lastSeq + 1, decode: decodeChatMessage },
     );
@@ -171,8 +207,8 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
       }
     });
     const unwatch = presence.watch(room, (now) => {
-      members = now;
-      c.patch("#presence", <PresenceList members={now} />);
+      roster = now;
+      c.patch("#presence", rosterHtml(now));
     });
     c.onDispose(() => {
       clearTimeout(graceTimer);
@@ -271,7 +307,7 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
         me={me}
         items={items}
         hasOlder={hasOlder}
-        members={members}
+        roster={roster}
         actions={{ say, loadOlder, saveNick, retry }}
         signals={{ statement, nick, retryTarget }}
       />

@@ -2,7 +2,7 @@
 import type { Action, Signal } from "../../src/index.ts";
 import type { Identity } from "./identity.ts";
 import type { ChatMessage } from "./messages.ts";
-import type { Member } from "./presence.ts";
+import type { Roster } from "./presence.ts";
 import { type Room, roomPath } from "./rooms.ts";
 
 export type Delivery = "sending" | "failed" | "sent";
@@ -64,16 +64,19 @@ export function MessageItem({
   );
 }
 
-export function PresenceList({ members }: { members: Member[] }) {
+export function PresenceList({ roster }: { roster: Roster }) {
+  const { count, members } = roster;
+  const more = count - members.length;
   return (
     <section id="presence" aria-label="Who is here">
-      <span class="count">{members.length === 1 ? "1 person here" : `${members.length} people here`}</span>
+      <span class="count">{count === 1 ? "1 person here" : `${count.toLocaleString("en")} people here`}</span>
       <ul>
         {members.map((m) => (
           <li title={m.name}>
             <span aria-hidden="true">{m.emoji}</span> {m.name}
           </li>
         ))}
+        {more > 0 ? <li class="more">and {more.toLocaleString("en")} more</li> : null}
       </ul>
     </section>
   );
@@ -86,7 +89,7 @@ export interface ChatViewProps {
   me: Identity;
   items: Shown[];
   hasOlder: boolean;
-  members: Member[];
+  roster: Roster;
   actions: { say: Action; loadOlder: Action; saveNick: Action; retry: Action };
   /** retryTarget: the retry button names its message through it (set in the browser before the action fires). */
   signals: { statement: Signal<string>; nick: Signal<string>; retryTarget: Signal<string> };
@@ -111,7 +114,7 @@ export function ChatView(p: ChatViewProps) {
           {p.engine}
         </span>
       </header>
-      <PresenceList members={p.members} />
+      <PresenceList roster={p.roster} />
       <div id="history" class="chat-history" data-stick-bottom>
         {p.hasOlder ? (
           <button type="button" id="load-older" class="secondary outline" {...p.actions.loadOlder.onClick()}>

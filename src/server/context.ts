@@ -10,12 +10,23 @@ import { renderHtml, toastHtml, VIEW_ID, viewHtml } from "./html.ts";
 import { TokenBucket } from "./rate-limit.ts";
 import type { Session } from "./session.ts";
 import { type Json, Signal, type SignalOptions } from "./signal.ts";
-import { customEvent, type PatchMode, patchElements, patchSignals } from "./sse/encoder.ts";
+import { customEvent, type PatchMode, patchElements, patchSignals, withEventId } from "./sse/encoder.ts";
 import { TabQueue } from "./sse/queue.ts";
 
 export type Html = JSX.Element;
 
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
+
+// A broadcast (one room message to 1,000 tabs) is the same patch pushed by every tab's context in a
+// row: keep the last encoding and reuse it, so the event is encoded once and only the id differs.
+let lastPatch: { elements: string | undefined; selector: string; mode: PatchMode; event: string } | undefined;
+function encodedPatch(elements: string | undefined, selector: string, mode: PatchMode): string {
+  const last = lastPatch;
+  if (last && last.elements === elements && last.selector === selector && last.mode === mode) return last.event;
+  const event = patchElements(elements, { selector, mode });
+  lastPatch = { elements, selector, mode, event };
+  return event;
+}
 
 /** `c.signal(0)` is a number signal, not a signal of the literal 0. */
 export type Widen<T> = T extends string ? string : T extends number ? number : T extends boolean ? boolean : T;
@@ -27,6 +38,8 @@ export interface TabOptions {
   logger: Logger;
   pubsub: PubSub | undefined;
   onDispose: (tab: Tab) => void;
+  /** Called when the tab's stream is cut for going over `queueCapBytes` (counted by `app.stats()`). */
+  onOverflow?: (tab: Tab) => void;
 }
 
 /** How a stream attaches: the first connect after the page load, a reconnect, or a fresh context after a restart. */
@@ -97,7 +110,8 @@ export class Context {
   /** Push an incremental change: `mode` says how `html` lands relative to the element `selector` picks. */
   patch(selector: string, html: Html | null, mode: PatchMode = "outer"): void {
     const elements = mode === "remove" || html === null ? undefined : renderHtml(html);
-    this.tab.pushEvent((id) => patchElements(elements, { selector, mode, eventId: id }));
+    const event = encodedPatch(elements, selector, mode);
+    this.tab.pushEvent((id) => withEventId(event, id));
   }
 
   /** Remove every element matching `selector`. */
@@ -278,6 +292,19 @@ export class Tab {
     return this.res !== undefined;
   }
 
+  /**
+   * Bytes the server holds for this tab right now: its queue plus what its response still buffers
+   * (`writableLength`: written but not yet taken by the kernel). Bounded by `queueCapBytes`.
+   */
+  get pendingBytes(): number {
+    return this.queue.bytes + (this.res?.writableLength ?? 0);
+  }
+
+  /** The socket refused the last write: events queue until it drains (a slow or stalled reader). */
+  get backedUp(): boolean {
+    return this.waitingForDrain;
+  }
+
   // ---- declarations (from init) ----
 
   addSignal<T extends Json>(initial: T, opts: SignalOptions<T>): Signal<T> {
@@ -378,7 +405,8 @@ export class Tab {
       return;
     }
     const text = encode(String(++this.eventId));
-    if (!this.queue.push(text, kind)) {
+    // What the response still buffers counts too: a stalled reader holds at most the cap in all.
+    if (!this.queue.push(text, kind, this.res?.writableLength ?? 0)) {
       this.log.warn(
         { capBytes: this.opts.queueCapBytes },
         "tab queue over its cap: closing the stream, the tab will resync",
@@ -388,6 +416,7 @@ export class Tab {
       this.needsResync = true;
       this.queue.clear();
       res?.destroy();
+      this.opts.onOverflow?.(this);
       return;
     }
     this.scheduleFlush();

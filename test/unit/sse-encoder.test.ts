@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { comment, customEvent, executeScript, patchElements, patchSignals } from "../../src/server/sse/encoder.ts";
+import {
+  comment,
+  customEvent,
+  executeScript,
+  patchElements,
+  patchSignals,
+  withEventId,
+} from "../../src/server/sse/encoder.ts";
 
 test("patch-elements with defaults writes only the event line and the elements", () => {
   assert.equal(
@@ -137,4 +144,11 @@ test("comments are keepalives that clients ignore", () => {
   assert.equal(comment("keepalive"), ": keepalive\n\n");
   assert.equal(comment("a\r\nb"), ": a\n: b\n\n");
   assert.equal(comment(""), ":\n\n");
+});
+
+test("withEventId adds the id line after the event line and refuses an event that has one", () => {
+  const plain = patchElements("<p>x</p>", { selector: "#a", mode: "append" });
+  assert.equal(withEventId(plain, "7"), patchElements("<p>x</p>", { selector: "#a", mode: "append", eventId: "7" }));
+  assert.throws(() => withEventId(withEventId(plain, "7"), "8"), /has no id yet/);
+  assert.throws(() => withEventId(plain, "1\n2"), /line break/);
 });

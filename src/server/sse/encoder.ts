@@ -117,6 +117,18 @@ export function patchElements(elements: string | undefined, opts: PatchElementsO
 }
 
 /**
+ * The same event with an `id:` line: `event` must be an encoded event without an id (e.g. from
+ * patchElements with no eventId). Lets one encoding of a broadcast serve every tab, each with its own id.
+ */
+export function withEventId(event: string, eventId: string): string {
+  const nl = event.indexOf("\n");
+  if (!event.startsWith("event: ") || nl < 0 || event.startsWith("id: ", nl + 1)) {
+    throw new TypeError("withEventId needs an encoded event that has no id yet");
+  }
+  return `${event.slice(0, nl + 1)}id: ${singleLine("event id", eventId)}\n${event.slice(nl + 1)}`;
+}
+
+/**
  * `datastar-patch-signals`: a JSON merge patch (RFC 7386) for the browser's signal store.
  * An object is serialised with JSON.stringify (one line: JSON escapes newlines inside strings);
  * a string is taken as already-serialised JSON and split on its line breaks.
