@@ -1,9 +1,10 @@
 // The chat in real Chromium with two users (two browser contexts, two cookie jars), on both engines:
 // the embedded engine on a temp data dir, and NATS JetStream on a real nats-server. Each test opens
 // fresh users, so every user starts with a full send-rate bucket and its own identity.
-// The embedded run also takes the README's screenshot (docs/screenshots/chat.png).
+// The embedded run also takes the README's screenshot: into a temp file, or into
+// docs/screenshots/chat.png with UPDATE_SCREENSHOTS=1 (so a plain test run leaves the tree unchanged).
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, type TestContext, test } from "node:test";
@@ -670,8 +671,12 @@ for (const e of engines) {
       await a.page.waitForFunction(() => document.querySelector("#presence .count")?.textContent === "2 people here");
       await a.page.click("#statement");
       await a.page.keyboard.type("Let me show the others");
-      mkdirSync(join(SCREENSHOT, ".."), { recursive: true });
-      await a.page.screenshot({ path: SCREENSHOT });
+      const target =
+        process.env.UPDATE_SCREENSHOTS === "1" ? SCREENSHOT : join(tmpdir(), `via-chat-screenshot-${process.pid}.png`);
+      mkdirSync(join(target, ".."), { recursive: true });
+      await a.page.screenshot({ path: target });
+      assert.ok(statSync(target).size > 10_000, "the screenshot has content");
+      if (target !== SCREENSHOT) rmSync(target, { force: true });
       a.assertSafe();
       b.assertSafe();
     });
