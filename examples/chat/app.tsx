@@ -94,6 +94,20 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
     }
     return html;
   };
+  // Every tab of a room loads the same last page of history: decode each stored message once and
+  // share it (read-only), so 10,000 tabs do not hold 10,000 copies of the same 50 messages.
+  const stored = new Map<string, ChatMessage>();
+  const storedMessage = (sm: StreamMessage): ChatMessage => {
+    // Keyed by the payload itself: exact even if a stream is recreated and its seqs start over.
+    const text = new TextDecoder().decode(sm.data);
+    let message = stored.get(text);
+    if (!message) {
+      message = decodeChatMessage(JSON.parse(text));
+      stored.set(text, message);
+      if (stored.size > 5_000) stored.delete(stored.keys().next().value!);
+    }
+    return message;
+  };
   const delivered = new Map<string, Html>();
   const deliveredHtml = (item: Shown, mine: boolean, retry: Action, retryTarget: Signal<string>): Html => {
     const key = `${item.message.id}:${mine}`;
@@ -144,7 +158,7 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
     });
     const decodeStored = (sm: StreamMessage): Shown | undefined => {
       try {
-        return fromStream(decodeChatMessage(JSON.parse(new TextDecoder().decode(sm.data))), sm);
+        return fromStream(storedMessage(sm), sm);
       } catch {
         log.warn({ seq: sm.seq }, "skipped an unreadable stored chat message");
         return undefined;

@@ -17,12 +17,30 @@ interface Note {
   text: string;
 }
 
-async function start(ttlMs = 120_000): Promise<{ app: App; base: string; pubsub: PubSub; handled: () => number }> {
+interface Started {
+  app: App;
+  base: string;
+  pubsub: PubSub;
+  handled: () => number;
+  decodes: () => number;
+  seen: Note[];
+}
+
+async function start(ttlMs = 120_000): Promise<Started> {
   const dir = await mkdtemp(join(tmpdir(), "via-pubsub-app-"));
   const pubsub = await openPubSub({ dataDir: dir });
   await pubsub.ensureStream({ name: "NOTES", subjects: ["notes.>"], maxMsgsPerSubject: 100 });
   const app = createApp({ pubsub, contextTtlMs: ttlMs });
+  // One function for every tab, as an app would pass it: the parse-once cache is keyed by it.
+  const decodeNote = (v: unknown): Note => {
+    decodes++;
+    const n = v as Note;
+    if (typeof n?.text !== "string") throw new Error("not a note");
+    return n;
+  };
   let handled = 0;
+  let decodes = 0;
+  const seen: Note[] = [];
   app.page("/", (c) => {
     const text = c.signal("", { name: "text" });
     const send = c.action(async () => {
@@ -33,14 +51,11 @@ async function start(ttlMs = 120_000): Promise<{ app: App; base: string; pubsub:
       "notes.*",
       (note, msg) => {
         handled++;
+        seen.push(note);
         c.patch("#notes", <li data-seq={String(msg.seq)}>{note.text}</li>, "append");
       },
       {
-        decode: (v) => {
-          const n = v as Note;
-          if (typeof n?.text !== "string") throw new Error("not a note");
-          return n;
-        },
+        decode: decodeNote,
       },
     );
     c.view(() => (
@@ -59,7 +74,7 @@ async function start(ttlMs = 120_000): Promise<{ app: App; base: string; pubsub:
     await pubsub.close();
     await rm(dir, { recursive: true, force: true });
   });
-  return { app, base: url, pubsub, handled: () => handled };
+  return { app, base: url, pubsub, handled: () => handled, decodes: () => decodes, seen };
 }
 
 test("c.publishJson acks with the stream seq and every subscribed tab gets the message as a patch", async () => {
@@ -78,6 +93,18 @@ test("c.publishJson acks with the stream seq and every subscribed tab gets the m
   }
   sa.close();
   sb.close();
+});
+
+test("c.subscribeJson parses a message once for all the tabs that get it and gives them one value", async () => {
+  const { base, pubsub, decodes, seen } = await start();
+  const tabs = await Promise.all([1, 2, 3].map(() => new Browser(base).load()));
+  const streams = await Promise.all(tabs.map((t) => t.connect()));
+  await pubsub.publish("notes.general", JSON.stringify({ from: "x", text: "once" }));
+  for (const s of streams) await s.waitFor((e) => e.data.selector === "#notes");
+  assert.equal(seen.length, 3);
+  assert.equal(decodes(), 1, "decoded once, not once per tab");
+  assert.ok(seen[0] === seen[1] && seen[1] === seen[2], "every tab got the same value");
+  for (const s of streams) s.close();
 });
 
 test("a message that fails to decode is skipped and the tab keeps receiving", async () => {
