@@ -53,6 +53,26 @@ export interface AppOptions {
   shutdownTimeoutMs?: number;
 }
 
+/** A snapshot of the app's tabs and of the memory their outgoing events hold (`app.stats()`). */
+export interface AppStats {
+  /** Live tab contexts: connected, or disconnected within their TTL. */
+  tabs: number;
+  /** Tabs with an open event stream. */
+  connected: number;
+  /** Streams whose socket refused the last write: their events queue until it drains. */
+  backedUp: number;
+  /**
+   * Bytes held for tabs' event streams: per tab its queue plus its response's `writableLength` (written,
+   * not yet taken by the kernel). `max` is the largest single tab; it stays under `queueCapBytes`, or
+   * under the tab's largest single event if that alone is bigger (one event always gets through).
+   */
+  queuedBytes: { total: number; max: number };
+  /** The per-tab cap (`AppOptions.queueCapBytes`). */
+  queueCapBytes: number;
+  /** Streams cut since start because their tab went over the cap (each such tab resyncs when it reconnects). */
+  overflows: number;
+}
+
 export interface ListenResult {
   server: Server;
   port: number;
@@ -77,6 +97,7 @@ export class App {
   private ready = true;
   private closing: Promise<void> | undefined;
   private readonly signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
+  private overflows = 0;
 
   constructor(options: AppOptions = {}) {
     this.logger = options.logger ?? createLogger();
@@ -125,6 +146,32 @@ export class App {
   /** Number of live tab contexts (connected or within their TTL). */
   get tabCount(): number {
     return this.tabs.size;
+  }
+
+  /**
+   * Tabs, open streams and the bytes queued for them, for monitoring and drills. O(tabs): meant to be
+   * polled now and then (a metrics scrape), not per event.
+   */
+  stats(): AppStats {
+    let connected = 0;
+    let backedUp = 0;
+    let total = 0;
+    let max = 0;
+    for (const tab of this.tabs.values()) {
+      if (tab.connected) connected++;
+      if (tab.backedUp) backedUp++;
+      const bytes = tab.pendingBytes;
+      total += bytes;
+      if (bytes > max) max = bytes;
+    }
+    return {
+      tabs: this.tabs.size,
+      connected,
+      backedUp,
+      queuedBytes: { total, max },
+      queueCapBytes: this.opts.queueCapBytes,
+      overflows: this.overflows,
+    };
   }
 
   /** Resolves once the client runtime is built; `listen` awaits it. */
@@ -274,6 +321,9 @@ export class App {
       pubsub: this.pubsub,
       onDispose: (t) => {
         if (this.tabs.get(t.id) === t) this.tabs.delete(t.id);
+      },
+      onOverflow: () => {
+        this.overflows++;
       },
     });
     this.tabs.set(id, tab);

@@ -235,6 +235,26 @@ export class Context {
   }
 }
 
+/**
+ * Ends a stream whose reader fell a whole queue cap behind. A TCP reset, not a close: what the kernel
+ * still buffers for it (up to a few MiB on loopback) is stale, since the tab resyncs on reconnect, so it
+ * is dropped at once instead of being held until the reader drains it; and a reader that stalled learns
+ * of the cut as soon as it reads again (after a close it first reads that stale backlog, which the
+ * sender's zero-window probing can stretch to seconds). Sockets that cannot reset (TLS) are destroyed.
+ */
+function cutStream(res: ServerResponse): void {
+  const socket = res.socket;
+  if (socket && typeof socket.resetAndDestroy === "function") {
+    try {
+      socket.resetAndDestroy();
+      return;
+    } catch {
+      // not a TCP handle (TLS, a wrapped socket): destroy below
+    }
+  }
+  res.destroy();
+}
+
 // One microtask flushes every tab with pending output: a broadcast to 1,000 tabs costs one
 // scheduling, not 1,000 (each queueMicrotask is wrapped in an AsyncResource by Node).
 const tabsToFlush = new Set<Tab>();
@@ -429,7 +449,7 @@ export class Tab {
       this.detach(false);
       this.needsResync = true;
       this.queue.clear();
-      res?.destroy();
+      if (res) cutStream(res);
       this.opts.onOverflow?.(this);
       return;
     }

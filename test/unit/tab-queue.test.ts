@@ -59,6 +59,28 @@ test("queue over its byte cap drops everything and reports overflow", () => {
   assert.equal(q.takeAll(), "");
 });
 
+test("bytes the socket still buffers count against the cap", () => {
+  const q = new TabQueue({ capBytes: 10 });
+  assert.equal(q.push("abcd", "patch", 6), true, "4 queued + 6 held = 10: at the cap, not over");
+  assert.equal(q.push("e", "patch", 6), false, "5 queued + 6 held is over");
+  assert.equal(q.overflowed, true);
+  assert.equal(q.bytes, 0);
+  q.clear();
+  assert.equal(q.push("abcde", "patch", 0), true, "with the socket drained the same bytes fit");
+});
+
+test("one event alone always fits, even bigger than the cap (a resync's full render must get through)", () => {
+  const q = new TabQueue({ capBytes: 4 });
+  assert.equal(q.push("RRRRRRRR", "render"), true, "alone in an empty queue, nothing held");
+  assert.equal(q.push("p"), false, "anything more is over the cap");
+  q.clear();
+  assert.equal(q.push("RRRRRRRR", "render", 1), false, "not alone: the socket still holds a byte");
+  q.clear();
+  q.push("RRRRRRRR", "render");
+  assert.equal(q.push("SSSSSSSS", "render"), true, "a newer render replacing it is alone again");
+  assert.equal(q.takeAll(), "SSSSSSSS");
+});
+
 test("the cap is checked after coalescing, so a replacing render can fit", () => {
   const q = new TabQueue({ capBytes: 10 });
   q.push("RRRRRRRR", "render"); // 8 bytes
@@ -69,7 +91,8 @@ test("the cap is checked after coalescing, so a replacing render can fit", () =>
 
 test("an overflowed queue refuses pushes until it is cleared", () => {
   const q = new TabQueue({ capBytes: 4 });
-  assert.equal(q.push("too long"), false);
+  assert.equal(q.push("abc"), true);
+  assert.equal(q.push("de"), false);
   assert.equal(q.push("ok"), false);
   assert.equal(q.push("R", "render"), false);
   assert.equal(q.length, 0);

@@ -6,7 +6,10 @@
 //   render were computed against older state, and replaying them after the newer render would undo it.
 // - A byte cap. A tab that does not drain (stalled socket, slow client) must not hold server memory
 //   without limit. Over the cap the queue drops everything and reports overflow; the caller closes the
-//   stream and the tab gets a full resync when it reconnects, so nothing dropped here is needed.
+//   stream and the tab gets a full resync when it reconnects, so nothing dropped here is needed. What
+//   the socket still buffers from earlier writes counts against the same cap (`heldBytes`). One event
+//   alone always fits (a resync's full render can be bigger than the cap; refusing it would cut every
+//   reconnect of that tab), so the bound is max(cap, largest single event).
 
 export type QueuedKind = "render" | "patch";
 
@@ -44,8 +47,10 @@ export class TabQueue {
    * dropped, `overflowed` is set, and the caller should close the stream so the tab resyncs.
    * While overflowed every push is refused (and dropped) until `clear()`: events queued after a gap
    * would be applied on top of state the tab never received.
+   * `heldBytes`: bytes already written for this reader but still buffered by its socket; they count
+   * against the same cap, so queue and socket buffer together stay bounded.
    */
-  push(text: string, kind: QueuedKind = "patch"): boolean {
+  push(text: string, kind: QueuedKind = "patch", heldBytes = 0): boolean {
     if (this.#overflowed) return false;
     const size = Buffer.byteLength(text, "utf8");
     if (kind === "render" && this.#renderAt >= 0) {
@@ -59,7 +64,11 @@ export class TabQueue {
       this.#renderAt = this.#items.length - 1;
       this.#renderBytes = size;
     }
-    if (this.#bytes > this.#capBytes) {
+    // One event always fits when nothing else is queued or held: a full render bigger than the cap must
+    // still reach a tab that resyncs, or that tab could never recover (every reconnect would be cut). So
+    // a tab's memory is bounded by the cap, or by its largest single event if that is bigger.
+    const alone = this.#items.length - this.#holes === 1 && heldBytes === 0;
+    if (this.#bytes + heldBytes > this.#capBytes && !alone) {
       this.#reset();
       this.#overflowed = true;
       return false;
