@@ -1,11 +1,11 @@
-// A short crash drill on both engines (the full one is `npm run drill:crash`): writers publish numbered
+// A short crash drill on both engines (the full one is `npm run drill:engine-crash`): writers publish numbered
 // messages with msg ids while the process holding the data is killed with SIGKILL and restarted on the same
 // storage; afterwards the stream, read back by a fresh engine, must hold every acknowledged message exactly
 // once, at the seq of its ack, in each writer's order. Real processes throughout: the embedded engine in a
 // child process, a real nats-server. runDrill kills its children and removes its temp dirs in any case.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { type DrillEngine, runDrill, summary } from "../../scripts/drill-crash/drill.ts";
+import { type DrillEngine, runDrill, summary } from "../../scripts/drills/engine-crash/drill.ts";
 import { natsServerMissing } from "../support/nats-server.ts";
 
 const KILLS = 3;

@@ -147,6 +147,24 @@ export class EventStream {
     }
   }
 
+  /**
+   * Stops reading the stream, like a tab whose reader stalled: the socket is no longer read, so TCP
+   * backpressure builds up to the server (its writes start returning false once the kernel buffers are
+   * full). Events already parsed stay; nothing new is parsed until resume().
+   */
+  pause(): void {
+    this.res?.pause();
+  }
+
+  /** Reads again after pause(): what the kernel buffered arrives, then whatever the server does next. */
+  resume(): void {
+    this.res?.resume();
+  }
+
+  get paused(): boolean {
+    return this.res?.isPaused() ?? false;
+  }
+
   close(): void {
     this.req?.destroy();
     this.res?.destroy();

@@ -1,10 +1,10 @@
-// The crash drill, shared by `npm run drill:crash` (scripts/drill-crash.ts) and its short version in
-// test/pubsub/crash-drill.test.ts.
+// The engine-level crash drill, shared by `npm run drill:engine-crash` (scripts/drills/engine-crash.ts) and its
+// short version in test/pubsub/crash-drill.test.ts.
 //
 // Writers (in this process) publish numbered messages, one at a time each, with a msg id per message;
 // they record every ack. Meanwhile the process that holds the data is killed with SIGKILL at random
 // moments and started again on the same storage: for the embedded engine that is a child process running
-// the engine (scripts/drill-crash/embedded-child.ts); for NATS it is the nats-server itself, while the
+// the engine (scripts/drills/engine-crash/embedded-child.ts); for NATS it is the nats-server itself, while the
 // writers publish through the NATS engine in this process. A publish that fails or goes unanswered is
 // retried with the SAME msg id, as a real client would. At the end the whole stream is read back (a fresh
 // engine, replay from seq 1) and checked: every acknowledged message is stored exactly once, at the seq
@@ -13,10 +13,10 @@ import { type ChildProcess, fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openEmbedded } from "../../src/pubsub/embedded/engine.ts";
-import { connectNats } from "../../src/pubsub/nats/engine.ts";
-import type { PubSub, StreamMessage } from "../../src/pubsub/types.ts";
-import { type NatsServer, startNatsServer } from "../../test/support/nats-server.ts";
+import { openEmbedded } from "../../../src/pubsub/embedded/engine.ts";
+import { connectNats } from "../../../src/pubsub/nats/engine.ts";
+import type { PubSub, StreamMessage } from "../../../src/pubsub/types.ts";
+import { type NatsServer, startNatsServer } from "../../../test/support/nats-server.ts";
 import { DRILL_STREAM, type PublishReply, type PublishRequest } from "./protocol.ts";
 
 export type DrillEngine = "embedded" | "nats";

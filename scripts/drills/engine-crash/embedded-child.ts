@@ -2,12 +2,12 @@
 // drill stream (as an app does at every start), then serves publish requests from the parent over the IPC
 // channel, answering each with its ack only after `publish` resolved (the message is committed). The
 // parent kills it with SIGKILL at random moments and starts it again on the same dir.
-import { openEmbedded } from "../../src/pubsub/embedded/engine.ts";
+import { openEmbedded } from "../../../src/pubsub/embedded/engine.ts";
 import { DRILL_STREAM, type PublishReply, type PublishRequest } from "./protocol.ts";
 
 const dir = process.argv[2];
 if (!dir || !process.send) {
-  process.stderr.write("usage: started by scripts/drill-crash (IPC channel), with the data dir as argument\n");
+  process.stderr.write("usage: started by scripts/drills/engine-crash (IPC channel), with the data dir as argument\n");
   process.exit(2);
 }
 

@@ -1,14 +1,15 @@
-// `npm run drill:crash`: kill -9 the process that holds the data at random moments while writers publish,
+// `npm run drill:engine-crash`: kill -9 the process that holds the data at random moments while writers publish,
 // restart it on the same storage, and check that every acknowledged message is stored exactly once and in
 // each writer's order. Embedded engine: the engine runs in a child process that is killed. NATS: the
-// nats-server is killed while the writers publish through the NATS engine. See scripts/drill-crash/drill.ts.
+// nats-server is killed while the writers publish through the NATS engine. See scripts/drills/engine-crash/drill.ts.
+// The chat-level drill (kill -9 of the chat server itself) is `npm run drill:crash`, scripts/drills/crash.ts.
 // Exits non-zero if any count is not 0 (or the drill could not complete).
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { type DrillEngine, type DrillResult, runDrill, summary } from "./drill-crash/drill.ts";
-import { intOption } from "./lib/cli.ts";
+import { intOption } from "../lib/cli.ts";
+import { type DrillEngine, type DrillResult, runDrill, summary } from "./engine-crash/drill.ts";
 
-const HELP = `Usage: npm run drill:crash -- [options]
+const HELP = `Usage: npm run drill:engine-crash -- [options]
 
 Options:
   --engine <e>    embedded | nats | both (default both)
@@ -50,13 +51,14 @@ for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () =
 
 function commandLine(): string {
   const args = process.argv.slice(2).join(" ");
-  if (process.env.npm_lifecycle_event === "drill:crash") return `npm run drill:crash${args ? ` -- ${args}` : ""}`;
-  return `tsx scripts/drill-crash.ts${args ? ` ${args}` : ""}`;
+  if (process.env.npm_lifecycle_event === "drill:engine-crash")
+    return `npm run drill:engine-crash${args ? ` -- ${args}` : ""}`;
+  return `tsx scripts/drills/engine-crash.ts${args ? ` ${args}` : ""}`;
 }
 
 async function main(): Promise<number> {
   const cpu = cpus();
-  console.log("drill:crash — kill -9 under write load, then check every acknowledged message");
+  console.log("drill:engine-crash — kill -9 of the engine under write load, then check every acknowledged message");
   console.log(`command: ${commandLine()}`);
   console.log(`node ${process.version}; CPU: ${cpu[0]?.model.trim()} × ${cpu.length} cores`);
   console.log(

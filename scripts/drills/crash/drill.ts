@@ -1,0 +1,357 @@
+// The chat-level crash drill, shared by `npm run drill:crash` (scripts/drills/crash.ts) and its short
+// version in test/drills/crash.test.ts.
+//
+// The real chat CLI runs as a child process (test/support/chat-process.ts) on the embedded engine (a data
+// dir) or on NATS JetStream (a real nats-server that stays up). Writer tabs post numbered messages through
+// the chat's own protocol while observer tabs watch (scripts/drills/traffic.ts). At random moments the CHAT
+// SERVER is killed with SIGKILL and started again on the same port and data; the tabs reconnect like the
+// browser runtime does. A message counts as acknowledged once its writer's own tab showed it as stored.
+// Afterwards every acknowledged message must be in the room exactly once, in its writer's order: checked
+// on a fresh tab that pages in the whole history (what a user sees), and on the stream itself, read
+// through the pub/sub API once the chat is stopped.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decodeChatMessage } from "../../../examples/chat/messages.ts";
+import { CHAT_STREAM, roomSubject } from "../../../examples/chat/rooms.ts";
+import { openPubSub } from "../../../src/pubsub/index.ts";
+import type { StreamMessage } from "../../../src/pubsub/types.ts";
+import { ChatTab } from "../../../test/support/chat-client.ts";
+import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../../test/support/chat-process.ts";
+import { type NatsServer, startNatsServer } from "../../../test/support/nats-server.ts";
+import { checkList, checkPassed, type ListCheck, labelOf, Traffic, type WriterStats } from "../traffic.ts";
+
+export type ChatEngine = "embedded" | "nats";
+
+export interface CrashDrillOptions {
+  engine: ChatEngine;
+  /** kill -9 count during the storm. */
+  kills: number;
+  /** Writer tabs, one browser session each (default 10). */
+  writers?: number;
+  /** Observer tabs (default 3). */
+  observers?: number;
+  /** Pause between one writer's sends (default 200 ms; the chat runs with --send-rate 10). */
+  intervalMs?: number;
+  /** After a restart: wait for every observer to receive again and this many new acks (default 20). */
+  minAcksBetweenKills?: number;
+  /** Random downtime 0..maxDownMs between the kill and the restart (default 300 ms). */
+  maxDownMs?: number;
+  /** Writing goes on this long after the last restart (default 1.5 s). */
+  tailMs?: number;
+  /** Hard cap on the whole drill; beyond it the drill fails (default 60 s + 20 s per kill). */
+  timeLimitMs?: number;
+  room?: string;
+  log?: (line: string) => void;
+}
+
+export interface KillRecord {
+  /** ms since the storm began. */
+  atMs: number;
+  pid: number;
+  /** Acks since the previous start. */
+  acksBefore: number;
+  /** Sends accepted (2xx) but not yet acknowledged when the kill landed: in flight. */
+  inFlight: number;
+  downMs: number;
+  /** Spawn of the new chat process until it logged its URL. */
+  startMs: number;
+  /** From that moment until the first observer received a message again. */
+  firstReceiveMs: number;
+  /** ... until every observer received a message again. */
+  allReceiveMs: number;
+  /** ... until the first writer saw a new message of its own stored. */
+  firstAckMs: number;
+}
+
+export interface CrashDrillResult {
+  engine: ChatEngine;
+  writers: number;
+  kills: KillRecord[];
+  /** Messages acknowledged to their writers. */
+  acked: number;
+  /** Sends answered 2xx. */
+  accepted: number;
+  /** Sends refused (410 while the tab re-attached, 429...), retried with the same number. */
+  rejected: number;
+  /** Sends without an answer (the server was dying or down). */
+  unanswered: number;
+  /** The user-visible check: a fresh tab after "Load older" down to the start of the room. */
+  tab: ListCheck;
+  /** The stream itself, read through the pub/sub API after the chat stopped. */
+  stream: ListCheck;
+  /** Messages of the drill stored in the room. */
+  stored: number;
+  /** The fresh tab lists exactly what the stream holds, in the same order. */
+  tabMatchesStream: boolean;
+  /** Accepted (2xx) sends never stored: the kill came between the answer and the store; never acked. */
+  acceptedNotStored: number;
+  /** The room reached its 1,000-message history cap: older messages were evicted and the check is void. */
+  historyCapped: boolean;
+  stormMs: number;
+  totalMs: number;
+  pass: boolean;
+}
+
+/** The chat keeps 1,000 messages per room; the drill stays well below, so the whole history is checkable. */
+const ROOM_CAP = 1000;
+const ROOM_BUDGET = 800;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const now = () => performance.timeOrigin + performance.now();
+const rand = (min: number, max: number) => min + Math.floor(Math.random() * (max - min + 1));
+
+class DrillTimeoutError extends Error {
+  override name = "DrillTimeoutError";
+}
+
+// Temp dirs still there when the process exits mid-drill (SIGINT, a failed test). Child processes are
+// killed by the exit handlers of chat-process.ts and nats-server.ts.
+const liveDirs = new Set<string>();
+process.once("exit", () => {
+  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** Every message stored under the room's subject, oldest first, through history() pages. */
+export async function readRoom(
+  engine: ChatEngine,
+  where: { dataDir?: string; natsUrl?: string },
+  room: string,
+): Promise<{ msgs: StreamMessage[]; texts: string[]; subjectCount: number }> {
+  const ps = await openPubSub(engine === "nats" ? { natsUrl: where.natsUrl! } : { dataDir: where.dataDir! });
+  try {
+    const subject = roomSubject(room);
+    const msgs: StreamMessage[] = [];
+    for (let after = 0; ; ) {
+      const page = await ps.history(subject, { afterSeq: after, limit: 1000 });
+      if (page.length === 0) break;
+      msgs.push(...page);
+      after = page.at(-1)!.seq;
+    }
+    const info = await ps.info(CHAT_STREAM);
+    const dec = new TextDecoder();
+    const texts = msgs.map((m) => decodeChatMessage(JSON.parse(dec.decode(m.data))).text);
+    return { msgs, texts, subjectCount: info.subjects[subject] ?? 0 };
+  } finally {
+    await ps.close();
+  }
+}
+
+/** Numbers a writer had answered 2xx: every number it used, minus those that got no answer. */
+export function acceptedNumbers(w: WriterStats): number[] {
+  const unanswered = new Set(w.unanswered);
+  const out: number[] = [];
+  for (let n = 0, seen = 0; seen < w.accepted; n++) {
+    if (unanswered.has(n)) continue;
+    out.push(n);
+    seen++;
+  }
+  return out;
+}
+
+function labels(texts: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const t of texts) {
+    const l = labelOf(t);
+    if (l) out.push(`w${l.writer}#${l.n}`);
+  }
+  return out;
+}
+
+export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrillResult> {
+  const log = opts.log ?? (() => {});
+  const writers = opts.writers ?? 10;
+  const room = opts.room ?? "Go";
+  const minAcks = opts.minAcksBetweenKills ?? 20;
+  const maxDown = opts.maxDownMs ?? 300;
+  const tail = opts.tailMs ?? 1_500;
+  const started = now();
+  const deadline = started + (opts.timeLimitMs ?? 60_000 + opts.kills * 20_000);
+  // Kill moments are chosen by acks since the last start (random in [minAcks, perCycle]) plus up to
+  // 250 ms, so the room stays under its history cap whatever the machine's speed.
+  const perCycle = Math.max(minAcks, Math.floor(ROOM_BUDGET / (opts.kills + 1)));
+
+  let dataDir: string | undefined;
+  let nats: NatsServer | undefined;
+  let chat: ChatProcess | undefined;
+  let traffic: Traffic | undefined;
+  let fresh: ChatTab | undefined;
+  const waitUntil = async (what: string, cond: () => boolean): Promise<void> => {
+    while (!cond()) {
+      if (now() > deadline) throw new DrillTimeoutError(`time limit reached waiting for ${what}`);
+      await sleep(10);
+    }
+  };
+
+  try {
+    const spawnOpts: ChatProcessOptions = { sendRate: 10, rooms: [room] };
+    if (opts.engine === "nats") {
+      nats = await startNatsServer();
+      spawnOpts.nats = nats.url;
+    } else {
+      dataDir = mkdtempSync(join(tmpdir(), "via-drill-chat-crash-"));
+      liveDirs.add(dataDir);
+      spawnOpts.dataDir = dataDir;
+    }
+    chat = await startChatProcess(spawnOpts);
+    spawnOpts.port = chat.port;
+    const base = chat.url;
+    traffic = await Traffic.open({
+      base,
+      room,
+      writers,
+      observers: opts.observers ?? 3,
+      intervalMs: opts.intervalMs ?? 200,
+    });
+    const t = traffic;
+    log(`${opts.engine}: chat on ${base} (pid ${chat.pid}), ${writers} writers, ${t.observers.length} observers`);
+    const stormStart = now();
+    t.send();
+
+    const kills: KillRecord[] = [];
+    for (let k = 1; k <= opts.kills; k++) {
+      const since = t.ackedCount();
+      const target = rand(minAcks, perCycle);
+      await waitUntil(`${target} acks after a start`, () => t.ackedCount() >= since + target);
+      // Then within a random 0-250 ms, at the first moment a send is in flight (answered, not yet shown
+      // as stored) if there is one: the window in which a kill can lose a message the user was told is
+      // on its way.
+      const until = now() + rand(0, 250);
+      while (now() < until && t.pendingCount() === 0) await sleep(1);
+      const atMs = now() - stormStart;
+      const inFlight = t.pendingCount();
+      const acksBefore = t.ackedCount() - since;
+      const pid = chat.pid;
+      await chat.kill9();
+      const downMs = rand(0, maxDown);
+      await sleep(downMs);
+      const spawnAt = now();
+      chat = await startChatProcess(spawnOpts);
+      const readyAt = now();
+      // Receiving again: a message that first shows on a tab after the restart.
+      const receivedSince = (tab: ChatTab) => {
+        for (const at of tab.arrivals.values()) if (at > readyAt) return at;
+        return undefined;
+      };
+      const ackSince = () => {
+        let first: number | undefined;
+        for (const w of t.writers)
+          for (const at of w.acked.values()) if (at > readyAt && (first ?? at) >= at) first = at;
+        return first;
+      };
+      let firstReceive: number | undefined;
+      let allReceive: number | undefined;
+      let firstAck: number | undefined;
+      await waitUntil("every observer to receive again", () => {
+        const times = t.observers.map((o) => receivedSince(o.tab));
+        const got = times.filter((x): x is number => x !== undefined);
+        if (got.length > 0) firstReceive ??= Math.min(...got);
+        if (got.length === times.length) allReceive = Math.max(...got);
+        firstAck ??= ackSince();
+        return allReceive !== undefined && firstAck !== undefined;
+      });
+      const rec: KillRecord = {
+        atMs,
+        pid,
+        acksBefore,
+        inFlight,
+        downMs,
+        startMs: readyAt - spawnAt,
+        firstReceiveMs: firstReceive! - readyAt,
+        allReceiveMs: allReceive! - readyAt,
+        firstAckMs: firstAck! - readyAt,
+      };
+      kills.push(rec);
+      log(
+        `  kill ${k}/${opts.kills} at ${(atMs / 1000).toFixed(1)} s: pid ${pid}, ${inFlight} sends in flight, ` +
+          `${acksBefore} acks since the last start; down ${downMs} ms, started in ${Math.round(rec.startMs)} ms, ` +
+          `tabs receiving ${Math.round(rec.firstReceiveMs)}-${Math.round(rec.allReceiveMs)} ms later`,
+      );
+    }
+    const since = t.ackedCount();
+    await sleep(tail);
+    await waitUntil("acks after the last start", () => t.ackedCount() >= since + minAcks);
+    await t.stopSending();
+    // The last sends are acked within moments (nothing is killed any more); observers are not checked
+    // (after a restart a tab shows the room's last 50, by design), the fresh tab below is.
+    const settleBy = Math.min(deadline, now() + 10_000);
+    while (t.pendingCount() > 0 && now() < settleBy) await sleep(20);
+    const stormMs = now() - stormStart;
+
+    // What a user sees: a new tab, "Load older" down to the start of the room.
+    fresh = await ChatTab.open(base, room);
+    await fresh.loadAll(Math.max(5_000, deadline - now()));
+    const tabTexts = fresh.messages.filter((m) => m.state === "sent").map((m) => m.text);
+    fresh.close();
+    fresh = undefined;
+    await t.close();
+    traffic = undefined;
+    const exit = await chat.stop();
+    if (exit !== 0) log(`  note: the chat exited with ${exit} on SIGTERM`);
+    chat = undefined;
+
+    // The stream itself, through the pub/sub API.
+    const back = await readRoom(opts.engine, { dataDir, natsUrl: nats?.url }, room);
+    const tab = checkList(tabTexts, t.writers);
+    const stream = checkList(back.texts, t.writers);
+    const storedLabels = new Set(labels(back.texts));
+    let acceptedNotStored = 0;
+    for (const w of t.writers) {
+      for (const n of acceptedNumbers(w)) if (!storedLabels.has(`w${w.writer}#${n}`)) acceptedNotStored++;
+    }
+    const tabMatchesStream = JSON.stringify(labels(tabTexts)) === JSON.stringify(labels(back.texts));
+    const historyCapped = back.subjectCount >= ROOM_CAP;
+    const sum = (f: (w: WriterStats) => number) => t.writers.reduce((s, w) => s + f(w), 0);
+    const pass =
+      checkPassed(tab) &&
+      checkPassed(stream) &&
+      tabMatchesStream &&
+      !historyCapped &&
+      kills.length === opts.kills &&
+      stream.acked > 0;
+    return {
+      engine: opts.engine,
+      writers,
+      kills,
+      acked: stream.acked,
+      accepted: sum((w) => w.accepted),
+      rejected: sum((w) => w.rejected),
+      unanswered: sum((w) => w.unanswered.length),
+      tab,
+      stream,
+      stored: storedLabels.size,
+      tabMatchesStream,
+      acceptedNotStored,
+      historyCapped,
+      stormMs,
+      totalMs: now() - started,
+      pass,
+    };
+  } finally {
+    fresh?.close();
+    await traffic?.close().catch(() => {});
+    await chat?.kill9().catch(() => {});
+    await nats?.stop().catch(() => {});
+    if (dataDir) {
+      rmSync(dataDir, { recursive: true, force: true });
+      liveDirs.delete(dataDir);
+    }
+  }
+}
+
+export function summary(r: CrashDrillResult): string {
+  const ms = (xs: number[]) =>
+    xs.length === 0 ? "-" : `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))} ms`;
+  return (
+    `${r.engine}: ${r.kills.length} kills, ${r.writers} writers, storm ${(r.stormMs / 1000).toFixed(1)} s; ` +
+    `sends accepted ${r.accepted}, refused and retried ${r.rejected}, unanswered ${r.unanswered}\n` +
+    `  acked ${r.acked}, stored ${r.stored}; in flight at the kills ${r.kills.reduce((s, k) => s + k.inFlight, 0)}: ` +
+    `stored unacked ${r.stream.unackedPresent}, accepted but never stored ${r.acceptedNotStored}\n` +
+    `  chat start ${ms(r.kills.map((k) => k.startMs))}; after it, tabs receiving again in ` +
+    `${ms(r.kills.map((k) => k.allReceiveMs))} (all observers), first own ack ${ms(r.kills.map((k) => k.firstAckMs))}\n` +
+    `  fresh tab after Load older: lost ${r.tab.lost.length}, duplicated ${r.tab.duplicated.length}, ` +
+    `reordered ${r.tab.reordered.length}; stream: lost ${r.stream.lost.length}, duplicated ${r.stream.duplicated.length}, ` +
+    `reordered ${r.stream.reordered.length}; tab = stream: ${r.tabMatchesStream ? "yes" : "NO"}` +
+    `${r.historyCapped ? "; ROOM HISTORY CAP REACHED (check void)" : ""} → ${r.pass ? "PASS" : "FAIL"}`
+  );
+}
