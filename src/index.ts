@@ -6,7 +6,15 @@ export * as pubsub from "./pubsub/index.ts";
 export { type OpenPubSubOptions, openPubSub } from "./pubsub/index.ts";
 export type { Delivery, PublishAck, PubSub, StreamConfig, StreamMessage } from "./pubsub/types.ts";
 export { Action, type ActionFn, type TriggerOptions } from "./server/action.ts";
-export { App, type AppOptions, createApp, type ListenResult, type PageInit, type RateLimit } from "./server/app.ts";
+export {
+  App,
+  type AppOptions,
+  type AppStats,
+  createApp,
+  type ListenResult,
+  type PageInit,
+  type RateLimit,
+} from "./server/app.ts";
 export { ActionError, Context, type Html } from "./server/context.ts";
 export { HttpError } from "./server/http-error.ts";
 export type { Session } from "./server/session.ts";
