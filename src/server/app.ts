@@ -51,6 +51,12 @@ export interface AppOptions {
   trustProxy?: boolean;
   /** Graceful shutdown budget (default 5 s). */
   shutdownTimeoutMs?: number;
+  /**
+   * Most page loads whose tab has not opened its event stream yet (default 10,000). Each holds a context
+   * for the TTL, so a flood of GETs could otherwise fill memory; past the cap the oldest is dropped.
+   * Safe for a real tab: when its stream does open, it re-bootstraps like after a restart.
+   */
+  maxUnattachedTabs?: number;
 }
 
 /** A snapshot of the app's tabs and of the memory their outgoing events hold (`app.stats()`). */
@@ -98,6 +104,9 @@ export class App {
   private closing: Promise<void> | undefined;
   private readonly signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
   private overflows = 0;
+  /** Tabs whose page was served but whose stream never opened, oldest first (see maxUnattachedTabs). */
+  private readonly unattached = new Set<Tab>();
+  private unattachedDropped = 0;
 
   constructor(options: AppOptions = {}) {
     this.logger = options.logger ?? createLogger();
@@ -114,7 +123,11 @@ export class App {
       csp: options.csp ?? DEFAULT_CSP,
       trustProxy: options.trustProxy ?? false,
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5_000,
+      maxUnattachedTabs: options.maxUnattachedTabs ?? 10_000,
     };
+    if (!Number.isInteger(this.opts.maxUnattachedTabs) || this.opts.maxUnattachedTabs < 1) {
+      throw new RangeError(`maxUnattachedTabs must be a positive integer, got ${this.opts.maxUnattachedTabs}`);
+    }
     this.sessions = new SessionStore({
       ...this.opts.sessionRateLimit,
       idleTtlMs: Math.max(this.opts.contextTtlMs, 30 * 60_000),
@@ -321,12 +334,25 @@ export class App {
       pubsub: this.pubsub,
       onDispose: (t) => {
         if (this.tabs.get(t.id) === t) this.tabs.delete(t.id);
+        this.unattached.delete(t);
       },
       onOverflow: () => {
         this.overflows++;
       },
     });
     this.tabs.set(id, tab);
+    this.unattached.add(tab);
+    if (this.unattached.size > this.opts.maxUnattachedTabs) {
+      const oldest = this.unattached.values().next().value!;
+      // Logged at the first drop and every 1,000th, so a flood does not also flood the log.
+      if (this.unattachedDropped++ % 1000 === 0) {
+        this.logger.warn(
+          { cap: this.opts.maxUnattachedTabs, dropped: this.unattachedDropped },
+          "too many tabs that never connected: dropping the oldest",
+        );
+      }
+      oldest.dispose("never connected, over maxUnattachedTabs");
+    }
     try {
       await page.init(tab.ctx);
     } catch (err) {
@@ -386,6 +412,7 @@ export class App {
       res.end(customEvent("via-reload", [["reason", "the client runtime was updated"]]));
       return;
     }
+    this.unattached.delete(tab);
     tab.attach(res, mode);
   }
 

@@ -332,3 +332,22 @@ test("HEAD on a page answers as GET would and leaves no tab behind", async () =>
   assert.equal((await httpRequest(`${base}/nope`, { method: "HEAD" })).status, 404);
   assert.equal(app.tabCount, 0);
 });
+
+test("page loads whose stream never opens are capped, and a dropped one still recovers when it connects", async () => {
+  const { base, app } = await start({ maxUnattachedTabs: 3 });
+  const browser = new Browser(base);
+  const tabs = [];
+  for (let i = 0; i < 5; i++) tabs.push(await browser.load());
+  assert.equal(app.tabCount, 3, "only the newest 3 unconnected tabs are kept");
+  // A connected tab no longer counts against the cap: loads after it do not drop it.
+  const live = await tabs[4]!.connect();
+  for (let i = 0; i < 4; i++) await browser.load();
+  assert.equal(app.tabCount, 4);
+  // The first tab was dropped; its stream re-bootstraps it like after a restart, no reload.
+  const first = await tabs[0]!.connect();
+  const render = await first.waitFor((e) => e.event === "datastar-patch-elements");
+  assert.ok(render.data.elements?.includes("via-view"), "the page is rendered again");
+  assert.equal(first.events.filter((e) => e.event === "via-reload").length, 0);
+  first.close();
+  live.close();
+});
