@@ -243,6 +243,11 @@ export class Traffic {
     await Promise.all(this.loops);
   }
 
+  /** Writer k's tab as it is now (a reload replaces it): the drills press Retry on it. */
+  writerTab(k: number): ChatTab {
+    return this.writerTabs[k]!.tab;
+  }
+
   /** Acknowledged messages so far. */
   ackedCount(): number {
     return this.writers.reduce((sum, w) => sum + w.acked.size, 0);

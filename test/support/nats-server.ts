@@ -119,6 +119,23 @@ class ServerProcess {
     }
   }
 
+  /**
+   * SIGTERM (nats-server's clean shutdown) and wait for the exit; SIGKILL if it is still there after
+   * `graceMs`. Resolves to the signal that ended it.
+   */
+  async terminate(graceMs = 10_000): Promise<NodeJS.Signals | null> {
+    const proc = this.proc;
+    if (!proc) return null;
+    this.proc = null;
+    if (proc.exitCode !== null || proc.signalCode !== null) return proc.signalCode;
+    const gone = new Promise<NodeJS.Signals | null>((r) => proc.once("exit", (_code, signal) => r(signal)));
+    proc.kill("SIGTERM");
+    const force = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+    const signal = await gone;
+    clearTimeout(force);
+    return signal;
+  }
+
   /** SIGKILL and wait for the exit, so the ports are free for a restart. */
   async kill9(): Promise<void> {
     const proc = this.proc;
@@ -175,6 +192,8 @@ export interface NatsServer {
   storeDir: string;
   /** Kill -9 (no clean shutdown) and leave it down. */
   kill9(): Promise<void>;
+  /** SIGTERM (clean shutdown; SIGKILL after `graceMs`) and leave it down. */
+  terminate(graceMs?: number): Promise<void>;
   /** Start again on the same ports and store dir (after kill9). */
   start(): Promise<void>;
   /** kill -9, then start again on the same port and store dir. */
@@ -224,6 +243,9 @@ export async function startNatsServer(): Promise<NatsServer> {
     },
     storeDir: dir,
     kill9: () => sp.kill9(),
+    async terminate(graceMs) {
+      await sp.terminate(graceMs);
+    },
     start: () => sp.start(),
     async restart() {
       await sp.kill9();
@@ -262,6 +284,13 @@ export interface NatsCluster {
   killNode(i: number): Promise<void>;
   /** Start a killed node again with its own store dir. */
   restartNode(i: number): Promise<void>;
+  /**
+   * Waits until a stream has a leader and every replica is current (a restarted node has caught up);
+   * resolves with the leader's index.
+   */
+  waitStreamCurrent(stream: string, timeoutMs?: number): Promise<number>;
+  /** Indexes of the running nodes that hold a client connection with this name (monitoring /connz). */
+  nodesWithClient(name: string): Promise<number[]>;
   stop(): Promise<void>;
 }
 
@@ -376,6 +405,53 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
       } finally {
         await nc.close();
       }
+    },
+    async waitStreamCurrent(stream, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      let last = "no answer";
+      while (Date.now() < deadline) {
+        const alive = urls.filter((_, i) => procs[i]!.proc !== null);
+        try {
+          const nc = await connect({ servers: alive, timeout: 2000 });
+          try {
+            const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: 2000 });
+            for (;;) {
+              const si = await jsm.streams.info(stream);
+              const c = si.cluster;
+              const idx = c?.leader ? names.indexOf(c.leader) : -1;
+              const replicas = c?.replicas ?? [];
+              const lagging = replicas.filter((r) => !r.current || r.offline);
+              last = `leader ${c?.leader ?? "none"}, replicas ${JSON.stringify(replicas)}`;
+              const want = (si.config.num_replicas || 1) - 1;
+              if (idx >= 0 && replicas.length === want && lagging.length === 0) return idx;
+              if (Date.now() > deadline) break;
+              await sleep(100);
+            }
+          } finally {
+            await nc.close();
+          }
+        } catch (err) {
+          last = (err as Error).message;
+          await sleep(100);
+        }
+      }
+      throw new Error(`stream ${stream} not current on every node within ${timeoutMs} ms: ${last}`);
+    },
+    async nodesWithClient(name) {
+      const out: number[] = [];
+      await Promise.all(
+        nodes.map(async (n, i) => {
+          if (procs[i]!.proc === null) return;
+          try {
+            const res = await fetch(`${n.monitorUrl}/connz?limit=1024`, { signal: AbortSignal.timeout(2000) });
+            const body = (await res.json()) as { connections?: Array<{ name?: string }> };
+            if (body.connections?.some((c) => c.name === name)) out.push(i);
+          } catch {
+            // not answering: not this node
+          }
+        }),
+      );
+      return out.sort();
     },
     killNode: (i) => procs[i]!.kill9(),
     restartNode: (i) => procs[i]!.start(30_000),

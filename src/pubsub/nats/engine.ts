@@ -11,6 +11,7 @@ import {
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
+  type PubAck as JsPubAck,
   type StreamInfo as JsStreamInfo,
   jetstream,
   jetstreamManager,
@@ -81,6 +82,23 @@ export interface NatsEngineOptions {
   /** Keep retrying the very first connect instead of failing at once. Default false: a bad URL fails startup loudly. */
   waitOnFirstConnect?: boolean;
 }
+
+/** A stream publish waiting in its subject's outbox. */
+interface Outgoing {
+  ks: KnownStream;
+  payload: Uint8Array;
+  h: MsgHdrsImpl;
+  msgId: string;
+  generatedId: boolean;
+  expected: number | undefined;
+  deadline: number;
+  lastError?: unknown;
+  resolve: (ack: PublishAck) => void;
+  reject: (err: unknown) => void;
+}
+
+/** At most this many publishes of one subject are sent before their answers are in. */
+const OUTBOX_BATCH = 256;
 
 /** Headers the engine (or JetStream) sets; they are not the app's, so deliveries leave them out. */
 const MSG_ID_HDR = "Nats-Msg-Id";
@@ -283,6 +301,10 @@ export class NatsPubSub implements PubSub {
   #lastAcked = new Map<string, number>();
   #windows = new WindowCache();
   #allSubs = new Set<Subscriber>();
+  /** Per subject: stream publishes not yet answered, in call order (see #drain). */
+  #outboxes = new Map<string, Outgoing[]>();
+  /** Called on every reconnect (publish batches waiting on the old connection go again). */
+  #onReconnect = new Set<() => void>();
   readonly #bytesBug: boolean;
 
   constructor(
@@ -320,6 +342,7 @@ export class NatsPubSub implements PubSub {
           // Consumers may be gone (server restart) or stalled; resume every feed from its last seq now
           // instead of waiting for missed heartbeats.
           for (const ks of this.#streams.values()) ks.feed.restart("reconnect");
+          for (const wake of [...this.#onReconnect]) wake();
           break;
         case "error":
           this.log.error({ err: s.error }, "nats async error");
@@ -612,8 +635,11 @@ export class NatsPubSub implements PubSub {
     }
   }
 
-  /** js.publish with the same msg id until acked, a definite refusal, or the deadline. */
-  async #send(
+  /**
+   * Queues one stream publish in its subject's outbox; it is sent (and re-sent with the same msg id) until
+   * acked, definitely refused, or past its deadline. See #drain for why an outbox.
+   */
+  #send(
     ks: KnownStream,
     subject: string,
     payload: Uint8Array,
@@ -623,30 +649,129 @@ export class NatsPubSub implements PubSub {
     expected: number | undefined,
     deadline: number,
   ): Promise<PublishAck> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const timeout = Math.max(250, Math.min(PUBLISH_ATTEMPT_TIMEOUT_MS, deadline - Date.now()));
-        const ack = await this.js.publish(subject, payload, { headers: h, timeout });
-        if (ack.seq > (this.#lastAcked.get(ack.stream) ?? 0)) this.#lastAcked.set(ack.stream, ack.seq);
-        // With an id we generated, "duplicate" can only mean our own retry after a lost ack: the caller's
-        // message is stored once, and for the caller it is new.
-        return { stream: ack.stream, seq: ack.seq, duplicate: generatedId ? false : ack.duplicate };
-      } catch (err) {
-        if (this.#closed) throw new PubSubClosedError();
-        const mapped = mapPublishError(err, ks.name, subject, expected);
-        if (mapped) throw mapped;
-        if (!isTransient(err)) throw err;
-        const wait = Math.min(1_000, 100 * 2 ** attempt) * (0.5 + Math.random() * 0.5);
-        if (Date.now() + wait >= deadline) {
-          throw new PublishTimeoutError(
-            `publish to ${subject} (msg id ${msgId}) not confirmed within ${this.publishRetryMs} ms; it may or may not be stored`,
-            { cause: err },
+    return new Promise<PublishAck>((resolve, reject) => {
+      const o: Outgoing = { ks, payload, h, msgId, generatedId, expected, deadline, resolve, reject };
+      const queue = this.#outboxes.get(subject);
+      if (queue) {
+        queue.push(o);
+        return;
+      }
+      const fresh = [o];
+      this.#outboxes.set(subject, fresh);
+      void this.#drain(subject, fresh);
+    });
+  }
+
+  /**
+   * Sends a subject's queued publishes, keeping their call order in the stream across failures.
+   *
+   * Everything queued goes out together (one write, in call order, so the server stores it in that order),
+   * and what is queued meanwhile waits for that batch's answers. A publish that failed transiently (no ack
+   * in time, no responders, a lost connection) goes again, with the same msg id, before anything queued
+   * after it. Publishing each message on its own retry schedule, as this engine did before, stored the
+   * messages sent during an outage in the order their retries happened to fire, after messages sent later
+   * (the chat drill saw every message of a 2 s nats-server outage stored after newer ones).
+   *
+   * And: the client drops whatever was written while disconnected when it dials again, so a reconnect
+   * re-sends the batch in flight at once instead of waiting for its attempt timeout.
+   */
+  async #drain(subject: string, queue: Outgoing[]): Promise<void> {
+    let attempt = 0;
+    try {
+      while (queue.length > 0) {
+        if (this.#closed) {
+          for (const o of queue.splice(0)) o.reject(new PubSubClosedError());
+          return;
+        }
+        const batch = queue.slice(0, OUTBOX_BATCH);
+        const results: Array<{ ack: JsPubAck } | { err: unknown } | undefined> = new Array(batch.length);
+        // One timeout for the batch, bounded by its most urgent deadline: the batch is answered as a whole,
+        // so a publish about to expire must not wait for the others' longer attempts.
+        let left = PUBLISH_ATTEMPT_TIMEOUT_MS;
+        for (const o of batch) left = Math.min(left, o.deadline - Date.now());
+        const timeout = Math.max(250, left);
+        const answers = Promise.all(
+          batch.map((o, i) => {
+            return this.js.publish(subject, o.payload, { headers: o.h, timeout }).then(
+              (ack) => {
+                results[i] = { ack };
+              },
+              (err: unknown) => {
+                results[i] = { err };
+              },
+            );
+          }),
+        );
+        const reconnected = await this.#untilReconnect(answers);
+        let failed = false;
+        let lastError: unknown;
+        const done = new Set<Outgoing>();
+        for (const [i, o] of batch.entries()) {
+          const r = results[i];
+          if (r === undefined) {
+            // No answer before the connection was replaced: it goes again on the new one.
+            failed = true;
+            continue;
+          }
+          if ("ack" in r) {
+            const ack = r.ack;
+            if (ack.seq > (this.#lastAcked.get(ack.stream) ?? 0)) this.#lastAcked.set(ack.stream, ack.seq);
+            // With an id we generated, "duplicate" can only mean our own retry after a lost ack: the caller's
+            // message is stored once, and for the caller it is new.
+            o.resolve({ stream: ack.stream, seq: ack.seq, duplicate: o.generatedId ? false : ack.duplicate });
+          } else if (this.#closed) {
+            o.reject(new PubSubClosedError());
+          } else if (mapPublishError(r.err, o.ks.name, subject, o.expected) || !isTransient(r.err)) {
+            o.reject(mapPublishError(r.err, o.ks.name, subject, o.expected) ?? r.err);
+          } else {
+            failed = true;
+            lastError = r.err;
+            o.lastError = r.err;
+            continue;
+          }
+          done.add(o);
+        }
+        for (let i = queue.length - 1; i >= 0; i--) if (done.has(queue[i]!)) queue.splice(i, 1);
+        if (!failed) {
+          attempt = 0;
+          continue;
+        }
+        attempt++;
+        const wait = reconnected ? 0 : Math.min(1_000, 100 * 2 ** attempt) * (0.5 + Math.random() * 0.5);
+        // Those whose time is up get their answer now; the others go again, in order, after the wait.
+        for (let i = queue.length - 1; i >= 0; i--) {
+          const o = queue[i]!;
+          if (Date.now() + wait < o.deadline) continue;
+          queue.splice(i, 1);
+          o.reject(
+            new PublishTimeoutError(
+              `publish to ${subject} (msg id ${o.msgId}) not confirmed within ${this.publishRetryMs} ms; it may or may not be stored`,
+              { cause: o.lastError ?? lastError },
+            ),
           );
         }
-        this.log.debug({ subject, msgId, attempt, err: (err as Error).message }, "nats publish retry");
-        await sleep(wait);
-        this.#assertOpen();
+        this.log.debug(
+          { subject, queued: queue.length, attempt, reconnected, err: (lastError as Error | undefined)?.message },
+          "nats publish retry",
+        );
+        if (wait > 0 && queue.length > 0) await this.#untilReconnect(sleep(wait));
       }
+    } finally {
+      if (this.#outboxes.get(subject) === queue) this.#outboxes.delete(subject);
+    }
+  }
+
+  /** Waits for `p`, or less if the connection is re-established meanwhile; true if it was. */
+  async #untilReconnect(p: Promise<unknown>): Promise<boolean> {
+    let wake!: () => void;
+    const reconnect = new Promise<boolean>((r) => {
+      wake = () => r(true);
+    });
+    this.#onReconnect.add(wake);
+    try {
+      return await Promise.race([p.then(() => false), reconnect]);
+    } finally {
+      this.#onReconnect.delete(wake);
     }
   }
 

@@ -140,6 +140,7 @@ export class StreamFeed {
     let attempt = 0;
     while (!this.#stopped) {
       const gen = ++this.#gen;
+      let step = "stream info";
       try {
         // Detect a delete + recreate while we were away: the old positions mean nothing in the new epoch.
         const si = await this.jsm.streams.info(this.stream);
@@ -149,6 +150,7 @@ export class StreamFeed {
           this.lastSeq = 0;
           this.events.onEpochChange(this.stream, si.created);
         }
+        step = "consumer create";
         const consumer = (await this.js.consumers.get(this.stream, {
           // Unique per consumer (names are per stream, shared by all processes); the prefix tells operators
           // listing consumers what it is.
@@ -162,6 +164,7 @@ export class StreamFeed {
           if (this.#stopped) return;
           continue;
         }
+        step = "consume";
         const msgs = await consumer.consume({
           expires: FEED_EXPIRES_MS,
           max_messages: 512,
@@ -192,7 +195,7 @@ export class StreamFeed {
         // Expected during a server restart or a leader election; log at warn after a few tries.
         const level = attempt > 3 ? "warn" : "debug";
         this.log[level](
-          { stream: this.stream, err: (err as Error).message, attempt },
+          { stream: this.stream, step, err: (err as Error).message, attempt },
           "nats feed consumer create failed",
         );
         await new Promise((r) => setTimeout(r, wait));
@@ -212,6 +215,12 @@ export class StreamFeed {
     } catch {
       // the iterator ends with the consumer
     }
+    // The library also ends a consume by itself (a 400, an ordered consumer it failed to recreate 30 times, a
+    // throwing callback...), and then the status iterator just ends: without a restart here the feed would
+    // stay silent until the next reconnect. A short pause keeps a consume that keeps ending from spinning.
+    if (this.#stopped || gen !== this.#gen) return;
+    await new Promise((r) => setTimeout(r, RETRY_MIN_MS));
+    if (!this.#stopped && gen === this.#gen) this.restart("consume ended");
   }
 
   #onMsg(gen: number, m: JsMsg): void {
@@ -220,9 +229,16 @@ export class StreamFeed {
     if (gen !== this.#gen) return;
     const seq = m.seq;
     if (seq <= this.lastSeq) return;
+    if (seq > this.lastSeq + 1) {
+      // Normal when the messages in between were deleted (limits, expiry, purge) before the feed got there.
+      this.log.info({ stream: this.stream, from: this.lastSeq + 1, to: seq - 1 }, "nats feed skipped seqs");
+    }
     this.lastSeq = seq;
     try {
       this.events.onMessage(this.stream, m);
+    } catch (err) {
+      // Never into the library: a throwing callback ends its consume.
+      this.log.error({ err, stream: this.stream, seq }, "nats feed delivery failed");
     } finally {
       if (this.#waiters.length > 0) {
         const ready = this.#waiters.filter((w) => w.seq <= seq);

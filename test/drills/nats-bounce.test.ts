@@ -1,0 +1,70 @@
+// The short version of `npm run drill:nats-bounce` (scripts/drills/nats-bounce.ts): the chat CLI on a real
+// nats-server, drill traffic from 10 writer tabs and 2 observer tabs, and nats-server restarted under it on
+// the same port and store. Every observer must receive again, the messages sent during the outage must be
+// stored once it is back, and at the end every observer and a fresh tab (whole history paged in) must show
+// every acknowledged message once and in each writer's order. runNatsBounce stops every process it started.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { type BounceOptions, bounceTable, finalTable, runNatsBounce } from "../../scripts/drills/nats-drill.ts";
+import { natsServerMissing } from "../support/nats-server.ts";
+
+async function drill(opts: Pick<BounceOptions, "bounces" | "kill">): Promise<void> {
+  const lines: string[] = [];
+  const out = await runNatsBounce({
+    ...opts,
+    outageMs: 1_500,
+    writers: 10,
+    observers: 2,
+    upMs: 1_000,
+    recoveryLimitMs: 20_000,
+    log: (l) => lines.push(l),
+  });
+  const report = `${lines.join("\n")}\n${bounceTable(out.records)}\n${finalTable(out.final)}\n${out.error ?? ""}`;
+  assert.equal(out.error, undefined, report);
+  assert.equal(out.records.length, opts.bounces, report);
+  for (const r of out.records) {
+    assert.ok(
+      r.observersAt.every((t) => t !== undefined),
+      `an observer never received again\n${report}`,
+    );
+    assert.ok(r.sentWhileDown > 0, `nothing was sent during the outage\n${report}`);
+    assert.deepEqual(r.sentWhileDownMissing, [], report);
+    assert.deepEqual(r.lostBefore, [], report);
+    assert.deepEqual(r.reordered, [], report);
+    // A generous bound (the machine is shared): measured 0.1-0.5 s from nats-server back to every observer.
+    const all = Math.max(...(r.observersAt as number[]));
+    assert.ok(
+      all - r.backAt! < 15_000,
+      `observers took ${Math.round(all - r.backAt!)} ms after the restart\n${report}`,
+    );
+  }
+  const f = out.final!;
+  assert.deepEqual(f.neverStored, [], report);
+  for (const c of [...f.observers, f.fresh]) {
+    assert.deepEqual(
+      { lost: c.lost, duplicated: c.duplicated, reordered: c.reordered },
+      {
+        lost: [],
+        duplicated: [],
+        reordered: [],
+      },
+      report,
+    );
+  }
+  assert.ok(f.acked >= 100, `too few acknowledged messages to mean anything\n${report}`);
+  assert.ok(out.pass, report);
+}
+
+describe("nats-bounce drill (the chat while its nats-server restarts)", () => {
+  const missing = natsServerMissing();
+  test(
+    "chat tabs get every acknowledged message once, in order, after nats-server restarts",
+    { timeout: 50_000, skip: missing },
+    () => drill({ bounces: 2, kill: false }),
+  );
+  test(
+    "messages sent while nats-server was killed with SIGKILL are stored once it is back, in order",
+    { timeout: 50_000, skip: missing },
+    () => drill({ bounces: 1, kill: true }),
+  );
+});
