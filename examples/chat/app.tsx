@@ -168,9 +168,14 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
       items.push(item);
       byId.set(item.message.id, item);
       if (items.length > MAX_SHOWN) {
-        const dropped = items.shift()!;
-        byId.delete(dropped.message.id);
-        hasOlder = true;
+        // The oldest stored message goes; this tab's own pending or failed ones stay, or Retry would
+        // find nothing and their stored copy would be appended as a second one.
+        const i = items.findIndex((x) => x.state === "sent");
+        if (i >= 0) {
+          const [dropped] = items.splice(i, 1);
+          byId.delete(dropped!.message.id);
+          hasOlder = true;
+        }
       }
     };
 
@@ -231,16 +236,26 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
     });
 
     const publish = (item: Shown) => {
-      c.publishJson(subject, item.message, { msgId: item.message.id }).catch((err: unknown) => {
-        if (item.state !== "sending") return;
-        log.warn({ err }, "chat publish failed");
-        item.state = "failed";
-        c.patch(`#${messageDomId(item.message.id)}`, render(item), "outer");
-        c.notify(
-          "Your message was not sent: the message service is unavailable. It is kept below; press Retry.",
-          "error",
-        );
-      });
+      c.publishJson(subject, item.message, { msgId: item.message.id }).then(
+        (ack) => {
+          // Stored: say so now, not when its copy comes back through the room's feed, which can lag
+          // behind the ack (seconds while NATS moves a stream leader). The copy is then skipped.
+          if (item.state !== "sending") return;
+          item.state = "sent";
+          if (ack) item.seq = ack.seq;
+          c.patch(`#${messageDomId(item.message.id)}`, render(item), "outer");
+        },
+        (err: unknown) => {
+          if (item.state !== "sending") return;
+          log.warn({ err }, "chat publish failed");
+          item.state = "failed";
+          c.patch(`#${messageDomId(item.message.id)}`, render(item), "outer");
+          c.notify(
+            "Your message was not sent: the message service is unavailable. It is kept below; press Retry.",
+            "error",
+          );
+        },
+      );
     };
 
     const say = c.action(() => {
