@@ -108,6 +108,18 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
     }
     return message;
   };
+  // Likewise the list entry of a stored message: one frozen object shared by every tab that shows it
+  // (a tab keeps up to 1,000; per-tab copies made memory grow with traffic times tabs).
+  const storedItems = new Map<string, Shown>();
+  const storedItem = (message: ChatMessage, sm: { seq?: number; time?: number }): Shown => {
+    let item = storedItems.get(message.id);
+    if (!item || item.message !== message || item.seq !== sm.seq) {
+      item = Object.freeze<Shown>({ message, seq: sm.seq, time: sm.time ?? message.time, state: "sent" });
+      storedItems.set(message.id, item);
+      if (storedItems.size > 5_000) storedItems.delete(storedItems.keys().next().value!);
+    }
+    return item;
+  };
   const delivered = new Map<string, Html>();
   const deliveredHtml = (item: Shown, mine: boolean, retry: Action, retryTarget: Signal<string>): Html => {
     const key = `${item.message.id}:${mine}`;
@@ -150,15 +162,9 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
     // What this tab shows, oldest first. Stored messages carry their seq; our own unsent ones do not.
     const items: Shown[] = [];
     const byId = new Map<string, Shown>();
-    const fromStream = (m: ChatMessage, sm: { seq?: number; time?: number }): Shown => ({
-      message: m,
-      seq: sm.seq,
-      time: sm.time ?? m.time,
-      state: "sent",
-    });
     const decodeStored = (sm: StreamMessage): Shown | undefined => {
       try {
-        return fromStream(storedMessage(sm), sm);
+        return storedItem(storedMessage(sm), sm);
       } catch {
         log.warn({ seq: sm.seq }, "skipped an unreadable stored chat message");
         return undefined;
@@ -198,7 +204,7 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
       (message, delivery) => {
         const existing = byId.get(message.id);
         if (existing?.state === "sent") return; // already shown (a replayed copy)
-        const item = fromStream(message, delivery);
+        const item = storedItem(message, delivery);
         if (existing) {
           // Our own pending message came back from the stream: it is stored now.
           Object.assign(existing, item);
