@@ -4,9 +4,8 @@
 // chat's connection was on, kill → first new ack, kill → every observer receives again, the messages sent
 // during the failover, acked messages lost and messages out of order; at the end every observer and a fresh
 // tab (whole history paged in) are checked. Exits non-zero on any failure. Machinery: scripts/drills/nats-drill.ts.
-import { parseArgs } from "node:util";
-import { intOption } from "../lib/cli.ts";
-import { clusterTable, exitOnSignals, finalTable, header, runCluster, stats } from "./nats-drill.ts";
+import { exitOnSignals, header, intOption, parseFlags } from "../lib/cli.ts";
+import { clusterTable, finalTable, runCluster, stats } from "./nats-drill.ts";
 
 const HELP = `Usage: npm run drill:cluster -- [options]
 
@@ -25,21 +24,14 @@ Options:
   --help            show this help
 `;
 
-const { values } = parseArgs({
-  options: {
-    kills: { type: "string" },
-    writers: { type: "string" },
-    interval: { type: "string" },
-    observers: { type: "string" },
-    up: { type: "string" },
-    quick: { type: "boolean" },
-    help: { type: "boolean" },
-  },
+const values = parseFlags(HELP, {
+  kills: { type: "string" },
+  writers: { type: "string" },
+  interval: { type: "string" },
+  observers: { type: "string" },
+  up: { type: "string" },
+  quick: { type: "boolean" },
 });
-if (values.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
 const quick = values.quick === true;
 const opts = {
   kills: intOption("kills", values.kills, quick ? 1 : 3, 1, 100),

@@ -6,10 +6,8 @@
 // scripts/drills/crash/drill.ts. The engine-level drill is `npm run drill:engine-crash`.
 // Exits non-zero if anything acknowledged is lost, duplicated or reordered (or the drill could not complete).
 import { existsSync } from "node:fs";
-import { cpus } from "node:os";
-import { parseArgs } from "node:util";
 import { natsServerBin } from "../../test/support/nats-server.ts";
-import { intOption } from "../lib/cli.ts";
+import { engineOption, exitOnSignals, header, intOption, parseFlags } from "../lib/cli.ts";
 import { type ChatEngine, type CrashDrillResult, runCrashDrill, summary } from "./crash/drill.ts";
 
 const HELP = `Usage: npm run drill:crash -- [options]
@@ -27,48 +25,32 @@ Options:
   --help           show this help
 `;
 
-const { values } = parseArgs({
-  options: {
-    engine: { type: "string" },
-    kills: { type: "string" },
-    writers: { type: "string" },
-    observers: { type: "string" },
-    interval: { type: "string" },
-    quick: { type: "boolean" },
-    help: { type: "boolean" },
-  },
+const values = parseFlags(HELP, {
+  engine: { type: "string" },
+  kills: { type: "string" },
+  writers: { type: "string" },
+  observers: { type: "string" },
+  interval: { type: "string" },
+  quick: { type: "boolean" },
 });
-if (values.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
 
 const quick = values.quick === true;
 const KILLS = intOption("kills", values.kills, quick ? 3 : 6, 1, 30);
 const WRITERS = intOption("writers", values.writers, 10, 1, 50);
 const OBSERVERS = intOption("observers", values.observers, 3, 1, 50);
 const INTERVAL = intOption("interval", values.interval, 200, 100, 10_000);
-const engineArg = values.engine ?? "both";
-if (!["embedded", "nats", "both"].includes(engineArg)) {
-  process.stderr.write(`--engine must be embedded, nats or both, got ${JSON.stringify(engineArg)}\n`);
-  process.exit(2);
-}
-const ENGINES: ChatEngine[] = engineArg === "both" ? ["embedded", "nats"] : [engineArg as ChatEngine];
+const ENGINES: ChatEngine[] = engineOption(values.engine, "both");
 
 // Children and temp dirs are killed/removed by the exit handlers of the drill and the test supports.
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => process.exit(130));
-
-function commandLine(): string {
-  const args = process.argv.slice(2).join(" ");
-  if (process.env.npm_lifecycle_event === "drill:crash") return `npm run drill:crash${args ? ` -- ${args}` : ""}`;
-  return `tsx scripts/drills/crash.ts${args ? ` ${args}` : ""}`;
-}
+exitOnSignals();
 
 async function main(): Promise<number> {
-  const cpu = cpus();
-  console.log("drill:crash — kill -9 of the chat server under a storm of writers, then check every acked message");
-  console.log(`command: ${commandLine()}`);
-  console.log(`node ${process.version}; CPU: ${cpu[0]?.model.trim()} × ${cpu.length} cores`);
+  for (const line of header(
+    "drill:crash — kill -9 of the chat server under a storm of writers, then check every acked message",
+    "drill:crash",
+    "scripts/drills/crash.ts",
+  ))
+    console.log(line);
   console.log(
     `${ENGINES.join(" + ")}: ${KILLS} kills, ${WRITERS} writers (a send every ${INTERVAL} ms each, chat --send-rate 10), ` +
       `${OBSERVERS} observers; kill after a random number of acks plus 0-250 ms (sooner if a send is in flight), down 0-300 ms\n`,

@@ -4,9 +4,7 @@
 // nats-server is killed while the writers publish through the NATS engine. See scripts/drills/engine-crash/drill.ts.
 // The chat-level drill (kill -9 of the chat server itself) is `npm run drill:crash`, scripts/drills/crash.ts.
 // Exits non-zero if any count is not 0 (or the drill could not complete).
-import { cpus } from "node:os";
-import { parseArgs } from "node:util";
-import { intOption } from "../lib/cli.ts";
+import { engineOption, exitOnSignals, header, intOption, parseFlags } from "../lib/cli.ts";
 import { type DrillEngine, type DrillResult, runDrill, summary } from "./engine-crash/drill.ts";
 
 const HELP = `Usage: npm run drill:engine-crash -- [options]
@@ -19,48 +17,31 @@ Options:
   --help          show this help
 `;
 
-const { values } = parseArgs({
-  options: {
-    engine: { type: "string" },
-    kills: { type: "string" },
-    writers: { type: "string" },
-    quick: { type: "boolean" },
-    help: { type: "boolean" },
-  },
+const values = parseFlags(HELP, {
+  engine: { type: "string" },
+  kills: { type: "string" },
+  writers: { type: "string" },
+  quick: { type: "boolean" },
 });
-if (values.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
 
 const quick = values.quick === true;
 const KILLS = intOption("kills", values.kills, quick ? 5 : 8, 1, 100);
 const WRITERS = intOption("writers", values.writers, quick ? 4 : 8, 1, 256);
-const engineArg = values.engine ?? "both";
-if (!["embedded", "nats", "both"].includes(engineArg)) {
-  process.stderr.write(`--engine must be embedded, nats or both, got ${JSON.stringify(engineArg)}\n`);
-  process.exit(2);
-}
-const ENGINES: DrillEngine[] = engineArg === "both" ? ["embedded", "nats"] : [engineArg as DrillEngine];
+const ENGINES: DrillEngine[] = engineOption(values.engine, "both");
 const MAX_UP_MS = quick ? 600 : 1_500;
 // Per engine: restarts take ~0.5-1.5 s each here, so this is several times what a run needs.
 const TIME_LIMIT_MS = 60_000 + KILLS * 10_000;
 
 // Children and temp dirs are killed/removed by exit handlers in drill.ts and test/support/nats-server.ts.
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => process.exit(130));
-
-function commandLine(): string {
-  const args = process.argv.slice(2).join(" ");
-  if (process.env.npm_lifecycle_event === "drill:engine-crash")
-    return `npm run drill:engine-crash${args ? ` -- ${args}` : ""}`;
-  return `tsx scripts/drills/engine-crash.ts${args ? ` ${args}` : ""}`;
-}
+exitOnSignals();
 
 async function main(): Promise<number> {
-  const cpu = cpus();
-  console.log("drill:engine-crash — kill -9 of the engine under write load, then check every acknowledged message");
-  console.log(`command: ${commandLine()}`);
-  console.log(`node ${process.version}; CPU: ${cpu[0]?.model.trim()} × ${cpu.length} cores`);
+  for (const line of header(
+    "drill:engine-crash — kill -9 of the engine under write load, then check every acknowledged message",
+    "drill:engine-crash",
+    "scripts/drills/engine-crash.ts",
+  ))
+    console.log(line);
   console.log(
     `${ENGINES.join(" + ")}: ${KILLS} kills, ${WRITERS} writers (one message in flight each, msg id per message, ` +
       `retried with the same id until acked), kill after a random 0-${MAX_UP_MS} ms of writing\n`,

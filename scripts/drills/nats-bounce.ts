@@ -4,9 +4,8 @@
 // new ack, whether the messages sent during the outage show up, acked messages lost and messages out of
 // order; at the end every observer and a fresh tab (whole history paged in) are checked. Exits non-zero on
 // any failure. The machinery is in scripts/drills/nats-drill.ts.
-import { parseArgs } from "node:util";
-import { intOption } from "../lib/cli.ts";
-import { bounceTable, exitOnSignals, finalTable, header, runNatsBounce, stats } from "./nats-drill.ts";
+import { exitOnSignals, header, intOption, parseFlags } from "../lib/cli.ts";
+import { bounceTable, finalTable, runNatsBounce, stats } from "./nats-drill.ts";
 
 const HELP = `Usage: npm run drill:nats-bounce -- [options]
 
@@ -28,23 +27,16 @@ Options:
   --help            show this help
 `;
 
-const { values } = parseArgs({
-  options: {
-    bounces: { type: "string" },
-    outage: { type: "string" },
-    kill: { type: "boolean" },
-    writers: { type: "string" },
-    interval: { type: "string" },
-    observers: { type: "string" },
-    up: { type: "string" },
-    quick: { type: "boolean" },
-    help: { type: "boolean" },
-  },
+const values = parseFlags(HELP, {
+  bounces: { type: "string" },
+  outage: { type: "string" },
+  kill: { type: "boolean" },
+  writers: { type: "string" },
+  interval: { type: "string" },
+  observers: { type: "string" },
+  up: { type: "string" },
+  quick: { type: "boolean" },
 });
-if (values.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
 const quick = values.quick === true;
 const opts = {
   bounces: intOption("bounces", values.bounces, quick ? 2 : 5, 1, 100),

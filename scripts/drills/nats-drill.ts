@@ -20,7 +20,7 @@
 // fresh tab that pages the whole history in (minus what the stream's 1,000-per-room cap evicted).
 import { writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
-import { cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
@@ -53,31 +53,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------- output
 
-export function commandLine(npmScript: string, file: string): string {
-  const args = process.argv.slice(2).join(" ");
-  if (process.env.npm_lifecycle_event === npmScript) return `npm run ${npmScript}${args ? ` -- ${args}` : ""}`;
-  return `tsx ${file}${args ? ` ${args}` : ""}`;
-}
-
-/** The lines every drill report starts with: what it is, the command, node and CPU. */
-export function header(title: string, npmScript: string, file: string): string[] {
-  const cpu = cpus();
-  return [
-    title,
-    `command: ${commandLine(npmScript, file)}`,
-    `node ${process.version}; CPU: ${cpu[0]?.model.trim()} × ${cpu.length} cores`,
-  ];
-}
-
 /** A Markdown table. */
 export function table(head: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
   return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
-}
-
-/** Children and temp dirs are removed by the exit handlers of test/support; this makes ^C an exit. */
-export function exitOnSignals(): void {
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => process.exit(130));
 }
 
 const ms = (v: number | undefined) => (v === undefined ? "—" : String(Math.round(v)));

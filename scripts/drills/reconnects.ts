@@ -4,10 +4,8 @@
 // an observer that never dropped, and every message a writer saw acknowledged.
 // See scripts/drills/reconnects/drill.ts. Exits non-zero on a failed check.
 import { existsSync } from "node:fs";
-import { cpus } from "node:os";
-import { parseArgs } from "node:util";
 import { natsServerBin } from "../../test/support/nats-server.ts";
-import { intOption } from "../lib/cli.ts";
+import { engineOption, exitOnSignals, header, intOption, parseFlags } from "../lib/cli.ts";
 import { type ChatEngine, type ReconnectsResult, runReconnectsDrill, summary } from "./reconnects/drill.ts";
 
 const HELP = `Usage: npm run drill:reconnects -- [options]
@@ -23,50 +21,32 @@ Options:
   --help           show this help
 `;
 
-const { values } = parseArgs({
-  options: {
-    engine: { type: "string" },
-    drops: { type: "string" },
-    writers: { type: "string" },
-    interval: { type: "string" },
-    "max-up": { type: "string" },
-    "max-gap": { type: "string" },
-    quick: { type: "boolean" },
-    help: { type: "boolean" },
-  },
+const values = parseFlags(HELP, {
+  engine: { type: "string" },
+  drops: { type: "string" },
+  writers: { type: "string" },
+  interval: { type: "string" },
+  "max-up": { type: "string" },
+  "max-gap": { type: "string" },
+  quick: { type: "boolean" },
 });
-if (values.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
 const quick = values.quick === true;
 const DROPS = intOption("drops", values.drops, quick ? 30 : 100, 1, 10_000);
 const WRITERS = intOption("writers", values.writers, 5, 1, 50);
 const INTERVAL = intOption("interval", values.interval, 300, 100, 10_000);
 const MAX_UP = intOption("max-up", values["max-up"], 350, 50, 60_000);
 const MAX_GAP = intOption("max-gap", values["max-gap"], 300, 0, 60_000);
-const engineArg = values.engine ?? "embedded";
-if (!["embedded", "nats", "both"].includes(engineArg)) {
-  process.stderr.write(`--engine must be embedded, nats or both, got ${JSON.stringify(engineArg)}\n`);
-  process.exit(2);
-}
-const ENGINES: ChatEngine[] = engineArg === "both" ? ["embedded", "nats"] : [engineArg as ChatEngine];
+const ENGINES: ChatEngine[] = engineOption(values.engine, "embedded");
 
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => process.exit(130));
-
-function commandLine(): string {
-  const args = process.argv.slice(2).join(" ");
-  if (process.env.npm_lifecycle_event === "drill:reconnects") {
-    return `npm run drill:reconnects${args ? ` -- ${args}` : ""}`;
-  }
-  return `tsx scripts/drills/reconnects.ts${args ? ` ${args}` : ""}`;
-}
+exitOnSignals();
 
 async function main(): Promise<number> {
-  const cpu = cpus();
-  console.log("drill:reconnects — one tab dropped and reconnected again and again during traffic");
-  console.log(`command: ${commandLine()}`);
-  console.log(`node ${process.version}; CPU: ${cpu[0]?.model.trim()} × ${cpu.length} cores`);
+  for (const line of header(
+    "drill:reconnects — one tab dropped and reconnected again and again during traffic",
+    "drill:reconnects",
+    "scripts/drills/reconnects.ts",
+  ))
+    console.log(line);
   console.log(
     `${ENGINES.join(" + ")}: ${DROPS} drops (up 50-${MAX_UP} ms, away 0-${MAX_GAP} ms), ${WRITERS} writers ` +
       `(a send every ${INTERVAL} ms each), 1 observer that never drops\n`,

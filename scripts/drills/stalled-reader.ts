@@ -4,9 +4,7 @@
 // within 10 %), that the server never holds more than the queue cap for the stalled tab (`app.stats()`),
 // and that the stalled tab recovers (every message, once, in order) when it reads again.
 // See scripts/drills/stalled-reader/drill.ts. Exits non-zero on a failed check.
-import { cpus } from "node:os";
-import { parseArgs } from "node:util";
-import { intOption } from "../lib/cli.ts";
+import { exitOnSignals, header, intOption, parseFlags } from "../lib/cli.ts";
 import { runStalledReaderDrill, type StalledReaderResult } from "./stalled-reader/drill.ts";
 
 const HELP = `Usage: npm run drill:stalled-reader -- [options]
@@ -26,24 +24,17 @@ Options:
   --help            show this help
 `;
 
-const { values } = parseArgs({
-  options: {
-    observers: { type: "string" },
-    writers: { type: "string" },
-    interval: { type: "string" },
-    rounds: { type: "string" },
-    "round-ms": { type: "string" },
-    cap: { type: "string" },
-    tolerance: { type: "string" },
-    "noise-limit": { type: "string" },
-    quick: { type: "boolean" },
-    help: { type: "boolean" },
-  },
+const values = parseFlags(HELP, {
+  observers: { type: "string" },
+  writers: { type: "string" },
+  interval: { type: "string" },
+  rounds: { type: "string" },
+  "round-ms": { type: "string" },
+  cap: { type: "string" },
+  tolerance: { type: "string" },
+  "noise-limit": { type: "string" },
+  quick: { type: "boolean" },
 });
-if (values.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
 const quick = values.quick === true;
 const OBSERVERS = intOption("observers", values.observers, quick ? 50 : 200, 1, 5000);
 const WRITERS = intOption("writers", values.writers, 10, 1, 100);
@@ -54,24 +45,18 @@ const CAP = intOption("cap", values.cap, 1024 * 1024, 64 * 1024, 64 * 1024 * 102
 const TOLERANCE = intOption("tolerance", values.tolerance, 10, 0, 1000);
 const NOISE_LIMIT = intOption("noise-limit", values["noise-limit"], 25, 0, 1000);
 
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => process.exit(130));
-
-function commandLine(): string {
-  const args = process.argv.slice(2).join(" ");
-  if (process.env.npm_lifecycle_event === "drill:stalled-reader") {
-    return `npm run drill:stalled-reader${args ? ` -- ${args}` : ""}`;
-  }
-  return `tsx scripts/drills/stalled-reader.ts${args ? ` ${args}` : ""}`;
-}
+exitOnSignals();
 
 const ms = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "-");
 const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
 
 async function main(): Promise<number> {
-  const cpu = cpus();
-  console.log("drill:stalled-reader — one tab stops reading; the others must not notice, the server must stay bounded");
-  console.log(`command: ${commandLine()}`);
-  console.log(`node ${process.version}; CPU: ${cpu[0]?.model.trim()} × ${cpu.length} cores`);
+  for (const line of header(
+    "drill:stalled-reader — one tab stops reading; the others must not notice, the server must stay bounded",
+    "drill:stalled-reader",
+    "scripts/drills/stalled-reader.ts",
+  ))
+    console.log(line);
   console.log(
     `${OBSERVERS} observers + ${WRITERS} writers (a send every ${INTERVAL} ms each) in one room; ${ROUNDS} rounds of ` +
       `${ROUND_MS} ms, alternating without / with the stalled tab; queue cap ${CAP} bytes\n`,

@@ -1,27 +1,14 @@
-// The chat-level crash drill, shared by `npm run drill:crash` (scripts/drills/crash.ts) and its short
-// version in test/drills/crash.test.ts.
-//
-// The real chat CLI runs as a child process (test/support/chat-process.ts) on the embedded engine (a data
-// dir) or on NATS JetStream (a real nats-server that stays up). Writer tabs post numbered messages through
-// the chat's own protocol while observer tabs watch (scripts/drills/traffic.ts). At random moments the CHAT
-// SERVER is killed with SIGKILL and started again on the same port and data; the tabs reconnect like the
-// browser runtime does. A message counts as acknowledged once its writer's own tab showed it as stored.
-// Afterwards every acknowledged message must be in the room exactly once, in its writer's order: checked
-// on a fresh tab that pages in the whole history (what a user sees), and on the stream itself, read
-// through the pub/sub API once the chat is stopped.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { decodeChatMessage } from "../../../examples/chat/messages.ts";
 import { CHAT_STREAM, roomSubject } from "../../../examples/chat/rooms.ts";
 import { openPubSub } from "../../../src/pubsub/index.ts";
 import type { StreamMessage } from "../../../src/pubsub/types.ts";
 import { ChatTab } from "../../../test/support/chat-client.ts";
 import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../../test/support/chat-process.ts";
-import { type NatsServer, startNatsServer } from "../../../test/support/nats-server.ts";
+import type { EngineName } from "../../lib/cli.ts";
+import { type ChatStorage, chatStorage } from "../chat-storage.ts";
 import { checkList, checkPassed, type ListCheck, labelOf, Traffic, type WriterStats } from "../traffic.ts";
 
-export type ChatEngine = "embedded" | "nats";
+export type ChatEngine = EngineName;
 
 export interface CrashDrillOptions {
   engine: ChatEngine;
@@ -105,13 +92,6 @@ class DrillTimeoutError extends Error {
   override name = "DrillTimeoutError";
 }
 
-// Temp dirs still there when the process exits mid-drill (SIGINT, a failed test). Child processes are
-// killed by the exit handlers of chat-process.ts and nats-server.ts.
-const liveDirs = new Set<string>();
-process.once("exit", () => {
-  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
-});
-
 /** Every message stored under the room's subject, oldest first, through history() pages. */
 export async function readRoom(
   engine: ChatEngine,
@@ -171,8 +151,7 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
   // 250 ms, so the room stays under its history cap whatever the machine's speed.
   const perCycle = Math.max(minAcks, Math.floor(ROOM_BUDGET / (opts.kills + 1)));
 
-  let dataDir: string | undefined;
-  let nats: NatsServer | undefined;
+  let storage: ChatStorage | undefined;
   let chat: ChatProcess | undefined;
   let traffic: Traffic | undefined;
   let fresh: ChatTab | undefined;
@@ -184,15 +163,8 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
   };
 
   try {
-    const spawnOpts: ChatProcessOptions = { sendRate: 10, rooms: [room] };
-    if (opts.engine === "nats") {
-      nats = await startNatsServer();
-      spawnOpts.nats = nats.url;
-    } else {
-      dataDir = mkdtempSync(join(tmpdir(), "via-drill-chat-crash-"));
-      liveDirs.add(dataDir);
-      spawnOpts.dataDir = dataDir;
-    }
+    storage = await chatStorage(opts.engine, "via-drill-chat-crash-");
+    const spawnOpts: ChatProcessOptions = { sendRate: 10, rooms: [room], ...storage.where };
     chat = await startChatProcess(spawnOpts);
     spawnOpts.port = chat.port;
     const base = chat.url;
@@ -291,7 +263,7 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
     chat = undefined;
 
     // The stream itself, through the pub/sub API.
-    const back = await readRoom(opts.engine, { dataDir, natsUrl: nats?.url }, room);
+    const back = await readRoom(opts.engine, { dataDir: storage.where.dataDir, natsUrl: storage.where.nats }, room);
     const tab = checkList(tabTexts, t.writers);
     const stream = checkList(back.texts, t.writers);
     const storedLabels = new Set(labels(back.texts));
@@ -331,11 +303,7 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
     fresh?.close();
     await traffic?.close().catch(() => {});
     await chat?.kill9().catch(() => {});
-    await nats?.stop().catch(() => {});
-    if (dataDir) {
-      rmSync(dataDir, { recursive: true, force: true });
-      liveDirs.delete(dataDir);
-    }
+    await storage?.close();
   }
 }
 

@@ -17,9 +17,10 @@ import { openEmbedded } from "../../../src/pubsub/embedded/engine.ts";
 import { connectNats } from "../../../src/pubsub/nats/engine.ts";
 import type { PubSub, StreamMessage } from "../../../src/pubsub/types.ts";
 import { type NatsServer, startNatsServer } from "../../../test/support/nats-server.ts";
+import type { EngineName } from "../../lib/cli.ts";
 import { DRILL_STREAM, type PublishReply, type PublishRequest } from "./protocol.ts";
 
-export type DrillEngine = "embedded" | "nats";
+export type DrillEngine = EngineName;
 
 export interface DrillOptions {
   engine: DrillEngine;

@@ -1,22 +1,10 @@
-// The reconnects drill, shared by `npm run drill:reconnects` (scripts/drills/reconnects.ts) and its short
-// version in test/drills/reconnects.test.ts.
-//
-// The real chat CLI runs as a child process (embedded engine on a temp data dir, or NATS). Writer tabs post
-// numbered messages through the chat's protocol (scripts/drills/traffic.ts) and an observer tab watches
-// without ever dropping. One more tab, the dropper, has its stream cut from the client side again and
-// again, at random moments and for random short gaps, and reconnects each time the way the browser
-// runtime does (same tab id, `last` = the last event id it saw). At the end it must show every message
-// the room got since it opened, each once and in order: the same list as the observer, and every message
-// a writer saw acknowledged.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ChatTab, type ShownMessage } from "../../../test/support/chat-client.ts";
 import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../../test/support/chat-process.ts";
-import { type NatsServer, startNatsServer } from "../../../test/support/nats-server.ts";
+import type { EngineName } from "../../lib/cli.ts";
+import { type ChatStorage, chatStorage } from "../chat-storage.ts";
 import { checkList, type ListCheck, labelOf, Traffic } from "../traffic.ts";
 
-export type ChatEngine = "embedded" | "nats";
+export type ChatEngine = EngineName;
 
 export interface ReconnectsOptions {
   engine?: ChatEngine;
@@ -79,11 +67,6 @@ class DrillTimeoutError extends Error {
   override name = "DrillTimeoutError";
 }
 
-const liveDirs = new Set<string>();
-process.once("exit", () => {
-  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
-});
-
 const key = (m: ShownMessage) => {
   const l = labelOf(m.text);
   return l ? `w${l.writer}#${l.n}` : m.id;
@@ -100,21 +83,13 @@ export async function runReconnectsDrill(opts: ReconnectsOptions = {}): Promise<
   const started = now();
   const deadline = started + (opts.timeLimitMs ?? 180_000);
 
-  let dataDir: string | undefined;
-  let nats: NatsServer | undefined;
+  let storage: ChatStorage | undefined;
   let chat: ChatProcess | undefined;
   let traffic: Traffic | undefined;
   let dropper: ChatTab | undefined;
   try {
-    const spawnOpts: ChatProcessOptions = { sendRate: 10, rooms: [room] };
-    if (engine === "nats") {
-      nats = await startNatsServer();
-      spawnOpts.nats = nats.url;
-    } else {
-      dataDir = mkdtempSync(join(tmpdir(), "via-drill-reconnects-"));
-      liveDirs.add(dataDir);
-      spawnOpts.dataDir = dataDir;
-    }
+    storage = await chatStorage(engine, "via-drill-reconnects-");
+    const spawnOpts: ChatProcessOptions = { sendRate: 10, rooms: [room], ...storage.where };
     chat = await startChatProcess(spawnOpts);
     traffic = await Traffic.open({
       base: chat.url,
@@ -259,11 +234,7 @@ export async function runReconnectsDrill(opts: ReconnectsOptions = {}): Promise<
     dropper?.close();
     await traffic?.close().catch(() => {});
     await chat?.kill9().catch(() => {});
-    await nats?.stop().catch(() => {});
-    if (dataDir) {
-      rmSync(dataDir, { recursive: true, force: true });
-      liveDirs.delete(dataDir);
-    }
+    await storage?.close();
   }
 }
 

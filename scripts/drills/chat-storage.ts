@@ -1,0 +1,37 @@
+// Where a drill's chat keeps its messages: a temp data dir for the embedded engine, or a fresh
+// nats-server for NATS. Shared by the drills that run the chat CLI on either engine.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ChatProcessOptions } from "../../test/support/chat-process.ts";
+import { startNatsServer } from "../../test/support/nats-server.ts";
+import type { EngineName } from "../lib/cli.ts";
+
+export interface ChatStorage {
+  /** The chat CLI's flags for it (`dataDir` or `nats`). */
+  where: Pick<ChatProcessOptions, "dataDir" | "nats">;
+  /** Stops the nats-server or removes the data dir. Idempotent; also done at process exit. */
+  close(): Promise<void>;
+}
+
+// A drill interrupted before close() still leaves no data dir behind (nats-server cleans up after itself).
+const liveDirs = new Set<string>();
+process.once("exit", () => {
+  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
+});
+
+export async function chatStorage(engine: EngineName, dirPrefix: string): Promise<ChatStorage> {
+  if (engine === "nats") {
+    const nats = await startNatsServer();
+    return { where: { nats: nats.url }, close: () => nats.stop().catch(() => {}) };
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), dirPrefix));
+  liveDirs.add(dataDir);
+  return {
+    where: { dataDir },
+    async close() {
+      rmSync(dataDir, { recursive: true, force: true });
+      liveDirs.delete(dataDir);
+    },
+  };
+}
