@@ -231,7 +231,7 @@ async function main(): Promise<void> {
     start(
       `chat ${i + 1}`,
       process.execPath,
-      ["--import", "tsx", "examples/chat/main.ts", "--port", String(port), "--nats", natsUrl],
+      ["--import", "tsx", "apps/chat/main.ts", "--port", String(port), "--nats", natsUrl],
       env,
     ),
   );

@@ -1,10 +1,18 @@
-// Public entry point of via-ts.
+// Public entry point of via-ts: the framework, the pub/sub engines and the small helpers an app
+// needs. Apps (the chat included) import from here only.
 
 export { raw } from "hono/html";
 export { createLogger, type Logger } from "./log.ts";
 export * as pubsub from "./pubsub/index.ts";
-export { type OpenPubSubOptions, openPubSub } from "./pubsub/index.ts";
-export type { Delivery, PublishAck, PubSub, StreamConfig, StreamMessage } from "./pubsub/types.ts";
+export { type OpenPubSubOptions, openPubSub, parseNatsUrls } from "./pubsub/index.ts";
+export type {
+  Delivery,
+  PublishAck,
+  PubSub,
+  StreamConfig,
+  StreamMessage,
+  Unsubscribe,
+} from "./pubsub/types.ts";
 export { Action, type ActionFn, type TriggerOptions } from "./server/action.ts";
 export {
   App,
@@ -15,8 +23,14 @@ export {
   type PageInit,
   type RateLimit,
 } from "./server/app.ts";
-export { ActionError, Context, type Html } from "./server/context.ts";
+export { Channel } from "./server/channel.ts";
+export { ActionError, type ActionOptions, Context } from "./server/context.ts";
+export { Feed, type FeedOptions, FeedStream, type ItemMeta, type JoinOptions } from "./server/feed.ts";
+export { escapeHtml, renderHtml } from "./server/html.ts";
 export { HttpError } from "./server/http-error.ts";
+export { TokenBucket } from "./server/rate-limit.ts";
 export type { Session } from "./server/session.ts";
 export { type Json, Signal, type SignalOptions } from "./server/signal.ts";
 export type { PatchMode } from "./server/sse/encoder.ts";
+export { type InsertAt, Stream, type StreamOptions } from "./server/stream.ts";
+export type { Html } from "./server/types.ts";

@@ -10,8 +10,8 @@ export type System = (typeof SYSTEMS)[number];
 export const SYSTEM_LABEL: Record<System, string> = {
   raw: "raw node:http SSE chat (bench/chat/raw-server.ts)",
   socketio: "Socket.IO 4 chat, default in-memory adapter (bench/chat/socketio-server.ts)",
-  embedded: "our chat (the examples/chat CLI) on the embedded engine",
-  nats: "our chat (the examples/chat CLI) on NATS JetStream (a local nats-server)",
+  embedded: "our chat (the apps/chat CLI) on the embedded engine",
+  nats: "our chat (the apps/chat CLI) on NATS JetStream (a local nats-server)",
 };
 
 /** How a client process talks to a system: our chat's protocol (both engines), raw SSE + POST, Socket.IO. */

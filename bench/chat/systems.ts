@@ -1,5 +1,5 @@
 // bench:chat: starting and stopping one server process per system, always fresh. raw and Socket.IO run
-// as bench/chat/ child processes; our chat runs as the real CLI (examples/chat/main.ts, through
+// as bench/chat/ child processes; our chat runs as the real CLI (apps/chat/main.ts, through
 // test/support/chat-process.ts) on the embedded engine with a temp data dir, or on a fresh
 // nats-server (test/support/nats-server.ts). Every server process preloads server-hook.mjs, which
 // answers the orchestrator's control requests (forced GC and heap figures, CPU profile) the same way

@@ -25,7 +25,7 @@ import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
-import { CHAT_STREAM, CHAT_SUBJECTS } from "../../examples/chat/rooms.ts";
+import { CHAT_STREAM, CHAT_SUBJECTS } from "../../apps/chat/rooms.ts";
 import { connectNats } from "../../src/pubsub/nats/engine.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
 import { unescapeHtml } from "../../src/server/html.ts";
@@ -42,7 +42,7 @@ import {
   type WriterStats,
 } from "./traffic.ts";
 
-/** The CHAT stream keeps this many messages per room (examples/chat/app.tsx, ensureChatStream). */
+/** The CHAT stream keeps this many messages per room (apps/chat/app.tsx, ensureChatStream). */
 const ROOM_HISTORY = 1000;
 /** The chat's NATS connection name (the engine's default), to find its node in /connz. */
 const CHAT_CONNECTION_NAME = "via-ts";

@@ -2,7 +2,7 @@
 // legitimate sessions and tabs created before the run), so `--seed S --case i` replays it exactly.
 // Every case carries the statuses it may get: an expectation derived from docs/PROTOCOL.md and the
 // route/method rules, never "anything 4xx".
-import { DEFAULT_ROOMS } from "../../examples/chat/rooms.ts";
+import { DEFAULT_ROOMS } from "../../apps/chat/rooms.ts";
 import { caseRng, type Rng } from "./prng.ts";
 import type { HttpReq, RawReq, Req } from "./send.ts";
 
@@ -294,7 +294,7 @@ const TRAVERSALS = [
   "/_via/static/*",
   "/_via/static/%ZZ",
   "/_via/static/../../src/server/app.ts",
-  "/_via/static/../../examples/chat/app.tsx",
+  "/_via/static/../../apps/chat/app.tsx",
   "/_via/static/node_modules/.bin/tsx",
 ];
 

@@ -4,7 +4,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createChat } from "../../examples/chat/app.tsx";
+import { createChat } from "../../apps/chat/app.tsx";
 import { createLogger } from "../../src/log.ts";
 import { openPubSub } from "../../src/pubsub/index.ts";
 import { Browser, httpRequest } from "../../test/support/sse-client.ts";

@@ -1,3 +1,4 @@
+import { oldestPosition } from "./lists.ts";
 import { snapshot } from "./signals.ts";
 import { toast } from "./toast.ts";
 
@@ -8,17 +9,27 @@ let tab = "";
 let onGone: () => Promise<void> = async () => {};
 let queue: Promise<void> = Promise.resolve();
 
-export function initActions(tabId: string, tabGone: () => Promise<void>): void {
+/**
+ * `firstOpen` resolves when the event stream first opens: the server builds the tab's context then,
+ * so an action fired before (a click right after the page appeared) waits for it rather than
+ * meeting an unknown tab.
+ */
+export function initActions(tabId: string, tabGone: () => Promise<void>, firstOpen: Promise<void>): void {
   tab = tabId;
   onGone = tabGone;
+  queue = firstOpen;
 }
 
-/** Queues the action; the signals are captured now, when the user acted, not when it is sent. */
-export function sendAction(id: string): void {
+/**
+ * Queues the action; the signals are captured now, when the user acted, not when it is sent. `page`
+ * names a streamed list whose "Load older" this is: its oldest position goes along as the cursor.
+ */
+export function sendAction(id: string, page?: string): void {
   const signals = snapshot();
   // Names starting with "_" are client-only state.
   for (const name of Object.keys(signals)) if (name.startsWith("_")) delete signals[name];
-  const body = JSON.stringify({ signals });
+  const cursor = page === undefined ? undefined : oldestPosition(page);
+  const body = JSON.stringify(cursor === undefined ? { signals } : { signals, cursor });
   queue = queue.then(() => post(id, body));
 }
 

@@ -1,4 +1,5 @@
 import { ensure } from "./dom.ts";
+import { listReport } from "./lists.ts";
 
 export type State = "online" | "connecting" | "offline";
 export type Fields = Map<string, string>;
@@ -16,7 +17,6 @@ let tab = "";
 let version = "";
 let handle: (type: string, fields: Fields) => void = () => {};
 let source: EventSource | null = null;
-let lastId = "";
 let failures = 0;
 let openedAt = 0;
 let retryTimer = 0;
@@ -62,30 +62,69 @@ export function parseFields(data: string): Fields {
   return fields;
 }
 
+/**
+ * The stream URL says what the page shows, so the server sends only what it lacks: the view's hash
+ * (an unchanged view is not re-sent) and each streamed list's position (lists resume from there).
+ */
+function streamUrl(): string {
+  const query = new URLSearchParams({ tab, path: location.pathname + location.search, v: version });
+  const hash = document.getElementById("via-view")?.getAttribute("data-via-hash");
+  if (hash) query.set("h", hash);
+  const lists = listReport();
+  if (lists) query.set("streams", lists);
+  return `/_via/sse?${query}`;
+}
+
 function open(): void {
   clearTimeout(retryTimer);
   source?.close();
-  const query = new URLSearchParams({ tab, path: location.pathname + location.search, v: version });
-  // On the very first connect there is nothing to resume from, so "last" is left out.
-  if (lastId) query.set("last", lastId);
-  const es = new EventSource(`/_via/sse?${query}`);
+  const url = streamUrl();
+  const es = new EventSource(url);
   source = es;
+  let opened = false;
   es.onopen = () => {
+    opened = true;
     openedAt = Date.now();
     setState("online");
   };
   // The browser's own retry would reuse the old URL and has no backoff; we manage reconnects.
   es.onerror = () => {
-    if (source === es) retry();
+    if (source !== es) return;
+    if (opened) retry();
+    else void probe(url, es);
   };
   for (const type of EVENTS) {
     es.addEventListener(type, (e) => {
       if (source !== es) return;
-      const msg = e as MessageEvent<string>;
-      if (msg.lastEventId) lastId = msg.lastEventId;
-      handle(type, parseFields(msg.data));
+      handle(type, parseFields((e as MessageEvent<string>).data));
     });
   }
+}
+
+const RELOADED_AT = "via-reloaded-at";
+const RELOAD_GUARD_MS = 30_000;
+
+/**
+ * A stream that fails before it opens may have been refused (EventSource hides the status): ask once
+ * with the same URL and `probe=1`. A 4xx about the tab (an id this server cannot verify, say after its
+ * secret changed, or a lost session) means this page cannot come back: reload it, at most once per
+ * 30 s so a server that keeps refusing cannot make a reload loop. Anything else: back off and retry.
+ */
+async function probe(url: string, es: EventSource): Promise<void> {
+  let status = 0;
+  try {
+    status = (await fetch(`${url}&probe=1`, { credentials: "same-origin", cache: "no-store" })).status;
+  } catch {
+    // The server is unreachable: the usual backoff.
+  }
+  if (source !== es) return;
+  const last = Number(sessionStorage.getItem(RELOADED_AT) ?? 0);
+  if ((status === 400 || status === 403) && Date.now() - last > RELOAD_GUARD_MS) {
+    sessionStorage.setItem(RELOADED_AT, String(Date.now()));
+    location.reload();
+    return;
+  }
+  retry();
 }
 
 /** Drops the stream and reconnects after the backoff (also used for via-bye). */

@@ -1,11 +1,25 @@
 import { Idiomorph } from "idiomorph";
 import type { Fields } from "./connection.ts";
+import { insertIntoList, isList, morphListAttributes } from "./lists.ts";
 
 type Mode = "outer" | "inner" | "replace" | "prepend" | "append" | "before" | "after" | "remove";
 
 // ignoreActiveValue keeps what the user is typing; morphing (rather than replacing) keeps
-// element identity, so caret, focus and scroll positions survive.
-const MORPH = { ignoreActiveValue: true, restoreFocus: true } as const;
+// element identity, so caret, focus and scroll positions survive. A streamed list met inside a
+// morphed element keeps its items: only its attributes follow the new markup.
+const MORPH = {
+  ignoreActiveValue: true,
+  restoreFocus: true,
+  callbacks: {
+    beforeNodeMorphed(old: Node, fresh: Node): boolean {
+      if (!isList(old) || !isList(fresh)) return true;
+      morphListAttributes(old, fresh);
+      return false;
+    },
+  },
+} as const;
+
+const morphOuter = (old: Element, fresh: Element) => Idiomorph.morph(old, fresh, { ...MORPH, morphStyle: "outerHTML" });
 
 const WRAPPERS: Record<string, string> = { svg: "svg", mathml: "math" };
 
@@ -36,6 +50,9 @@ function apply(mode: Mode, target: Element, content: Node): void {
       return;
     case "prepend":
     case "append":
+      if (isList(target) && content instanceof DocumentFragment) insertIntoList(target, content, mode, morphOuter);
+      else target[mode](content);
+      return;
     case "before":
     case "after":
       target[mode](content);

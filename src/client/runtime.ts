@@ -69,10 +69,14 @@ function start(): void {
   const boot = JSON.parse(meta.content) as Boot;
   initSignals(boot.signals ?? {});
   installTriggers(sendAction);
-  initActions(boot.tab, () => {
-    reconnectNow();
-    return whenOnline(10_000);
-  });
+  initActions(
+    boot.tab,
+    () => {
+      reconnectNow();
+      return whenOnline(10_000);
+    },
+    whenOnline(10_000),
+  );
   window.__via = Object.freeze({ signals: snapshot, state });
   initEnhancements();
   connect(boot.tab, boot.v, onEvent);

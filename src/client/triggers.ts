@@ -8,6 +8,7 @@ interface Spec {
   debounce?: number;
   set?: Signals;
   prevent?: boolean;
+  page?: string;
 }
 
 const timers = new WeakMap<Element, Record<string, number>>();
@@ -23,7 +24,7 @@ function parseSpec(raw: string): Spec | null {
   return null;
 }
 
-export function installTriggers(send: (action: string) => void): void {
+export function installTriggers(send: (action: string, page?: string) => void): void {
   for (const type of EVENTS) {
     document.addEventListener(type, (e) => {
       const target = e.target;
@@ -41,7 +42,7 @@ export function installTriggers(send: (action: string) => void): void {
         // A checkbox's click runs before its input/change events, so read the fresh value here.
         pull(target);
         for (const [name, value] of Object.entries(spec.set ?? {})) setSignal(name, value);
-        send(spec.action);
+        send(spec.action, typeof spec.page === "string" ? spec.page : undefined);
       };
       const wait = spec.debounce ?? (type === "input" ? 300 : 0);
       if (wait <= 0) {

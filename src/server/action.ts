@@ -3,7 +3,11 @@
 // page runs under a CSP without 'unsafe-eval'.
 import type { Json } from "./signal.ts";
 
-export type ActionFn = () => void | Promise<void>;
+/**
+ * What an action runs. `cursor` is only set for a list's "Load older" action (the oldest position the
+ * browser's list shows); page actions take no argument.
+ */
+export type ActionFn = (cursor?: string) => void | Promise<void>;
 
 export interface TriggerOptions {
   /** Set these signals in the browser before the action fires, e.g. `set: [[room, "Rust"]]`. */
@@ -20,12 +24,15 @@ interface Spec {
   debounce?: number;
   set?: Record<string, Json>;
   prevent?: boolean;
+  page?: string;
 }
 
 export class Action {
   constructor(
     readonly id: string,
     readonly fn: ActionFn,
+    /** A list's "Load older": the runtime sends the list's oldest position as the cursor. */
+    readonly page?: string,
   ) {}
 
   onClick(opts?: TriggerOptions): Record<string, string> {
@@ -52,6 +59,7 @@ export class Action {
     if (opts.debounce) spec.debounce = opts.debounce;
     if (opts.prevent) spec.prevent = true;
     if (opts.set?.length) spec.set = Object.fromEntries(opts.set.map(([sig, v]) => [sig.name, v]));
+    if (this.page !== undefined) spec.page = this.page;
     const simple = Object.keys(spec).length === 1;
     return { [`data-on-${event}`]: simple ? this.id : JSON.stringify(spec) };
   }

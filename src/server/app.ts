@@ -8,15 +8,22 @@ import { createLogger, type Logger } from "../log.ts";
 import type { PubSub } from "../pubsub/types.ts";
 import { type Asset, AssetRegistry, STATIC_PREFIX } from "./assets.ts";
 import { readBody, requireJsonContentType } from "./body.ts";
-import { type AttachMode, type Context, Tab } from "./context.ts";
+import { Channel } from "./channel.ts";
+import type { Context } from "./context.ts";
+import { Feed, type FeedOptions } from "./feed.ts";
 import { documentHtml } from "./html.ts";
 import { HttpError } from "./http-error.ts";
-import { isWellFormedId, newId } from "./ids.ts";
 import { RouteTable } from "./routes.ts";
+import { randomSecret, secretFromEngine, secretFromOption } from "./secret.ts";
 import { checkActionOrigin, DEFAULT_CSP, isHttps, setSecurityHeaders } from "./security.ts";
 import { readCookie, SESSION_COOKIE, type Session, SessionStore, sessionCookie } from "./session.ts";
-import { decodeActionBody } from "./signals-codec.ts";
+import { decodeActionRequest } from "./signals-codec.ts";
 import { comment, customEvent } from "./sse/encoder.ts";
+import { EVENT_STREAM_HEADERS, EventSink } from "./sse/sink.ts";
+import { parseClientStreams } from "./stream.ts";
+import { ACTION_ID, type ClientReport, Tab } from "./tab.ts";
+import { isWellFormedTabId, TabIds } from "./tab-id.ts";
+import { TabRegistry } from "./tabs.ts";
 
 export type PageInit = (c: Context) => void | Promise<void>;
 
@@ -52,19 +59,33 @@ export interface AppOptions {
   /** Graceful shutdown budget (default 5 s). */
   shutdownTimeoutMs?: number;
   /**
-   * Most page loads whose tab has not opened its event stream yet (default 10,000). Each holds a context
-   * for the TTL, so a flood of GETs could otherwise fill memory; past the cap the oldest is dropped.
-   * Safe for a real tab: when its stream does open, it re-bootstraps like after a restart.
+   * Most tabs whose stream dropped and whose context waits for it (the TTL) at a time (default 10,000);
+   * past it the oldest is disposed. Safe for a real tab: when it reconnects, it re-bootstraps.
    */
-  maxUnattachedTabs?: number;
+  maxDetachedTabs?: number;
+  /**
+   * What all tabs' outgoing events may hold together, queues and socket buffers (default 128 MiB). Over
+   * it the streams holding the most are cut; their tabs re-bootstrap when they reconnect.
+   */
+  budgetBytes?: number;
+  /**
+   * Signs tab ids (at least 32 bytes). Every instance behind one load balancer needs the same one, and
+   * it must survive restarts for open tabs to re-bootstrap. Default: kept in the pub/sub engine when
+   * there is one (created by the first instance), else random per process (tabs reload after a restart).
+   */
+  secret?: string | Buffer;
+  /** How long a page's tab id can start a context after the page was served (default 7 days). */
+  tabIdMaxAgeMs?: number;
 }
 
 /** A snapshot of the app's tabs and of the memory their outgoing events hold (`app.stats()`). */
 export interface AppStats {
-  /** Live tab contexts: connected, or disconnected within their TTL. */
+  /** Live tab contexts: connected, or disconnected within their TTL. (A page load that never opened its stream is none.) */
   tabs: number;
   /** Tabs with an open event stream. */
   connected: number;
+  /** Tabs whose stream dropped, waiting for it within their TTL. */
+  detached: number;
   /** Streams whose socket refused the last write: their events queue until it drains. */
   backedUp: number;
   /**
@@ -77,6 +98,10 @@ export interface AppStats {
   queueCapBytes: number;
   /** Streams cut since start because their tab went over the cap (each such tab resyncs when it reconnects). */
   overflows: number;
+  /** The app-wide budget over all tabs' held bytes, and the streams cut since start for going over it. */
+  budget: { bytes: number; cuts: number };
+  /** Detached tabs disposed since start because there were more than `maxDetachedTabs`. */
+  detachedDropped: number;
 }
 
 export interface ListenResult {
@@ -88,25 +113,27 @@ export interface ListenResult {
 const SSE_PATH = "/_via/sse";
 const ACTION_PREFIX = "/_via/action/";
 
+type PageEntry = { pattern: string; init: PageInit };
+
 export class App {
   readonly logger: Logger;
   readonly assets = new AssetRegistry();
-  private readonly pages = new RouteTable<{ pattern: string; init: PageInit }>();
-  private readonly tabs = new Map<string, Tab>();
+  private readonly pages = new RouteTable<PageEntry>();
+  private readonly tabs: TabRegistry;
+  /** Tabs whose context is being built for a stream right now (a second stream for one waits for it). */
+  private readonly starting = new Map<string, Promise<Tab | undefined>>();
+  private readonly channels = new Map<string, Channel>();
   private readonly sessions: SessionStore;
   private readonly stylesheets: string[] = [];
-  private readonly opts: Required<Omit<AppOptions, "logger" | "pubsub">>;
+  private readonly opts: Required<Omit<AppOptions, "logger" | "pubsub" | "secret">>;
   readonly pubsub: PubSub | undefined;
   private readonly runtime: Promise<Asset>;
+  private readonly tabIds: Promise<TabIds>;
   private readonly keepaliveTimer: NodeJS.Timeout;
   private server: Server | undefined;
   private ready = true;
   private closing: Promise<void> | undefined;
   private readonly signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
-  private overflows = 0;
-  /** Tabs whose page was served but whose stream never opened, oldest first (see maxUnattachedTabs). */
-  private readonly unattached = new Set<Tab>();
-  private unattachedDropped = 0;
 
   constructor(options: AppOptions = {}) {
     this.logger = options.logger ?? createLogger();
@@ -123,11 +150,26 @@ export class App {
       csp: options.csp ?? DEFAULT_CSP,
       trustProxy: options.trustProxy ?? false,
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5_000,
-      maxUnattachedTabs: options.maxUnattachedTabs ?? 10_000,
+      maxDetachedTabs: options.maxDetachedTabs ?? 10_000,
+      budgetBytes: options.budgetBytes ?? 128 * 1024 * 1024,
+      tabIdMaxAgeMs: options.tabIdMaxAgeMs ?? 7 * 24 * 3600_000,
     };
-    if (!Number.isInteger(this.opts.maxUnattachedTabs) || this.opts.maxUnattachedTabs < 1) {
-      throw new RangeError(`maxUnattachedTabs must be a positive integer, got ${this.opts.maxUnattachedTabs}`);
+    for (const key of ["maxDetachedTabs", "budgetBytes", "queueCapBytes", "tabIdMaxAgeMs"] as const) {
+      const value = this.opts[key];
+      if (!Number.isInteger(value) || value < 1)
+        throw new RangeError(`${key} must be a positive integer, got ${value}`);
     }
+    this.tabs = new TabRegistry(
+      {
+        queueCapBytes: this.opts.queueCapBytes,
+        ttlMs: this.opts.contextTtlMs,
+        rateLimit: this.opts.tabRateLimit,
+        maxDetachedTabs: this.opts.maxDetachedTabs,
+        budgetBytes: this.opts.budgetBytes,
+      },
+      this.logger,
+      this.pubsub,
+    );
     this.sessions = new SessionStore({
       ...this.opts.sessionRateLimit,
       idleTtlMs: Math.max(this.opts.contextTtlMs, 30 * 60_000),
@@ -135,7 +177,9 @@ export class App {
     this.runtime = buildRuntime().then(({ code }) => this.assets.add("runtime.js", code));
     // Surface a broken runtime build at start-up rather than on the first page view.
     this.runtime.catch((err) => this.logger.error({ err }, "client runtime build failed"));
-    const keepalive = comment("keepalive");
+    this.tabIds = this.loadSecret(options.secret).then((secret) => new TabIds(secret, this.opts.tabIdMaxAgeMs));
+    this.tabIds.catch((err) => this.logger.error({ err }, "could not load the app secret"));
+    const keepalive = Buffer.from(comment("keepalive"));
     this.keepaliveTimer = setInterval(() => {
       for (const tab of this.tabs.values()) tab.keepalive(keepalive);
     }, this.opts.keepaliveMs);
@@ -143,7 +187,14 @@ export class App {
     this.handler = this.handler.bind(this);
   }
 
-  /** Register a page. `init` runs once per tab (page load) and closes over that tab's state. */
+  private async loadSecret(secret: string | Buffer | undefined): Promise<Buffer> {
+    if (secret !== undefined) return secretFromOption(secret);
+    if (this.pubsub) return secretFromEngine(this.pubsub);
+    this.logger.info("no app secret and no pub/sub engine: tab ids are signed with a per-process secret");
+    return randomSecret();
+  }
+
+  /** Register a page. `init` runs to render the page, and again when the tab's event stream attaches. */
   page(pattern: string, init: PageInit): this {
     this.pages.add(pattern, { pattern, init });
     return this;
@@ -154,6 +205,29 @@ export class App {
     const { url } = this.assets.add(name, css, "text/css; charset=utf-8");
     this.stylesheets.push(url);
     return url;
+  }
+
+  /**
+   * The channel `name`: a group of live tabs that get the same patches, each rendered and encoded once
+   * (a room's roster). It exists while it has members; `join` adds a tab until the tab is disposed.
+   */
+  channel(name: string): Channel {
+    let channel = this.channels.get(name);
+    if (!channel) {
+      channel = new Channel(name, (empty) => {
+        if (this.channels.get(name) === empty) this.channels.delete(name);
+      });
+      this.channels.set(name, channel);
+    }
+    return channel;
+  }
+
+  /**
+   * A feed: stored pub/sub messages shown as streamed lists, decoded, rendered and encoded once per
+   * message (and variant) for every tab that joined its subject. Declare it once per app.
+   */
+  feed<T, M = undefined>(options: FeedOptions<T, M>): Feed<T, M> {
+    return new Feed<T, M>(this, options);
   }
 
   /** Number of live tab contexts (connected or within their TTL). */
@@ -180,16 +254,19 @@ export class App {
     return {
       tabs: this.tabs.size,
       connected,
+      detached: this.tabs.detachedCount,
       backedUp,
       queuedBytes: { total, max },
       queueCapBytes: this.opts.queueCapBytes,
-      overflows: this.overflows,
+      overflows: this.tabs.overflows,
+      budget: { bytes: this.opts.budgetBytes, cuts: this.tabs.budgetCuts },
+      detachedDropped: this.tabs.detachedDropped,
     };
   }
 
-  /** Resolves once the client runtime is built; `listen` awaits it. */
+  /** Resolves once the client runtime is built and the secret loaded; `listen` awaits it. */
   async whenReady(): Promise<void> {
-    await this.runtime;
+    await Promise.all([this.runtime, this.tabIds]);
   }
 
   // ---- HTTP ----
@@ -293,142 +370,159 @@ export class App {
     return session;
   }
 
+  /**
+   * A page: `init` renders it in a static context that is thrown away with the response, so a page
+   * load that never opens its stream costs the server nothing after it was sent.
+   */
   private async servePage(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (!this.ready) throw new HttpError(503, "server is shutting down");
     const match = this.pages.match(url.pathname);
     if (!match) throw new HttpError(404, "page not found");
-    const runtime = await this.runtime;
+    const [runtime, tabIds] = await Promise.all([this.runtime, this.tabIds]);
     const session = this.sessionFor(req, res);
-    // init runs for a HEAD too, so HEAD answers as GET would (init may refuse the route with a 4xx).
-    const tab = await this.createTab(newId(), session, match.value, match.params, url.pathname + url.search);
-    if (req.method === "HEAD") {
-      tab.dispose("HEAD request"); // nobody will ever connect to it
-      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" });
-      res.end();
-      return;
+    const tab = new Tab(tabIds.issue(session.id), session, false, match.params, url.pathname + url.search, this.tabs);
+    let html: string | undefined;
+    try {
+      // init runs for a HEAD too, so HEAD answers as GET would (init may refuse the route with a 4xx).
+      await match.value.init(tab.ctx);
+      if (req.method !== "HEAD") {
+        html = documentHtml({
+          title: this.opts.title,
+          lang: this.opts.lang,
+          boot: { tab: tab.id, signals: tab.signalValues(), v: runtime.hash },
+          runtimeUrl: runtime.url,
+          stylesheets: this.stylesheets,
+          view: tab.pageView(),
+        });
+      }
+    } finally {
+      tab.dispose("page rendered");
     }
-    const html = documentHtml({
-      title: this.opts.title,
-      lang: this.opts.lang,
-      boot: { tab: tab.id, signals: tab.signalValues(), v: runtime.hash },
-      runtimeUrl: runtime.url,
-      stylesheets: this.stylesheets,
-      view: tab.renderView(),
-    });
     res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" });
     res.end(html);
   }
 
-  private async createTab(
-    id: string,
-    session: Session,
-    page: { pattern: string; init: PageInit },
-    params: Record<string, string>,
-    path: string,
-  ): Promise<Tab> {
-    const tab = new Tab(id, session, page.pattern, params, path, {
-      queueCapBytes: this.opts.queueCapBytes,
-      ttlMs: this.opts.contextTtlMs,
-      rateLimit: this.opts.tabRateLimit,
-      logger: this.logger,
-      pubsub: this.pubsub,
-      onDispose: (t) => {
-        if (this.tabs.get(t.id) === t) this.tabs.delete(t.id);
-        this.unattached.delete(t);
-      },
-      onOverflow: () => {
-        this.overflows++;
-      },
-    });
-    this.tabs.set(id, tab);
-    this.unattached.add(tab);
-    if (this.unattached.size > this.opts.maxUnattachedTabs) {
-      const oldest = this.unattached.values().next().value!;
-      // Logged at the first drop and every 1,000th, so a flood does not also flood the log.
-      if (this.unattachedDropped++ % 1000 === 0) {
-        this.logger.warn(
-          { cap: this.opts.maxUnattachedTabs, dropped: this.unattachedDropped },
-          "too many tabs that never connected: dropping the oldest",
-        );
-      }
-      oldest.dispose("never connected, over maxUnattachedTabs");
-    }
-    try {
-      await page.init(tab.ctx);
-    } catch (err) {
-      tab.dispose("init failed");
-      throw err;
-    }
-    return tab;
-  }
-
+  /**
+   * The event stream. A tab id names a live context, or (first attach, after the TTL, after a restart)
+   * is verified and gets a new live context built from the tab's route: `init` runs again in the same
+   * session. An id the server did not issue to this session gets a 4xx and allocates nothing.
+   */
   private async serveStream(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (!this.ready) throw new HttpError(503, "server is shutting down");
     const tabId = url.searchParams.get("tab");
-    if (!isWellFormedId(tabId)) throw new HttpError(400, "missing or malformed tab id");
+    if (!isWellFormedTabId(tabId)) throw new HttpError(400, "missing or malformed tab id");
     const session = this.sessions.fromRequest(req);
     if (!session) throw new HttpError(403, "no session cookie: load the page first");
-    const runtime = await this.runtime;
+    const [runtime, tabIds] = await Promise.all([this.runtime, this.tabIds]);
     let tab = this.tabs.get(tabId);
-    let mode: AttachMode;
-    if (tab) {
-      if (tab.session !== session) throw new HttpError(403, "this tab belongs to another session");
-      mode = tab.connected || url.searchParams.has("last") || req.headers["last-event-id"] ? "resync" : "first";
-    } else {
-      // Unknown tab: the server restarted or the context expired. Re-run the page's init for the
-      // tab's route in the same session, reusing the tab id, so the page recovers without a reload.
-      const path = url.searchParams.get("path") ?? "";
-      const reload = () => this.endWith(res, customEvent("via-reload", [["reason", "no page for this tab"]]));
-      // Only a path of this origin: "//host/x" or "/\\host" would parse as another host's URL.
-      if (!/^\/(?![/\\])/.test(path)) return reload();
-      let pathname: string;
-      try {
-        pathname = new URL(path, "http://localhost").pathname;
-      } catch {
-        return reload();
-      }
-      // A malformed percent-encoding is a client bug: match() answers it with a 400.
-      const match = this.pages.match(pathname);
-      if (!match) return reload();
-      try {
-        tab = await this.createTab(tabId, session, match.value, match.params, path);
-      } catch (err) {
-        // The page refused the route (e.g. a room that no longer exists): a reload shows its answer.
-        if (err instanceof HttpError && err.status < 500) return reload();
-        throw err;
-      }
-      mode = "rebootstrap";
+    if (tab && tab.session !== session) throw new HttpError(403, "this tab belongs to another session");
+    if (!tab) {
+      const verdict = tabIds.verify(tabId, session.id, { fresh: true });
+      if (!verdict.ok) throw new HttpError(verdict.status, verdict.reason);
     }
-    res.writeHead(200, {
-      "Content-Type": "text/event-stream",
-      "Cache-Control": "no-cache, no-transform",
-      Connection: "keep-alive",
-      // nginx and friends buffer responses by default, which would hold events back.
-      "X-Accel-Buffering": "no",
-    });
-    res.flushHeaders();
-    const clientVersion = url.searchParams.get("v");
-    if (clientVersion && clientVersion !== runtime.hash) {
-      res.end(customEvent("via-reload", [["reason", "the client runtime was updated"]]));
+    // The runtime asks this (same URL plus probe=1) after a stream failed to open, to learn whether it
+    // was refused: the same checks, no stream, nothing built.
+    if (url.searchParams.get("probe") === "1") {
+      res.writeHead(204, { "Cache-Control": "no-store" });
+      res.end();
       return;
     }
-    this.unattached.delete(tab);
-    tab.attach(res, mode);
+    const clientVersion = url.searchParams.get("v");
+    if (clientVersion && clientVersion !== runtime.hash) {
+      return this.endWith(res, customEvent("via-reload", [["reason", "the client runtime was updated"]]));
+    }
+    const report: ClientReport = {
+      viewHash: url.searchParams.get("h") ?? undefined,
+      streams: parseClientStreams(url.searchParams.get("streams")),
+    };
+    let fresh = false;
+    if (!tab) {
+      const built = await this.startTab(tabId, session, url.searchParams.get("path") ?? "", report);
+      if (built === "reload") {
+        return this.endWith(res, customEvent("via-reload", [["reason", "no page for this tab"]]));
+      }
+      if (!built) throw new HttpError(503, "the tab could not start; retry");
+      tab = built;
+      fresh = true;
+    }
+    const sink = EventSink.open(res);
+    if (!sink || tab.disposed) {
+      if (fresh && !tab.disposed) tab.dispose("stream closed while the tab started");
+      return;
+    }
+    tab.attach(sink, report, fresh);
+  }
+
+  /**
+   * Builds the live context of a tab from its route. One at a time per tab id: a second stream request
+   * for the same tab while the first builds waits for it instead of building another context.
+   */
+  private async startTab(
+    tabId: string,
+    session: Session,
+    path: string,
+    report: ClientReport,
+  ): Promise<Tab | "reload" | undefined> {
+    const pending = this.starting.get(tabId);
+    if (pending) {
+      const tab = await pending;
+      return tab && !tab.disposed ? tab : undefined;
+    }
+    // Only a path of this origin: "//host/x" or "/\\host" would parse as another host's URL.
+    if (!/^\/(?![/\\])/.test(path)) return "reload";
+    let target: URL;
+    try {
+      target = new URL(path, "http://localhost");
+    } catch {
+      return "reload";
+    }
+    // A malformed percent-encoding is a client bug: match() answers it with a 400.
+    const match = this.pages.match(target.pathname);
+    if (!match) return "reload";
+    const tab = new Tab(tabId, session, true, match.params, target.pathname + target.search, this.tabs);
+    tab.report = report;
+    this.tabs.add(tab);
+    const built = (async () => {
+      try {
+        await match.value.init(tab.ctx);
+        return tab;
+      } catch (err) {
+        tab.dispose("init failed");
+        throw err;
+      }
+    })();
+    this.starting.set(
+      tabId,
+      built.catch(() => undefined),
+    );
+    try {
+      return await built;
+    } catch (err) {
+      // The page refused the route (e.g. a room that no longer exists): a reload shows its answer.
+      if (err instanceof HttpError && err.status < 500) return "reload";
+      throw err;
+    } finally {
+      this.starting.delete(tabId);
+    }
   }
 
   private endWith(res: ServerResponse, event: string): void {
-    res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
+    res.writeHead(200, EVENT_STREAM_HEADERS);
     res.end(event);
   }
 
   private async serveAction(req: IncomingMessage, res: ServerResponse, actionId: string): Promise<void> {
     checkActionOrigin(req, this.opts.trustProxy);
     const tabId = req.headers["via-tab"];
-    if (!isWellFormedId(tabId)) throw new HttpError(400, "missing or malformed Via-Tab header");
+    if (!isWellFormedTabId(tabId)) throw new HttpError(400, "missing or malformed Via-Tab header");
     const session = this.sessions.fromRequest(req);
     if (!session) throw new HttpError(403, "no session cookie");
     const tab = this.tabs.get(tabId);
-    if (!tab) throw new HttpError(410, "unknown tab: it expired or the server restarted; reconnecting");
+    if (!tab) {
+      const verdict = (await this.tabIds).verify(tabId, session.id, { fresh: false });
+      if (!verdict.ok) throw new HttpError(verdict.status, verdict.reason);
+      throw new HttpError(410, "unknown tab: it expired or the server restarted; reconnecting");
+    }
     if (tab.session !== session) throw new HttpError(403, "this tab belongs to another session");
     requireJsonContentType(req);
     for (const limiter of [tab.limiter, session.limiter]) {
@@ -439,9 +533,9 @@ export class App {
       }
     }
     const body = await readBody(req, { maxBytes: this.opts.maxBodyBytes });
-    const signals = decodeActionBody(body);
-    if (!/^a[0-9]{1,6}$/.test(actionId) || !tab.hasAction(actionId)) throw new HttpError(404, "unknown action");
-    await tab.runAction(actionId, signals);
+    const { signals, cursor } = decodeActionRequest(body);
+    if (!ACTION_ID.test(actionId) || !tab.hasAction(actionId)) throw new HttpError(404, "unknown action");
+    await tab.runAction(actionId, signals, cursor);
     res.writeHead(204, { "Cache-Control": "no-store" });
     res.end();
   }
@@ -450,7 +544,7 @@ export class App {
 
   /** Listen on `port` (0 = any free port). Handles SIGINT/SIGTERM with a graceful shutdown unless told not to. */
   async listen(port: number, host = "127.0.0.1", opts: { handleSignals?: boolean } = {}): Promise<ListenResult> {
-    await this.runtime;
+    await this.whenReady();
     const server = createServer(this.handler);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -488,10 +582,8 @@ export class App {
     this.ready = false;
     for (const [sig, fn] of this.signalHandlers) process.off(sig, fn);
     clearInterval(this.keepaliveTimer);
-    for (const tab of [...this.tabs.values()]) {
-      tab.sayGoodbye("server shutting down");
-      tab.dispose("shutdown");
-    }
+    for (const tab of [...this.tabs.values()]) tab.sayGoodbye("server shutting down");
+    this.tabs.disposeAll("shutdown");
     this.sessions.close();
     const server = this.server;
     if (!server) return;

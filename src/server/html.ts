@@ -1,6 +1,7 @@
 // Rendering JSX to HTML strings. hono/jsx escapes text and attribute values by default; raw HTML only
 // enters through hono's explicit `raw()` (greppable). A plain string given where HTML is expected is
 // treated as text and escaped, never as markup.
+import { createHash } from "node:crypto";
 import { jsx } from "hono/jsx";
 import type { JSX } from "hono/jsx/jsx-runtime";
 
@@ -35,8 +36,17 @@ export function renderHtml(node: JSX.Element | string | null | undefined): strin
   return out;
 }
 
-export function viewHtml(inner: string): string {
-  return `<div id="${VIEW_ID}">${inner}</div>`;
+/**
+ * The view's wrapper. `hash` identifies the view's markup (without streamed list items): the browser
+ * reports it when its stream attaches, so an unchanged view is not sent again.
+ */
+export function viewHtml(inner: string, hash: string): string {
+  return `<div id="${VIEW_ID}" data-via-hash="${hash}">${inner}</div>`;
+}
+
+/** A short digest of a view's markup (not a secret: only compared with what the browser reports). */
+export function hashView(html: string): string {
+  return createHash("sha1").update(html).digest("base64url").slice(0, 16);
 }
 
 export function toastHtml(message: string, level: "info" | "error"): JSX.Element {

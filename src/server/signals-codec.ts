@@ -58,6 +58,17 @@ function checkStructure(root: unknown): void {
  * Returns a null-prototype copy of the signals object (values are as parsed).
  */
 export function decodeActionBody(buf: Buffer): Record<string, unknown> {
+  return decodeActionRequest(buf).signals;
+}
+
+/** A "Load older" cursor: the position the runtime read from the list (digits only). */
+const CURSOR = /^\d{1,15}$/;
+
+/**
+ * The whole action body: its signals and, for a list's "Load older" action, the optional `cursor`
+ * (a string of at most 15 digits; anything else is a 400).
+ */
+export function decodeActionRequest(buf: Buffer): { signals: Record<string, unknown>; cursor: string | undefined } {
   let text: string;
   try {
     text = utf8.decode(buf);
@@ -89,7 +100,13 @@ export function decodeActionBody(buf: Buffer): Record<string, unknown> {
     if (!SIGNAL_NAME.test(name)) throw bad(`invalid signal name ${quoteName(name)}`);
     out[name] = signals[name];
   }
-  return out;
+  let cursor: string | undefined;
+  if (Object.hasOwn(parsed, "cursor")) {
+    const value = parsed.cursor;
+    if (typeof value !== "string" || !CURSOR.test(value)) throw bad("body.cursor must be a string of 1-15 digits");
+    cursor = value;
+  }
+  return { signals: out, cursor };
 }
 
 const UNSAFE_IN_HTML = /[<>&\u2028\u2029]/g;

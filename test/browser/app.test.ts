@@ -11,8 +11,11 @@ after(async () => {
   await Promise.all(running.map((a) => a.close()));
 });
 
+// One secret for every server of this file: a restarted server must verify the tab ids of the first.
+const secret = "browser tests: the same secret for every server life";
+
 async function start(port = 0): Promise<{ app: App; url: string; port: number }> {
-  const { app } = createFixtureApp();
+  const { app } = createFixtureApp({ secret });
   running.push(app);
   const res = await app.listen(port, "127.0.0.1", { handleSignals: false });
   return { app, url: res.url, port: res.port };

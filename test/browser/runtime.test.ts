@@ -25,7 +25,7 @@ interface Stream {
 interface ActionRequest {
   id: string;
   headers: IncomingMessage["headers"];
-  body: { signals: Record<string, Json> };
+  body: { signals: Record<string, Json>; cursor?: string };
   start: number;
   end: number;
 }
@@ -95,6 +95,9 @@ async function startServer(t: TestContext, spec: PageSpec) {
   let eventId = 0;
   const state = {
     holdStreams: false,
+    /** Answer the event stream (and its probe) with this status instead of opening it. */
+    refuseStreams: 0,
+    probes: 0,
     reply: (_id: string): ActionReply => ({ status: 204 }),
   };
 
@@ -124,6 +127,11 @@ async function startServer(t: TestContext, spec: PageSpec) {
     } else if (url.pathname === "/_via/static/app.css") {
       res.writeHead(200, { "Content-Type": "text/css; charset=utf-8" });
       res.end(CSS);
+    } else if (url.pathname === "/_via/sse" && url.searchParams.get("probe") === "1") {
+      state.probes++;
+      res.writeHead(state.refuseStreams || 204).end();
+    } else if (url.pathname === "/_via/sse" && state.refuseStreams) {
+      res.writeHead(state.refuseStreams, { "Content-Type": "text/plain" }).end("refused");
     } else if (url.pathname === "/_via/sse") {
       if (state.holdStreams) held.push(() => openStream(req, res, url.searchParams));
       else openStream(req, res, url.searchParams);
@@ -217,7 +225,7 @@ function elements(html: string, opts: { selector?: string; mode?: string } = {})
 
 test("runtime bundle contains no eval or Function constructor and stays small", () => {
   assert.doesNotMatch(runtime, /\beval\s*\(|new Function\b|\bFunction\s*\(/);
-  assert.ok(runtime.length < 20_000, `runtime is ${runtime.length} bytes`);
+  assert.ok(runtime.length < 22_000, `runtime is ${runtime.length} bytes`);
 });
 
 test("browser harness reports CSP violations", async (t) => {
@@ -510,8 +518,12 @@ test("runtime shows the reconnect banner when the stream drops and hides it when
   assert.equal(query?.get("tab"), TAB);
   assert.equal(query?.get("path"), "/");
   assert.equal(query?.get("v"), "testhash");
-  assert.equal(query?.get("last"), String(lastId));
-  assert.equal(server.streams[0]?.query.has("last"), false);
+  assert.equal(
+    query?.has("last"),
+    false,
+    "no event id: the view's hash and the lists' positions say what the page has",
+  );
+  assert.ok(lastId > 0);
   assert.equal(server.pageLoads, 1);
   probe.assertClean();
 });
@@ -522,11 +534,11 @@ test("runtime reconnects with backoff on via-bye without reloading", async (t) =
   const { server, page, probe } = s;
 
   const sent = Date.now();
-  const id = server.send("via-bye", ["reason shutting down"]);
+  server.send("via-bye", ["reason shutting down"]);
   await until(() => server.streams[0]?.closed, "the runtime to drop the stream");
   await until(() => server.streams.length === 2, "the reconnect");
   assert.ok(Date.now() - sent >= 150, "the reconnect waited for the backoff");
-  assert.equal(server.streams[1]?.query.get("last"), String(id));
+  assert.equal(server.streams[1]?.query.get("tab"), TAB);
   await until(async () => (await state(page)) === "online", "back online");
   assert.equal(server.pageLoads, 1);
   probe.assertClean();
@@ -608,5 +620,70 @@ test("runtime reconnects the stream at once when an action gets 410 and holds la
   assert.equal(server.streams.length, 2);
   assert.equal(server.streams[1]?.query.get("tab"), TAB);
   assert.equal(await state(page), "online");
+  probe.assertClean();
+});
+
+test("runtime keeps a streamed list's items through a view morph and updates an item with a known id in place", async (t) => {
+  const list =
+    '<ol id="log" data-via-stream=""><li id="i1" data-via-pos="7">one</li><li id="i2" data-via-pos="8">two</li></ol>';
+  const s = await setup(t, { view: `<main id="main"><h1 id="title">v1</h1>${list}</main>` });
+  if (!s) return;
+  const { server, page, probe } = s;
+  // A re-rendered view carries the list element empty and with a new attribute: items stay.
+  server.send(
+    "datastar-patch-elements",
+    elements(
+      '<div id="via-view"><main id="main"><h1 id="title">v2</h1><ol id="log" data-via-stream="" data-via-more=""></ol></main></div>',
+    ),
+  );
+  await until(async () => (await page.textContent("#title")) === "v2", "the morph");
+  assert.deepEqual(await page.$$eval("#log > li", (els) => els.map((e) => e.textContent)), ["one", "two"]);
+  assert.equal(await page.getAttribute("#log", "data-via-more"), "");
+  // Appending an item whose id is in the list morphs it in place (and keeps its position).
+  server.send(
+    "datastar-patch-elements",
+    elements('<li id="i1">one, edited</li><li id="i3" data-via-pos="9">three</li>', {
+      selector: "#log",
+      mode: "append",
+    }),
+  );
+  await until(async () => (await page.$$("#log > li")).length === 3, "the new item");
+  assert.deepEqual(await page.$$eval("#log > li", (els) => els.map((e) => e.textContent)), [
+    "one, edited",
+    "two",
+    "three",
+  ]);
+  assert.equal(await page.getAttribute("#i1", "data-via-pos"), "7");
+  // A reconnect reports the list: newest position, item count, more.
+  server.streams[0]?.res.end();
+  await until(() => server.streams.length === 2, "the reconnect");
+  assert.equal(server.streams[1]?.query.get("streams"), "log:9:3:1");
+  probe.assertClean();
+});
+
+test("runtime sends a list's oldest position as the cursor of its Load older action", async (t) => {
+  const view =
+    '<button id="older" data-on-click="{&quot;action&quot;:&quot;log-older&quot;,&quot;page&quot;:&quot;log&quot;}">older</button>' +
+    '<ol id="log" data-via-stream=""><li id="a" data-via-pos="40">a</li><li id="mine">sending</li><li id="b" data-via-pos="41">b</li></ol>';
+  const s = await setup(t, { view });
+  if (!s) return;
+  const { server, page, probe } = s;
+  await page.click("#older");
+  await until(() => server.actions.length === 1, "the action");
+  assert.equal(server.actions[0]?.id, "log-older");
+  assert.equal(server.actions[0]?.body.cursor, "40");
+  probe.assertClean();
+});
+
+test("runtime reloads once when its stream is refused for its tab id (probe 403), not in a loop", async (t) => {
+  const s = await setup(t, { view: '<p id="x">x</p>' }, [/status of 403/]);
+  if (!s) return;
+  const { server, probe } = s;
+  server.state.refuseStreams = 403;
+  server.streams[0]?.res.end();
+  await until(() => server.pageLoads === 2, "the reload");
+  // The reloaded page is refused too: it keeps retrying (and probing) with backoff instead of reloading again.
+  await until(() => server.state.probes >= 3, "the reloaded page's retries");
+  assert.equal(server.pageLoads, 2);
   probe.assertClean();
 });

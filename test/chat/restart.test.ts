@@ -150,12 +150,9 @@ test("restart: messages acknowledged before a kill -9 are still there after the 
   const h = harness(t);
   const first = await h.start();
   const room = `${first.url}/room/Rust`;
-  // The kill cuts A's open event stream mid-response: the browser logs that once, and only once.
-  const a = await tab(t, browser, room, [/ERR_INCOMPLETE_CHUNKED_ENCODING/]);
-  const cut: string[] = [];
-  a.page.on("console", (msg) => {
-    if (/ERR_INCOMPLETE_CHUNKED_ENCODING/.test(msg.text())) cut.push(`${Date.now()} ${msg.location().url}`);
-  });
+  // The kill ends A's open event stream. Its body ends with the connection (no chunked encoding), so
+  // the browser sees an ordinary end of stream and reconnects; it logs no error for it.
+  const a = await tab(t, browser, room);
   await mark(a.page, "tab A");
   const sent = Array.from({ length: 5 }, (_, i) => `acknowledged ${i + 1}`);
   for (const text of sent) await say(a.page, text);
@@ -163,7 +160,6 @@ test("restart: messages acknowledged before a kill -9 are still there after the 
   for (const text of sent) await waitForMessage(a.page, text);
   assert.equal(await a.page.$$eval("li.chat-message.sending", (els) => els.length), 0);
 
-  const killedAt = Date.now();
   await first.kill9();
   const second = await h.start({ port: first.port });
 
@@ -174,7 +170,6 @@ test("restart: messages acknowledged before a kill -9 are still there after the 
   assert.deepEqual((await texts(a.page)).slice(-5), sent, "the recovered tab shows them once, in order");
   await say(b.page, `after the crash on ${second.port}`);
   await waitForMessage(a.page, `after the crash on ${second.port}`);
-  assert.equal(cut.length, 1, `one stream cut, by the kill at ${killedAt}: ${cut.join("; ")}`);
   a.assertClean();
   b.assertClean();
 });

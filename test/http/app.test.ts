@@ -30,7 +30,11 @@ test("page load, event stream and action: a click's result arrives as a signal p
   assert.equal(res.status, 204);
   const ev = await stream.waitFor((e) => e.event === "datastar-patch-signals");
   assert.deepEqual(JSON.parse(ev.data.signals!), { count: 1 });
-  assert.match(ev.id ?? "", /^\d+$/, "every event carries an id");
+  assert.equal(
+    stream.events.filter((e) => e.data.elements?.includes("via-view")).length,
+    0,
+    "the page's view was current: the stream did not send it again",
+  );
   stream.close();
 });
 
@@ -67,53 +71,111 @@ test("two tabs of two sessions both receive a broadcast as an appended element",
   sb.close();
 });
 
-test("a tab id from another session is refused with 403 on the stream and on actions", async () => {
-  const { base } = await start();
+test("a tab id from another session is refused with 403 on the stream and on actions, live or not", async () => {
+  const { base, app } = await start();
   const alice = await new Browser(base).load();
   const mallory = new Browser(base);
   await mallory.load();
+  // Before alice's stream attached: the id does not verify for mallory's session.
+  const early = await EventStream.open(alice.streamUrl(), { Cookie: mallory.cookie });
+  assert.equal(early.status, 403);
+  assert.match(early.raw, /not issued by this server to this session/);
+  early.close();
+  assert.equal(app.tabCount, 0, "nothing was built for the refused stream");
+  // After: the live tab is pinned to alice's session.
+  const own = await alice.connect();
   const stolen = await EventStream.open(alice.streamUrl(), { Cookie: mallory.cookie });
   assert.equal(stolen.status, 403);
   stolen.close();
   const res = await alice.action(alice.actionOf("inc"), alice.signals, { Cookie: mallory.cookie });
   assert.equal(res.status, 403);
   assert.match(res.body, /another session/);
+  own.close();
+});
+
+test("a tab id the server never issued gets a 4xx on the stream and on actions and allocates nothing", async () => {
+  const { base, app } = await start();
+  const browser = new Browser(base);
+  const tab = await browser.load();
+  const forged = `${tab.tab.slice(0, 20)}${tab.tab[20] === "A" ? "B" : "A"}${tab.tab.slice(21)}`;
+  for (const id of [forged, "A".repeat(43)]) {
+    const url = `${base}/_via/sse?tab=${id}&path=/&v=${tab.version}`;
+    const stream = await EventStream.open(url, { Cookie: browser.cookie });
+    assert.equal(stream.status, 403, id);
+    assert.match(stream.raw, /not issued by this server/);
+    stream.close();
+    const probe = await httpRequest(`${url}&probe=1`, { headers: { Cookie: browser.cookie } });
+    assert.equal(probe.status, 403, "the runtime's probe learns the same");
+    const res = await httpRequest(`${base}/_via/action/a2`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Via-Request": "1", "Via-Tab": id, Cookie: browser.cookie },
+      body: '{"signals":{}}',
+    });
+    assert.equal(res.status, 403);
+  }
+  const short = await EventStream.open(`${base}/_via/sse?tab=${"A".repeat(22)}&path=/`, { Cookie: browser.cookie });
+  assert.equal(short.status, 400, "an id of the wrong shape");
+  short.close();
+  assert.equal(app.tabCount, 0);
+  assert.equal(app.stats().tabs, 0);
+  const ok = await httpRequest(`${tab.streamUrl()}&probe=1`, { headers: { Cookie: browser.cookie } });
+  assert.equal(ok.status, 204, "the probe of a good id builds nothing either");
+  assert.equal(app.tabCount, 0);
+});
+
+test("an expired tab id cannot start a context, but a live tab keeps working past that age", async () => {
+  const { base, app } = await start({ tabIdMaxAgeMs: 1_000 });
+  const browser = new Browser(base);
+  const old = await browser.load();
+  const live = await browser.load();
+  const stream = await live.connect();
+  await new Promise((r) => setTimeout(r, 2_100)); // ids carry whole seconds: wait past a second boundary
+  const late = await EventStream.open(old.streamUrl(), { Cookie: browser.cookie });
+  assert.equal(late.status, 403);
+  assert.match(late.raw, /expired/);
+  late.close();
+  assert.equal((await live.action(live.actionOf("inc"))).status, 204, "a live context is not affected");
+  assert.equal(app.tabCount, 1);
+  stream.close();
 });
 
 test("a context expires after its TTL without a stream, and its actions then get 410", async () => {
   const { base, app, state } = await start({ contextTtlMs: 150 });
   const tab = await new Browser(base).load();
+  assert.equal(app.tabCount, 0, "a page load keeps no context");
+  const stream = await tab.connect();
   assert.equal(app.tabCount, 1);
-  await new Promise((r) => setTimeout(r, 400));
-  assert.equal(app.tabCount, 0);
+  stream.close();
+  await waitFor(() => app.tabCount === 0, "the detached context expires");
   assert.equal(state.disposed, 1, "onDispose ran");
   const res = await tab.action(tab.actionOf("inc"));
   assert.equal(res.status, 410);
 });
 
 test("a reconnect within the TTL resyncs the whole view and the signals the server set", async () => {
-  const { base } = await start();
+  const { base, app } = await start();
   const tab = await new Browser(base).load();
   const first = await tab.connect();
   await tab.action(tab.actionOf("inc"));
   await first.waitFor((e) => e.event === "datastar-patch-signals");
   first.close();
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor(() => app.stats().detached === 1, "the server sees the stream gone");
   await tab.action(tab.actionOf("inc"), { ...tab.signals, count: 1 });
-  const again = await tab.connect("&last=2");
+  const again = await tab.connect();
   const render = await again.waitFor((e) => e.event === "datastar-patch-elements");
-  assert.match(render.data.elements!, /^<div id="via-view">/);
+  assert.match(render.data.elements!, /^<div id="via-view" data-via-hash="/);
   const sig = await again.waitFor((e) => e.event === "datastar-patch-signals");
   assert.deepEqual(JSON.parse(sig.data.signals!), { count: 2 });
   again.close();
 });
 
 test("after a server restart an unknown tab re-bootstraps a fresh context on its route without a reload", async () => {
-  const first = await start();
+  const secret = "a secret both lives of the server share, 32+ bytes";
+  const first = await start({ secret });
   const browser = new Browser(first.base);
   const tab = await browser.load("/item/42");
   await first.app.close();
-  const second = await start();
+  const second = await start({ secret });
   const moved = new Browser(second.base);
   moved.cookie = browser.cookie;
   const stream = await EventStream.open(
@@ -125,42 +187,54 @@ test("after a server restart an unknown tab re-bootstraps a fresh context on its
   assert.match(render.data.elements!, /Item 42/);
   assert.equal(second.app.tabCount, 1);
   stream.close();
+  // A server with another secret cannot verify the id: 403, and the runtime's probe learns it (and reloads).
+  const third = await start();
+  const refused = await EventStream.open(`${third.base}/_via/sse?tab=${tab.tab}&path=%2Fitem%2F42&v=${tab.version}`, {
+    Cookie: moved.cookie,
+  });
+  assert.equal(refused.status, 403);
+  refused.close();
 });
 
 test("an unknown tab whose route no longer exists is told to reload", async () => {
-  const { base } = await start();
+  const { base, app } = await start();
   const browser = new Browser(base);
   const tab = await browser.load();
-  const stream = await EventStream.open(`${base}/_via/sse?tab=${"A".repeat(22)}&path=/gone`, {
+  const stream = await EventStream.open(`${base}/_via/sse?tab=${tab.tab}&path=/gone`, {
     Cookie: browser.cookie,
   });
   await stream.waitFor((e) => e.event === "via-reload");
-  assert.ok(tab);
+  assert.equal(app.tabCount, 0);
 });
 
 test("an action body over the cap gets 413", async () => {
   const { base } = await start({ maxBodyBytes: 1024 });
   const tab = await new Browser(base).load();
+  const stream = await tab.connect();
   const res = await tab.action(tab.actionOf("copy"), { ...tab.signals, text: "x".repeat(5000) });
   assert.equal(res.status, 413);
   const ok = await tab.action(tab.actionOf("inc"));
   assert.equal(ok.status, 204, "the tab keeps working");
+  stream.close();
 });
 
 test("actions beyond the per-tab burst get 429 with Retry-After", async () => {
   const { base } = await start();
   const tab = await new Browser(base).load();
+  const stream = await tab.connect();
   const results = [];
   for (let i = 0; i < 25; i++) results.push(await tab.action(tab.actionOf("inc"), { ...tab.signals, count: i }));
   const limited = results.filter((r) => r.status === 429);
   assert.ok(limited.length >= 4, `expected 429s, got ${results.map((r) => r.status).join(",")}`);
   assert.match(String(limited[0]!.headers["retry-after"]), /^\d+$/);
   assert.equal(results.filter((r) => r.status === 204).length, 25 - limited.length);
+  stream.close();
 });
 
 test("malformed action requests get a 4xx with a reason", async () => {
   const { base } = await start();
   const tab = await new Browser(base).load();
+  const stream = await tab.connect();
   const url = `${base}/_via/action/${tab.actionOf("inc")}`;
   const headers = {
     "Content-Type": "application/json",
@@ -192,6 +266,7 @@ test("malformed action requests get a 4xx with a reason", async () => {
     ["bad tab id", { method: "POST", headers: { ...headers, "Via-Tab": "../../etc" }, body: "{}" }, 400, /tab/i],
     ["GET on an action", { method: "GET", headers }, 405, /not allowed/],
     ["wrong signal type", { method: "POST", headers, body: '{"signals":{"count":"many"}}' }, 400, /count/],
+    ["bad cursor", { method: "POST", headers, body: '{"signals":{},"cursor":"1; drop"}' }, 400, /cursor/],
   ];
   for (const [name, opts, status, reason] of cases) {
     const res = await httpRequest(url, opts);
@@ -204,11 +279,13 @@ test("malformed action requests get a 4xx with a reason", async () => {
   assert.equal((await httpRequest(`${base}/nope`)).status, 404);
   assert.equal((await httpRequest(`${base}/`, { method: "DELETE" })).status, 405);
   assert.equal((await httpRequest(`${base}/_via/sse?tab=short`)).status, 400);
+  stream.close();
 });
 
 test("actions of one tab run one at a time in arrival order", async () => {
   const { base, state } = await start();
   const tab = await new Browser(base).load();
+  const stream = await tab.connect();
   const slow = tab.actionOf("slow");
   const results = await Promise.all([0, 1, 2, 3].map((n) => tab.action(slow, { ...tab.signals, count: n })));
   assert.deepEqual(
@@ -220,6 +297,7 @@ test("actions of one tab run one at a time in arrival order", async () => {
     const [s, e] = [state.trace[i]!, state.trace[i + 1]!];
     assert.equal(s.replace("start", "end"), e, `interleaved: ${state.trace.join(", ")}`);
   }
+  stream.close();
 });
 
 test("an exception in an action is shown to the tab as a notification and the tab keeps working", async () => {
@@ -247,16 +325,18 @@ test("a reader that stops reading is cut off at the queue cap instead of bufferi
   socket.on("error", () => {});
   socket.write(`GET /_via/sse?tab=${tab.tab}&path=/ HTTP/1.1\r\nHost: x\r\nCookie: ${tab.browser.cookie}\r\n\r\n`);
   socket.pause();
-  await new Promise((r) => setTimeout(r, 100));
+  await waitFor(() => app.stats().connected === 1, "the stream attached");
   // 40 × 64 KiB patches, several times more than the socket buffers plus the 256 KiB cap.
   for (let i = 0; i < 5; i++) await tab.action(tab.actionOf("big"));
   // Reading now drains what the kernel buffered and then meets the server's close.
   socket.resume();
   await closed;
-  assert.equal(app.tabCount, 1, "the context survives the cut and resyncs on reconnect");
-  const again = await tab.connect("&last=1");
-  const render = await again.waitFor((e) => e.event === "datastar-patch-elements");
-  assert.match(render.data.elements!, /^<div id="via-view">/);
+  assert.equal(app.stats().overflows, 1);
+  assert.equal(app.tabCount, 0, "a cut tab is disposed, not kept alive for another TTL");
+  const again = await tab.connect();
+  assert.equal(again.status, 200, "it re-bootstraps when it reconnects");
+  assert.equal(app.tabCount, 1);
+  assert.equal((await tab.action(tab.actionOf("inc"))).status, 204);
   again.close();
 });
 
@@ -316,9 +396,9 @@ test("graceful shutdown: readiness goes false, streams get a final event, contex
 test("a stream for an unknown tab whose path is no URL of ours is told to reload, not a 500", async () => {
   const { base } = await start();
   const browser = new Browser(base);
-  await browser.load();
+  const tab = await browser.load();
   for (const path of ["//", "///x", "/\\\\evil", "relative", "/item/1/extra"]) {
-    const stream = await EventStream.open(`${base}/_via/sse?tab=${"B".repeat(22)}&path=${encodeURIComponent(path)}`, {
+    const stream = await EventStream.open(`${base}/_via/sse?tab=${tab.tab}&path=${encodeURIComponent(path)}`, {
       Cookie: browser.cookie,
     });
     assert.equal(stream.status, 200, path);
@@ -333,21 +413,82 @@ test("HEAD on a page answers as GET would and leaves no tab behind", async () =>
   assert.equal(app.tabCount, 0);
 });
 
-test("page loads whose stream never opens are capped, and a dropped one still recovers when it connects", async () => {
-  const { base, app } = await start({ maxUnattachedTabs: 3 });
+test("page loads keep nothing on the server: no context, no queue, whatever they are sent later", async () => {
+  const { base, app } = await start();
+  const browser = new Browser(base);
+  const listener = await browser.load();
+  const stream = await listener.connect();
+  for (let i = 0; i < 200; i++) await browser.load();
+  assert.equal(app.tabCount, 1, "only the tab whose stream attached");
+  await listener.action(listener.actionOf("broadcast"), { ...listener.signals, text: "x".repeat(10_000) });
+  await stream.waitFor((e) => e.data.mode === "append");
+  assert.equal(app.stats().queuedBytes.total, 0);
+  stream.close();
+});
+
+test("a detached tab queues nothing and catches up when it reattaches", async () => {
+  const { base, app } = await start();
+  const tab = await new Browser(base).load();
+  const first = await tab.connect();
+  first.close();
+  await waitFor(() => app.stats().detached === 1, "the server sees the stream gone");
+  // Pushes to the detached tab (its own actions, the shared feed) are dropped, not queued.
+  await tab.action(tab.actionOf("click"));
+  await tab.action(tab.actionOf("broadcast"), { ...tab.signals, text: "while away" });
+  assert.equal(app.stats().queuedBytes.total, 0);
+  const again = await tab.connect();
+  const render = await again.waitFor((e) => e.event === "datastar-patch-elements");
+  assert.match(render.data.elements!, /<output id="clicks">1<\/output>/, "the view it missed");
+  again.close();
+});
+
+test("detached tabs are capped: past maxDetachedTabs the oldest is disposed and re-bootstraps when it returns", async () => {
+  const { base, app } = await start({ maxDetachedTabs: 2 });
   const browser = new Browser(base);
   const tabs = [];
-  for (let i = 0; i < 5; i++) tabs.push(await browser.load());
-  assert.equal(app.tabCount, 3, "only the newest 3 unconnected tabs are kept");
-  // A connected tab no longer counts against the cap: loads after it do not drop it.
-  const live = await tabs[4]!.connect();
-  for (let i = 0; i < 4; i++) await browser.load();
-  assert.equal(app.tabCount, 4);
-  // The first tab was dropped; its stream re-bootstraps it like after a restart, no reload.
+  for (let i = 0; i < 4; i++) {
+    const tab = await browser.load();
+    (await tab.connect()).close();
+    tabs.push(tab);
+    await waitFor(() => app.stats().detached + app.stats().detachedDropped === i + 1, "the stream drop is seen");
+  }
+  assert.equal(app.tabCount, 2, "only the newest 2 detached tabs are kept");
+  assert.equal(app.stats().detachedDropped, 2);
   const first = await tabs[0]!.connect();
-  const render = await first.waitFor((e) => e.event === "datastar-patch-elements");
-  assert.ok(render.data.elements?.includes("via-view"), "the page is rendered again");
-  assert.equal(first.events.filter((e) => e.event === "via-reload").length, 0);
+  assert.equal(first.status, 200);
+  assert.equal(first.events.filter((e) => e.event === "via-reload").length, 0, "no reload");
+  assert.equal((await tabs[0]!.action(tabs[0]!.actionOf("inc"))).status, 204);
   first.close();
-  live.close();
 });
+
+test("the app-wide byte budget cuts the streams holding the most when readers stall", async () => {
+  const { base, port, app } = await start({ queueCapBytes: 4 * 1024 * 1024, budgetBytes: 1024 * 1024 });
+  const browser = new Browser(base);
+  const sockets = [];
+  const tabs = [];
+  for (let i = 0; i < 3; i++) {
+    const tab = await browser.load();
+    const socket = connect(port, "127.0.0.1");
+    socket.on("error", () => {});
+    socket.write(`GET /_via/sse?tab=${tab.tab}&path=/ HTTP/1.1\r\nHost: x\r\nCookie: ${browser.cookie}\r\n\r\n`);
+    socket.pause();
+    sockets.push(socket);
+    tabs.push(tab);
+  }
+  await waitFor(() => app.stats().connected === 3, "three stalled streams attached");
+  for (let round = 0; round < 20 && app.stats().budget.cuts === 0; round++) {
+    for (const tab of tabs) await tab.action(tab.actionOf("big"));
+  }
+  const stats = app.stats();
+  assert.ok(stats.budget.cuts >= 1, `streams were cut at the budget: ${JSON.stringify(stats)}`);
+  assert.ok(stats.queuedBytes.total <= 1024 * 1024 + 64 * 1024 * 40, "held bytes stay near the budget");
+  for (const socket of sockets) socket.destroy();
+});
+
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,9 +1,10 @@
 // A protocol-level chat tab for drills and tests: loads a room page, keeps the event stream open, and
 // maintains what a browser would show in #messages by applying the same patches the runtime applies
-// (a full view render replaces the list, an `append` into #messages adds, an `outer` on #m-<id>
-// replaces one). It sends like the Send button does, and reconnects like the runtime does (same tab
-// id, `last` = the last event id seen), so a server restart or a dropped stream is recovered the way
-// a real tab recovers it.
+// to a streamed list (docs/PROTOCOL.md): an `append` adds items or updates one in place (same id), a
+// `prepend` adds older items, an `inner` replaces the list, a `remove` trims it; a re-render of the
+// view leaves the list alone. It sends like the Send button does, and reconnects like the runtime
+// does (same tab id, the view's hash and the list's newest position), so a server restart or a
+// dropped stream is recovered the way a real tab recovers it.
 import { unescapeHtml } from "../../src/server/html.ts";
 import { actionIn, Browser, type EventStream, type HttpResult, type SseEvent, type TabClient } from "./sse-client.ts";
 
@@ -12,36 +13,45 @@ export type MessageState = "sending" | "failed" | "sent";
 export interface ShownMessage {
   /** The message id (the element is #m-<id>). */
   id: string;
-  /** Stream sequence, once stored. */
+  /** Stream sequence, once the list got the stored copy. */
   seq?: number;
   author: string;
   text: string;
   state: MessageState;
 }
 
-const LI = /<li class="chat-message([^"]*)" id="m-([^"]+)"(?: data-seq="(\d+)")?>([\s\S]*?)<\/li>/g;
+const LI = /<li(?: data-via-pos="(\d+)")? class="chat-message([^"]*)" id="m-([^"]+)">([\s\S]*?)<\/li>/g;
 const AUTHOR = /<strong class="author">([\s\S]*?)<\/strong>/;
 const TEXT = /<p class="text">([\s\S]*?)<\/p>/;
+const LIST_OPEN = /<ol id="messages" data-via-stream=""( data-via-more="")?>/;
 
 /** Every chat message element in an HTML fragment, in document order. */
 export function parseMessages(html: string): ShownMessage[] {
   const out: ShownMessage[] = [];
   for (const m of html.matchAll(LI)) {
-    const classes = m[1]!.split(" ");
+    const classes = m[2]!.split(" ");
     const state: MessageState = classes.includes("sending")
       ? "sending"
       : classes.includes("failed")
         ? "failed"
         : "sent";
     out.push({
-      id: m[2]!,
-      ...(m[3] ? { seq: Number(m[3]) } : {}),
+      id: m[3]!,
+      ...(m[1] ? { seq: Number(m[1]) } : {}),
       author: unescapeHtml(AUTHOR.exec(m[4]!)?.[1] ?? ""),
       text: unescapeHtml(TEXT.exec(m[4]!)?.[1] ?? ""),
       state,
     });
   }
   return out;
+}
+
+/** The items of the #messages list in a page (or a view render). */
+function listItems(html: string): ShownMessage[] {
+  const open = LIST_OPEN.exec(html);
+  if (!open) return [];
+  const rest = html.slice(open.index + open[0].length);
+  return parseMessages(rest.slice(0, rest.indexOf("</ol>")));
 }
 
 export class ChatTab {
@@ -56,15 +66,16 @@ export class ChatTab {
   /** The server told this tab to reload (its page is gone): the drill must load a new tab. */
   reloadAsked = false;
   private stream: EventStream | undefined;
-  private lastEventId = "";
   /** The list starts after older stored messages ("Load older" is shown). */
   hasOlder: boolean;
-  /** The latest whole view (the page, then each full render): where the action ids are read. */
+  /** The latest whole view (the page, then each view render): where the action ids are read. */
   private view: string;
+  private viewHash: string | undefined;
 
   private constructor(readonly client: TabClient) {
     this.view = client.html;
-    this.messages = parseMessages(client.html);
+    this.viewHash = client.viewHash;
+    this.messages = listItems(client.html);
     this.hasOlder = client.html.includes('id="load-older"');
   }
 
@@ -83,10 +94,26 @@ export class ChatTab {
     return this.stream !== undefined && !this.stream.ended;
   }
 
-  /** Opens the stream (again), as the runtime does: same tab id, and the last event id once there is one. */
+  /** The newest stream position the list holds (0 if none). */
+  get position(): number {
+    let pos = 0;
+    for (const m of this.messages) if (m.seq !== undefined && m.seq > pos) pos = m.seq;
+    return pos;
+  }
+
+  /** What the runtime reports on connect: the view's hash and the list's position, size and "more". */
+  private resumeQuery(): string {
+    const list = `messages:${this.position}:${this.messages.length}:${this.hasOlder ? 1 : 0}`;
+    return `&streams=${encodeURIComponent(list)}`;
+  }
+
+  /** Opens the stream (again), as the runtime does: same tab id, the view's hash and the list's position. */
   async connect(): Promise<void> {
     this.disconnect();
-    const s = await this.client.connect(this.lastEventId ? `&last=${encodeURIComponent(this.lastEventId)}` : "");
+    const hash = this.viewHash;
+    const base = this.client.streamUrl().replace(/&h=[^&]*/, "");
+    const url = `${base}${hash ? `&h=${encodeURIComponent(hash)}` : ""}${this.resumeQuery()}`;
+    const s = await this.client.connectTo(url);
     this.stream = s;
     this.connects++;
     if (s.status !== 200) {
@@ -127,12 +154,24 @@ export class ChatTab {
     }
   }
 
+  /** The oldest position the list shows: the cursor the runtime sends with "Load older". */
+  get oldestPosition(): string | undefined {
+    let oldest: number | undefined;
+    for (const m of this.messages) if (m.seq !== undefined && (oldest === undefined || m.seq < oldest)) oldest = m.seq;
+    return oldest === undefined ? undefined : String(oldest);
+  }
+
+  /** Presses "Load older" once, as the runtime does (with the list's oldest position as the cursor). */
+  loadOlder(): Promise<HttpResult> {
+    return this.client.action(actionIn(this.view, "load-older"), this.client.signals, {}, this.oldestPosition);
+  }
+
   /** Presses "Load older" until the start of the room shows: the list then holds the whole history. */
   async loadAll(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.hasOlder) {
       const before = this.messages.length;
-      const res = await this.client.action(actionIn(this.view, "load-older"), this.client.signals);
+      const res = await this.loadOlder();
       if (res.status >= 300) throw new Error(`load older → ${res.status} ${res.body}`);
       await this.waitUntil(
         (m) => m.length > before || !this.hasOlder,
@@ -147,7 +186,6 @@ export class ChatTab {
   }
 
   private apply(e: SseEvent): void {
-    if (e.id) this.lastEventId = e.id;
     if (this.patch(e)) {
       const now = performance.timeOrigin + performance.now();
       for (const m of this.messages) if (!this.arrivals.has(m.id)) this.arrivals.set(m.id, now);
@@ -155,7 +193,7 @@ export class ChatTab {
     }
   }
 
-  /** Applies one event to `messages`; true if it was a patch of the message list. */
+  /** Applies one event; true if it changed the message list (or whether older messages exist). */
   private patch(e: SseEvent): boolean {
     if (e.event === "via-reload") {
       this.reloadAsked = true;
@@ -166,27 +204,42 @@ export class ChatTab {
     const selector = e.data.selector;
     const mode = e.data.mode ?? "outer";
     if (selector === undefined) {
-      // A full render (first attach after a drop, resync, or re-bootstrap after a restart).
-      if (html.includes('<ol id="messages">')) {
-        this.view = html;
-        this.hasOlder = html.includes('id="load-older"');
-        const ol = html.slice(html.indexOf('<ol id="messages">'));
-        this.messages = parseMessages(ol.slice(0, ol.indexOf("</ol>")));
-        return true;
-      }
-      return false;
+      // A view render: the list element comes empty and the browser keeps its items.
+      const hash = /^<div id="via-view" data-via-hash="([^"]*)"/.exec(html)?.[1];
+      if (!hash) return false;
+      this.view = html;
+      this.viewHash = hash;
+      const hadOlder = this.hasOlder;
+      this.hasOlder = html.includes('id="load-older"');
+      return hadOlder !== this.hasOlder;
     }
-    if (selector === "#messages" && mode === "append") {
-      this.messages.push(...parseMessages(html));
+    if (selector === "#messages") {
+      const items = parseMessages(html);
+      if (mode === "inner") this.messages = items;
+      else if (mode === "append") for (const item of items) this.upsert(item, "end");
+      else if (mode === "prepend")
+        this.messages.unshift(...items.filter((i) => !this.messages.some((m) => m.id === i.id)));
+      else return false;
       return true;
     }
-    const one = /^#m-(.+)$/.exec(selector);
-    if (one && mode === "outer") {
-      const i = this.messages.findIndex((m) => m.id === one[1]);
-      const [replacement] = parseMessages(html);
-      if (i >= 0 && replacement) this.messages[i] = replacement;
-      return i >= 0;
+    const trim = /^#messages > :nth-(last-)?child\(-n\+(\d+)\)$/.exec(selector);
+    if (trim && mode === "remove") {
+      const n = Number(trim[2]);
+      if (trim[1]) this.messages.splice(Math.max(0, this.messages.length - n), n);
+      else this.messages.splice(0, n);
+      return true;
     }
     return false;
+  }
+
+  /** A list insert: an item whose id the list has replaces it in place (keeping a known position). */
+  private upsert(item: ShownMessage, at: "end"): void {
+    const i = this.messages.findIndex((m) => m.id === item.id);
+    if (i < 0) {
+      if (at === "end") this.messages.push(item);
+      return;
+    }
+    const seq = item.seq ?? this.messages[i]!.seq;
+    this.messages[i] = seq === undefined ? item : { ...item, seq };
   }
 }

@@ -1,11 +1,11 @@
-// Runs the chat CLI (examples/chat/main.ts) as a real child process, the way a person starts it, so
+// Runs the chat CLI (apps/chat/main.ts) as a real child process, the way a person starts it, so
 // tests can stop it (SIGTERM), kill it (-9) and start it again on the same data dir and port.
 // Every process started here is killed when the test process exits, even after a failed test.
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const MAIN = "examples/chat/main.ts";
+const MAIN = "apps/chat/main.ts";
 const READY_PREFIX = "NATS chatroom on ";
 
 export interface ChatProcessOptions {

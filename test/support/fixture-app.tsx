@@ -57,12 +57,15 @@ export function createFixtureApp(options: AppOptions = {}): { app: App; state: F
       });
     });
 
-    const onFeed = (t: string) => c.patch("#feed", <li>{t}</li>, "append");
-    feed.add(onFeed);
-    c.onDispose(() => {
-      feed.delete(onFeed);
-      state.disposed++;
-    });
+    // Only the live context joins the feed and counts as a tab: the page render's context is thrown away.
+    if (c.live) {
+      const onFeed = (t: string) => c.patch("#feed", <li>{t}</li>, "append");
+      feed.add(onFeed);
+      c.onDispose(() => {
+        feed.delete(onFeed);
+        state.disposed++;
+      });
+    }
 
     c.view(() => (
       <main>

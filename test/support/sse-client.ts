@@ -209,13 +209,26 @@ export class TabClient {
     readonly html: string,
   ) {}
 
+  /** The view hash the page carries (`data-via-hash` of #via-view), as the runtime reports it. */
+  get viewHash(): string | undefined {
+    return /<div id="via-view" data-via-hash="([^"]*)"/.exec(this.html)?.[1];
+  }
+
+  /** The stream URL the runtime would open for this page: tab, path, version, the view's hash. */
   streamUrl(extra = ""): string {
     const q = new URLSearchParams({ tab: this.tab, path: this.path, v: this.version });
+    const hash = this.viewHash;
+    if (hash) q.set("h", hash);
     return `${this.browser.base}/_via/sse?${q}${extra}`;
   }
 
   async connect(extra = "", headers: Record<string, string> = {}): Promise<EventStream> {
-    this.stream = await EventStream.open(this.streamUrl(extra), { Cookie: this.browser.cookie, ...headers });
+    return this.connectTo(this.streamUrl(extra), headers);
+  }
+
+  /** Opens the event stream at `url` (a stream URL of this tab) with the browser's cookie. */
+  async connectTo(url: string, headers: Record<string, string> = {}): Promise<EventStream> {
+    this.stream = await EventStream.open(url, { Cookie: this.browser.cookie, ...headers });
     return this.stream;
   }
 
@@ -224,10 +237,12 @@ export class TabClient {
     return actionIn(this.html, elementId, event);
   }
 
+  /** Posts an action like the runtime; `cursor` is what the runtime sends for a list's "Load older". */
   action(
     actionId: string,
     signals: Record<string, unknown> = this.signals,
     headers: Record<string, string> = {},
+    cursor?: string,
   ): Promise<HttpResult> {
     return httpRequest(`${this.browser.base}/_via/action/${actionId}`, {
       method: "POST",
@@ -238,7 +253,7 @@ export class TabClient {
         Cookie: this.browser.cookie,
         ...headers,
       },
-      body: JSON.stringify({ signals }),
+      body: JSON.stringify(cursor === undefined ? { signals } : { signals, cursor }),
     });
   }
 }

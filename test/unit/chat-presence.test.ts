@@ -6,19 +6,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Member, Presence, type Roster, SHOWN_MEMBERS } from "../../examples/chat/presence.ts";
-import { createLogger } from "../../src/log.ts";
-import { openPubSub, type PubSub } from "../../src/pubsub/index.ts";
+import { type Member, Presence, type Roster, SHOWN_MEMBERS } from "../../apps/chat/presence.tsx";
+import { type App, createApp, createLogger, openPubSub, type PubSub } from "../../src/index.ts";
 
 let dir: string;
 let pubsub: PubSub;
+let app: App;
 const log = createLogger("silent");
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "via-presence-"));
   pubsub = await openPubSub({ dataDir: dir });
+  app = createApp({ pubsub, logger: log });
+  await app.whenReady();
 });
 after(async () => {
+  await app.close();
   await pubsub.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -34,7 +37,7 @@ async function until(pred: () => boolean, what: string, timeoutMs = 3_000): Prom
 }
 
 test("presence coalesces a burst of 1,000 joins into a few roster updates that name at most 50 people", async () => {
-  const p = new Presence(pubsub, log);
+  const p = new Presence(app, pubsub, log);
   const updates: Roster[] = [];
   const unwatch = p.watch("burst", (r) => updates.push(r));
   const leaves = Array.from({ length: 1000 }, (_, i) => p.join("burst", `tab-${i}`, person(i)));
@@ -50,8 +53,8 @@ test("presence coalesces a burst of 1,000 joins into a few roster updates that n
 });
 
 test("presence counts a person once across instances and sees the other instance's room of 1,000", async () => {
-  const a = new Presence(pubsub, log);
-  const b = new Presence(pubsub, log);
+  const a = new Presence(app, pubsub, log);
+  const b = new Presence(app, pubsub, log);
   a.join("r", "a1", person(1));
   a.join("r", "a2", person(2));
   b.join("r", "b1", person(2)); // the same person in a tab on the other instance

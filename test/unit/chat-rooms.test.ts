@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DEFAULT_ROOMS, roomSubject, validateRooms } from "../../examples/chat/rooms.ts";
+import { DEFAULT_ROOMS, roomSubject, validateRooms } from "../../apps/chat/rooms.ts";
 
 test("validateRooms keeps a valid list in order and NFC-normalizes it", () => {
   assert.deepEqual(validateRooms(DEFAULT_ROOMS), [...DEFAULT_ROOMS]);

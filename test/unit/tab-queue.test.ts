@@ -8,10 +8,10 @@ test("queue replays patches in the order they were pushed", () => {
   assert.equal(q.push("b", "patch"), true);
   assert.equal(q.push("c"), true);
   assert.equal(q.length, 3);
-  assert.equal(q.takeAll(), "abc");
+  assert.equal(q.takeAll().join(""), "abc");
   assert.equal(q.length, 0);
   assert.equal(q.bytes, 0);
-  assert.equal(q.takeAll(), "");
+  assert.equal(q.takeAll().join(""), "");
 });
 
 test("queue coalesces full renders so the newest wins", () => {
@@ -21,7 +21,7 @@ test("queue coalesces full renders so the newest wins", () => {
   q.push("R3", "render");
   assert.equal(q.length, 1);
   assert.equal(q.bytes, 2);
-  assert.equal(q.takeAll(), "R3");
+  assert.equal(q.takeAll().join(""), "R3");
 });
 
 test("a newer render goes to the end, after patches queued since the older render", () => {
@@ -32,7 +32,7 @@ test("a newer render goes to the end, after patches queued since the older rende
   q.push("R2 ", "render");
   q.push("p3 ");
   // p2 was computed after R1; replaying it after R2 would overwrite newer state, so R2 must follow it.
-  assert.equal(q.takeAll(), "p1 p2 R2 p3 ");
+  assert.equal(q.takeAll().join(""), "p1 p2 R2 p3 ");
 });
 
 test("queue counts UTF-8 bytes, not UTF-16 code units", () => {
@@ -56,7 +56,7 @@ test("queue over its byte cap drops everything and reports overflow", () => {
   assert.equal(q.overflowed, true);
   assert.equal(q.length, 0);
   assert.equal(q.bytes, 0);
-  assert.equal(q.takeAll(), "");
+  assert.equal(q.takeAll().join(""), "");
 });
 
 test("bytes the socket still buffers count against the cap", () => {
@@ -78,7 +78,7 @@ test("one event alone always fits, even bigger than the cap (a resync's full ren
   q.clear();
   q.push("RRRRRRRR", "render");
   assert.equal(q.push("SSSSSSSS", "render"), true, "a newer render replacing it is alone again");
-  assert.equal(q.takeAll(), "SSSSSSSS");
+  assert.equal(q.takeAll().join(""), "SSSSSSSS");
 });
 
 test("the cap is checked after coalescing, so a replacing render can fit", () => {
@@ -99,7 +99,7 @@ test("an overflowed queue refuses pushes until it is cleared", () => {
   q.clear();
   assert.equal(q.overflowed, false);
   assert.equal(q.push("ok"), true);
-  assert.equal(q.takeAll(), "ok");
+  assert.equal(q.takeAll().join(""), "ok");
 });
 
 test("clear empties the queue and forgets the queued render", () => {
@@ -111,7 +111,7 @@ test("clear empties the queue and forgets the queued render", () => {
   assert.equal(q.bytes, 0);
   q.push("p2");
   q.push("R2", "render");
-  assert.equal(q.takeAll(), "p2R2");
+  assert.equal(q.takeAll().join(""), "p2R2");
 });
 
 test("many renders interleaved with patches keep order and bounded bookkeeping", () => {
@@ -126,19 +126,29 @@ test("many renders interleaved with patches keep order and bounded bookkeeping",
   expected.push("R9999;");
   assert.equal(q.length, expected.length);
   assert.equal(q.bytes, Buffer.byteLength(expected.join("")));
-  assert.equal(q.takeAll(), expected.join(""));
+  assert.equal(q.takeAll().join(""), expected.join(""));
 });
 
 test("render after takeAll is not confused with a render that was already sent", () => {
   const q = new TabQueue({ capBytes: 100 });
   q.push("R1", "render");
-  assert.equal(q.takeAll(), "R1");
+  assert.equal(q.takeAll().join(""), "R1");
   q.push("p");
   q.push("R2", "render");
-  assert.equal(q.takeAll(), "pR2");
+  assert.equal(q.takeAll().join(""), "pR2");
 });
 
 test("queue rejects a nonsensical cap", () => {
   assert.throws(() => new TabQueue({ capBytes: 0 }), RangeError);
   assert.throws(() => new TabQueue({ capBytes: Number.NaN }), RangeError);
+});
+
+test("a shared Buffer frame is queued by reference and counted by its byte length", () => {
+  const q = new TabQueue({ capBytes: 100 });
+  const frame = Buffer.from("event: x\ndata: é\n\n");
+  assert.ok(q.push("own ", "patch"));
+  assert.ok(q.push(frame, "patch"));
+  assert.equal(q.bytes, 4 + frame.length);
+  const out = q.takeAll();
+  assert.equal(out[1], frame, "the same Buffer, not a copy");
 });

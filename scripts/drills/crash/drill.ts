@@ -1,5 +1,5 @@
-import { decodeChatMessage } from "../../../examples/chat/messages.ts";
-import { CHAT_STREAM, roomSubject } from "../../../examples/chat/rooms.ts";
+import { decodeChatMessage } from "../../../apps/chat/messages.ts";
+import { CHAT_STREAM, roomSubject } from "../../../apps/chat/rooms.ts";
 import { openPubSub } from "../../../src/pubsub/index.ts";
 import type { StreamMessage } from "../../../src/pubsub/types.ts";
 import { ChatTab } from "../../../test/support/chat-client.ts";

@@ -2,7 +2,7 @@
 // argv[2]) in its own process, so the drill's many client tabs do not share its event loop, and so the
 // drill can read the server's own numbers: it answers `app.stats()` and its memory over the IPC channel.
 // Started by scripts/drills/stalled-reader/drill.ts; exits when the parent goes away.
-import { createChat } from "../../../examples/chat/app.tsx";
+import { createChat } from "../../../apps/chat/app.tsx";
 import { createLogger } from "../../../src/log.ts";
 import { openPubSub } from "../../../src/pubsub/index.ts";
 import type { ServerReply, ServerRequest } from "./protocol.ts";

@@ -1,5 +1,7 @@
-// A tab's outgoing event queue: encoded SSE events waiting to be written to the tab's stream
-// (or waiting for the tab to connect at all). Two rules keep it bounded and correct:
+// A tab's outgoing event queue: encoded SSE events waiting for the tab's socket to accept them (a
+// detached tab queues nothing: it resyncs when it attaches). An event is a string (encoded for this
+// tab) or a Buffer (a frame encoded once and shared by every tab it goes to). Two rules keep it
+// bounded and correct:
 //
 // - Full-view renders coalesce. A newer render supersedes any older one, so only the newest is kept,
 //   and it goes to the END of the queue, never to the old render's slot: patches queued after the old
@@ -12,6 +14,12 @@
 //   reconnect of that tab), so the bound is max(cap, largest single event).
 
 export type QueuedKind = "render" | "patch";
+/** One encoded event: a string for this tab alone, or a Buffer shared with other tabs. */
+export type Chunk = string | Buffer;
+
+export function chunkBytes(chunk: Chunk): number {
+  return typeof chunk === "string" ? Buffer.byteLength(chunk, "utf8") : chunk.length;
+}
 
 export interface TabQueueOptions {
   /** Most UTF-8 bytes the queue may hold after coalescing. */
@@ -26,7 +34,7 @@ export class TabQueue {
   readonly #capBytes: number;
   // Queued events in order; `undefined` marks the slot of a render that a newer render superseded.
   // Holes avoid an O(n) splice per render.
-  #items: Array<string | undefined> = [];
+  #items: Array<Chunk | undefined> = [];
   #holes = 0;
   #bytes = 0;
   // Invariant: at most one render is queued (each render push removes the older one), so one index
@@ -50,15 +58,14 @@ export class TabQueue {
    * `heldBytes`: bytes already written for this reader but still buffered by its socket; they count
    * against the same cap, so queue and socket buffer together stay bounded.
    */
-  push(text: string, kind: QueuedKind = "patch", heldBytes = 0): boolean {
+  push(chunk: Chunk, kind: QueuedKind = "patch", heldBytes = 0, size = chunkBytes(chunk)): boolean {
     if (this.#overflowed) return false;
-    const size = Buffer.byteLength(text, "utf8");
     if (kind === "render" && this.#renderAt >= 0) {
       this.#items[this.#renderAt] = undefined;
       this.#holes++;
       this.#bytes -= this.#renderBytes;
     }
-    this.#items.push(text);
+    this.#items.push(chunk);
     this.#bytes += size;
     if (kind === "render") {
       this.#renderAt = this.#items.length - 1;
@@ -77,10 +84,10 @@ export class TabQueue {
     return true;
   }
 
-  /** Everything queued, concatenated in order; the queue is left empty. */
-  takeAll(): string {
-    let out = "";
-    for (const item of this.#items) if (item !== undefined) out += item;
+  /** Everything queued, in order; the queue is left empty. */
+  takeAll(): Chunk[] {
+    const out: Chunk[] = [];
+    for (const item of this.#items) if (item !== undefined) out.push(item);
     this.#reset();
     return out;
   }
@@ -115,7 +122,7 @@ export class TabQueue {
   }
 
   #compact(): void {
-    const kept: string[] = [];
+    const kept: Chunk[] = [];
     let renderAt = -1;
     for (let i = 0; i < this.#items.length; i++) {
       const item = this.#items[i];

@@ -1,8 +1,7 @@
 // `npm start`: the NATS chatroom, on the embedded engine by default or on NATS JetStream.
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { createLogger } from "../../src/log.ts";
-import { openPubSub, parseNatsUrls } from "../../src/pubsub/index.ts";
+import { createLogger, openPubSub, parseNatsUrls } from "../../src/index.ts";
 import { createChat } from "./app.tsx";
 import { DEFAULT_ROOMS, validateRooms } from "./rooms.ts";
 

@@ -1,43 +1,32 @@
 // The chat's markup. Every piece of user text goes through JSX, which escapes it.
-import type { Action, Signal } from "../../src/index.ts";
+import type { Action, FeedStream, Signal } from "../../src/index.ts";
 import type { Identity } from "./identity.ts";
 import type { ChatMessage } from "./messages.ts";
-import type { Roster } from "./presence.ts";
+import type { Roster } from "./presence.tsx";
 import { type Room, roomPath } from "./rooms.ts";
 
+/** A message's delivery state: this tab's own sends are "sending" or "failed" until stored. */
 export type Delivery = "sending" | "failed" | "sent";
-
-export interface Shown {
-  message: ChatMessage;
-  /** Stream seq, once stored. */
-  seq?: number;
-  /** Stream time, once stored (else the sender's time). */
-  time: number;
-  state: Delivery;
-}
 
 export function messageDomId(id: string): string {
   return `m-${id}`;
 }
 
-export function MessageItem({
-  item,
-  mine,
-  retry,
-  retryTarget,
-}: {
-  item: Shown;
+export interface MessageItemProps {
+  message: ChatMessage;
+  /** The stream's time once stored, else the sender's. */
+  time: number;
+  state: Delivery;
   mine: boolean;
-  retry: Action;
-  retryTarget: Signal<string>;
-}) {
-  const { message } = item;
-  const classes = ["chat-message", mine ? "mine" : "", item.state !== "sent" ? item.state : ""]
-    .filter(Boolean)
-    .join(" ");
-  const iso = new Date(item.time).toISOString();
+  /** A failed message's Retry button fires this, naming the message through `retryTarget`. */
+  retry?: { action: Action; target: Signal<string> };
+}
+
+export function MessageItem({ message, time, state, mine, retry }: MessageItemProps) {
+  const classes = ["chat-message", mine ? "mine" : "", state !== "sent" ? state : ""].filter(Boolean).join(" ");
+  const iso = new Date(time).toISOString();
   return (
-    <li class={classes} id={messageDomId(message.id)} data-seq={item.seq === undefined ? undefined : String(item.seq)}>
+    <li class={classes} id={messageDomId(message.id)}>
       <div class="avatar" title={message.user.name} aria-hidden="true">
         {message.user.emoji}
       </div>
@@ -47,12 +36,16 @@ export function MessageItem({
           <time datetime={iso} data-local-time>
             {iso.slice(11, 16)}
           </time>
-          {item.state === "sending" ? <span class="status"> · sending…</span> : null}
-          {item.state === "failed" ? (
+          {state === "sending" ? <span class="status"> · sending…</span> : null}
+          {state === "failed" && retry ? (
             <span class="status">
               {" "}
               · not sent{" "}
-              <button type="button" class="retry outline" {...retry.onClick({ set: [[retryTarget, message.id]] })}>
+              <button
+                type="button"
+                class="retry outline"
+                {...retry.action.onClick({ set: [[retry.target, message.id]] })}
+              >
                 Retry
               </button>
             </span>
@@ -87,12 +80,11 @@ export interface ChatViewProps {
   rooms: readonly Room[];
   engine: string;
   me: Identity;
-  items: Shown[];
-  hasOlder: boolean;
+  /** The room's messages: a streamed list the browser keeps (the view renders only its element). */
+  messages: FeedStream<ChatMessage, string>;
   roster: Roster;
-  actions: { say: Action; loadOlder: Action; saveNick: Action; retry: Action };
-  /** retryTarget: the retry button names its message through it (set in the browser before the action fires). */
-  signals: { statement: Signal<string>; nick: Signal<string>; retryTarget: Signal<string> };
+  actions: { say: Action; saveNick: Action };
+  signals: { statement: Signal<string>; nick: Signal<string> };
 }
 
 export function ChatView(p: ChatViewProps) {
@@ -116,8 +108,8 @@ export function ChatView(p: ChatViewProps) {
       </header>
       <PresenceList roster={p.roster} />
       <div id="history" class="chat-history" data-stick-bottom>
-        {p.hasOlder ? (
-          <button type="button" id="load-older" class="secondary outline" {...p.actions.loadOlder.onClick()}>
+        {p.messages.more ? (
+          <button type="button" id="load-older" class="secondary outline" {...p.messages.older.onClick()}>
             Load older
           </button>
         ) : (
@@ -125,16 +117,7 @@ export function ChatView(p: ChatViewProps) {
             This is the start of #{p.room}.
           </p>
         )}
-        <ol id="messages">
-          {p.items.map((item) => (
-            <MessageItem
-              item={item}
-              mine={item.message.from === p.me.id}
-              retry={p.actions.retry}
-              retryTarget={p.signals.retryTarget}
-            />
-          ))}
-        </ol>
+        <ol {...p.messages.container()} />
       </div>
       <footer class="chat-input">
         <div class="avatar" title={p.me.name} aria-hidden="true">

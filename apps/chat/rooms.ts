@@ -1,7 +1,7 @@
 // The chat's rooms and the subjects they live on. Room names are user-visible text; subjects are built
 // from a safe token of the name (base64url of its UTF-8), never from the raw name, so a name with a
 // ".", "*", ">" or whitespace can never address another room or every room.
-import { nameToToken } from "../../src/pubsub/subjects.ts";
+import { pubsub } from "../../src/index.ts";
 
 /** The seed's rooms: the default set. The first one is where "/" lands. */
 export const DEFAULT_ROOMS: readonly string[] = ["Go", "Rust", "Python", "JavaScript", "Clojure"];
@@ -38,7 +38,7 @@ export function validateRooms(names: readonly string[]): string[] {
 }
 
 export function roomSubject(room: Room): string {
-  return `chat.room.${nameToToken(room)}`;
+  return `chat.room.${pubsub.nameToToken(room)}`;
 }
 
 export function roomPath(room: Room): string {

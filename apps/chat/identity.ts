@@ -2,7 +2,7 @@
 // kept per browser session and editable. Stored as the last message of one subject per session in a
 // small stream, so it survives restarts and is shared by every instance on the same engine.
 import { createHash } from "node:crypto";
-import type { PubSub } from "../../src/pubsub/types.ts";
+import type { PubSub } from "../../src/index.ts";
 import type { Author } from "./messages.ts";
 
 const ADJECTIVES = ["Happy", "Clever", "Brave", "Swift", "Gentle", "Wise", "Bold", "Calm", "Eager", "Fierce"];

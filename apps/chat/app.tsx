@@ -1,0 +1,277 @@
+// The NATS chatroom on via-ts: rooms are subjects, history is a durable stream, and every tab gets
+// new messages as one appended element. Works on the embedded engine and on NATS JetStream alike.
+//
+// What is shared between tabs is the framework's job: a room's messages are a Feed (decoded, rendered
+// and encoded once per message, "mine" or not), its roster a Channel frame (presence.tsx). A tab keeps
+// only its own sends until the stream has stored them.
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import {
+  type Action,
+  ActionError,
+  type App,
+  type AppOptions,
+  type Context,
+  createApp,
+  type FeedStream,
+  HttpError,
+  type Logger,
+  type PubSub,
+  type Signal,
+  TokenBucket,
+} from "../../src/index.ts";
+import { type Identity, IdentityStore, validateNickname } from "./identity.ts";
+import { type ChatMessage, charCount, decodeChatMessage, MAX_MESSAGE_CHARS, nextQuote } from "./messages.ts";
+import { Presence } from "./presence.tsx";
+import { CHAT_STREAM, CHAT_SUBJECTS, DEFAULT_ROOMS, type Room, roomSubject, validateRooms } from "./rooms.ts";
+import { ChatView, type Delivery, MessageItem } from "./view.tsx";
+
+export const PAGE_SIZE = 50;
+/** A tab keeps at most this many messages on screen (older ones can be paged in again). */
+const MAX_SHOWN = 1000;
+/** Default messages per second per browser session; bursts of 5× that. */
+export const DEFAULT_SEND_RATE = 1;
+/** A tab keeps at most this many of its own sends awaiting the stream (more are refused). */
+const MAX_UNSENT = 50;
+
+export interface ChatOptions {
+  pubsub: PubSub;
+  logger?: Logger;
+  /** Stream replicas on a NATS cluster (default 1). */
+  replicas?: number;
+  /** The room list (default Go, Rust, Python, JavaScript, Clojure); "/" shows the first. */
+  rooms?: readonly string[];
+  /** Messages per second one browser session may send (default 1; bursts of 5×). */
+  sendRate?: number;
+  app?: AppOptions;
+}
+
+export interface Chat {
+  app: App;
+  presence: Presence;
+  close(): Promise<void>;
+}
+
+/** Create (or update) the CHAT stream: 1,000 messages per room, 24 h, a 2-minute dedupe window. */
+export async function ensureChatStream(pubsub: PubSub, replicas?: number): Promise<void> {
+  await pubsub.ensureStream({
+    name: CHAT_STREAM,
+    subjects: [CHAT_SUBJECTS],
+    // Per room, not per stream: a busy room must not evict a quiet room's history (the seed's
+    // stream-wide 1,000 did).
+    maxMsgsPerSubject: 1000,
+    maxAge: 24 * 3600_000,
+    duplicateWindow: 120_000,
+    ...(replicas ? { replicas } : {}),
+  });
+}
+
+function picoCss(): Buffer {
+  const require = createRequire(import.meta.url);
+  return readFileSync(require.resolve("@picocss/pico/css/pico.min.css"));
+}
+
+/** One of this tab's sends that the stream has not stored yet. */
+interface Unsent {
+  message: ChatMessage;
+  state: Exclude<Delivery, "sent">;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+export async function createChat(opts: ChatOptions): Promise<Chat> {
+  const { pubsub } = opts;
+  const rooms = validateRooms(opts.rooms ?? DEFAULT_ROOMS);
+  const roomSet = new Set(rooms);
+  const sendRate = opts.sendRate ?? DEFAULT_SEND_RATE;
+  const app = createApp({ title: "NATS Chat", ...(opts.logger ? { logger: opts.logger } : {}), ...opts.app, pubsub });
+  const log = app.logger;
+  await ensureChatStream(pubsub, opts.replicas);
+  const identities = await IdentityStore.open(pubsub, opts.replicas);
+  const presence = new Presence(app, pubsub, log);
+  const engine = pubsub.kind === "nats" ? "NATS" : "Embedded";
+  app.stylesheet("pico.css", picoCss());
+  app.stylesheet("chat.css", readFileSync(new URL("./chat.css", import.meta.url)));
+
+  // A room's stored messages, for every tab in it: "mine" for the tabs of the author's browser.
+  const messages = app.feed<ChatMessage, string>({
+    decode: (msg) => decodeChatMessage(JSON.parse(utf8.decode(msg.data))),
+    render: (message, { time }, variant) => (
+      <MessageItem message={message} time={time} state="sent" mine={variant === "mine"} />
+    ),
+    variant: (message, me) => (message.from === me ? "mine" : ""),
+    pageSize: PAGE_SIZE,
+    limit: MAX_SHOWN,
+  });
+
+  async function identityOf(c: Context): Promise<Identity> {
+    const cached = c.session.get<Identity>("identity");
+    if (cached) return cached;
+    const loaded = await identities.load(c.session.id);
+    c.session.set("identity", loaded);
+    return loaded;
+  }
+
+  function sendLimiter(c: Context): TokenBucket {
+    let bucket = c.session.get<TokenBucket>("sendLimiter");
+    if (!bucket) {
+      bucket = new TokenBucket({ ratePerSec: sendRate, burst: 5 * sendRate });
+      c.session.set("sendLimiter", bucket);
+    }
+    return bucket;
+  }
+
+  const roomPage = async (c: Context, room: Room) => {
+    const subject = roomSubject(room);
+    let me = await identityOf(c);
+    const statement = c.signal("", { name: "statement" });
+    const nick = c.signal(me.name, { name: "nick" });
+    const retryTarget = c.signal("", { name: "retry" });
+    // This tab's sends the stream has not stored yet, by message id (made on the first send).
+    let unsent: Map<string, Unsent> | undefined;
+
+    // History up to the page's last message, then live from there: the feed resumes the list from the
+    // position the browser reports, on the first attach and after every reconnect.
+    const list: FeedStream<ChatMessage, string> = await messages.join(c, subject, me.id, {
+      id: "messages",
+      onReset: () => redrawUnsent(),
+    });
+    const reannounce = presence.enter(c, room, () => ({ id: me.id, name: me.name, emoji: me.emoji }));
+    // Patches for a detached tab are dropped: redraw the states of its unsent messages when it is back.
+    c.onConnectionChange((connected) => {
+      if (connected) redrawUnsent();
+    });
+
+    /** Shows (or updates in place: same element id) one of this tab's sends. */
+    const show = (message: ChatMessage, state: Delivery) => {
+      list.insert(
+        <MessageItem
+          message={message}
+          time={message.time}
+          state={state}
+          mine
+          retry={{ action: retry, target: retryTarget }}
+        />,
+      );
+    };
+    function redrawUnsent(): void {
+      for (const u of unsent?.values() ?? []) show(u.message, u.state);
+    }
+
+    const publish = (u: Unsent) => {
+      c.publishJson(subject, u.message, { msgId: u.message.id }).then(
+        (ack) => {
+          // Stored: say so now, not when its copy comes back through the room's feed, which can lag
+          // behind the ack (seconds while NATS moves a stream leader); unless that copy is already
+          // here. No position on this one: the feed's copy brings it, so the list never claims a
+          // position it has not received.
+          if (unsent?.get(u.message.id) !== u || u.state !== "sending") return;
+          unsent.delete(u.message.id);
+          if (!ack || ack.seq > list.pos) show(u.message, "sent");
+        },
+        (err: unknown) => {
+          if (u.state !== "sending") return;
+          log.warn({ err }, "chat publish failed");
+          u.state = "failed";
+          show(u.message, "failed");
+          c.notify(
+            "Your message was not sent: the message service is unavailable. It is kept below; press Retry.",
+            "error",
+          );
+        },
+      );
+    };
+
+    const say = c.action(() => {
+      let text = statement.value;
+      if (text.trim() === "") text = nextQuote();
+      const chars = charCount(text);
+      if (chars > MAX_MESSAGE_CHARS) {
+        throw new ActionError(
+          `Your message has ${chars.toLocaleString("en")} characters; the limit is 2,000. Nothing was sent.`,
+        );
+      }
+      if ((unsent?.size ?? 0) >= MAX_UNSENT) {
+        throw new ActionError("Too many of your messages are still waiting to be stored. Your message is kept.");
+      }
+      const verdict = sendLimiter(c).take();
+      if (!verdict.ok) {
+        const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
+        throw new ActionError(`You are sending too fast. Try again in ${seconds} s; your message is kept.`);
+      }
+      statement.set("");
+      const message: ChatMessage = {
+        v: 1,
+        id: randomBytes(16).toString("base64url"),
+        user: { name: me.name, emoji: me.emoji },
+        from: me.id,
+        text,
+        time: Date.now(),
+      };
+      const u: Unsent = { message, state: "sending" };
+      unsent ??= new Map();
+      unsent.set(message.id, u);
+      show(message, "sending");
+      // Not awaited: the tab's next action must not wait for the stream ack (which can take seconds
+      // during a NATS failover). The engine retries with the same msg id, so no duplicate is stored.
+      publish(u);
+    });
+
+    const retry: Action = c.action(
+      () => {
+        const u = unsent?.get(retryTarget.value);
+        if (u?.state !== "failed") return;
+        u.state = "sending";
+        show(u.message, "sending");
+        publish(u);
+      },
+      { name: "retry" },
+    );
+
+    const saveNick = c.action(async () => {
+      let name: string;
+      try {
+        name = validateNickname(nick.value);
+      } catch (err) {
+        throw new ActionError((err as Error).message);
+      }
+      me = { ...me, name };
+      c.session.set("identity", me);
+      await identities.save(me);
+      reannounce();
+      nick.set(name);
+      c.sync();
+      c.notify(`You are now ${name}.`);
+    });
+
+    c.view(() => (
+      <ChatView
+        room={room}
+        rooms={rooms}
+        engine={engine}
+        me={me}
+        messages={list}
+        roster={presence.roster(room)}
+        actions={{ say, saveNick }}
+        signals={{ statement, nick: nick as Signal<string> }}
+      />
+    ));
+  };
+
+  app.page("/", (c) => roomPage(c, rooms[0]!));
+  app.page("/room/:name", (c) => {
+    const name = (c.params.name ?? "").normalize("NFC");
+    if (!roomSet.has(name)) throw new HttpError(404, `there is no room named ${JSON.stringify(name.slice(0, 64))}`);
+    return roomPage(c, name);
+  });
+
+  return {
+    app,
+    presence,
+    async close() {
+      await presence.close();
+      await app.close();
+    },
+  };
+}

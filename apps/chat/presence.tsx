@@ -1,0 +1,308 @@
+// Who is in each room right now, across every instance. Each instance knows its own connected tabs
+// and announces, per room, a snapshot of them on a core subject when they change and every few
+// seconds; it keeps the latest snapshot of every other instance until it stops hearing from it. A
+// crashed instance's users therefore disappear after SILENCE_MS, a closed tab's at once (after a
+// short grace for blips).
+//
+// Built so a room of 10,000 tabs costs little: a room's changes are gathered for an interval that
+// widens with the room's size (100 ms up to 2 s), then its roster is computed once, rendered once and
+// sent to every tab of the room as one shared frame (a Channel), so the work per interval is one
+// frame per tab however fast people come and go. Page renders read the last computed roster. A
+// snapshot lists at most SNAPSHOT_MEMBERS people (plus the full count), far below NATS's 1 MB payload
+// limit.
+import { randomBytes } from "node:crypto";
+import type { App, Channel, Context, Logger, PubSub, Unsubscribe } from "../../src/index.ts";
+import { PresenceList } from "./view.tsx";
+
+export interface Member {
+  /** Identity id: one entry per person even with several tabs open. */
+  id: string;
+  name: string;
+  emoji: string;
+}
+
+/** A room's people: how many, and who (sorted by name; at most SHOWN_MEMBERS when the room is big). */
+export interface Roster {
+  count: number;
+  members: Member[];
+}
+
+/** One instance's people in one room. */
+interface Snapshot {
+  instance: string;
+  room: string;
+  /** Distinct people of this instance in the room. */
+  count: number;
+  /** Up to SNAPSHOT_MEMBERS of them. */
+  members: Member[];
+}
+
+const SNAPSHOT_SUBJECT = "presence.snapshot";
+const HELLO_SUBJECT = "presence.hello";
+const HEARTBEAT_MS = 5_000;
+const SILENCE_MS = 3 * HEARTBEAT_MS + 1_000;
+/** A room's changes within this interval are shown together; it widens by 1 ms per 10 tabs, up to MAX. */
+const MIN_INTERVAL_MS = 100;
+const MAX_INTERVAL_MS = 2_000;
+const SNAPSHOT_MEMBERS = 200;
+/** The roster a page shows names this many people at most; the count is always complete. */
+export const SHOWN_MEMBERS = 50;
+/** A tab whose stream dropped stays "here" this long, so a network blip does not flicker presence. */
+export const PRESENCE_GRACE_MS = 5_000;
+
+const EMPTY: Roster = Object.freeze({ count: 0, members: [] }) as Roster;
+
+interface RoomState {
+  /** tab id → member, this instance's tabs that are here. */
+  local: Map<string, Member>;
+  /** The last roster computed (what pages render and tabs were sent). */
+  roster: Roster;
+  rosterKey: string;
+  /** A change since the roster was computed; `timer` will recompute it. */
+  timer: NodeJS.Timeout | undefined;
+  localChanged: boolean;
+}
+
+export class Presence {
+  readonly instance = randomBytes(8).toString("hex");
+  private readonly rooms = new Map<string, RoomState>();
+  /** instance → room → its snapshot; heardAt per instance. */
+  private readonly remote = new Map<string, { rooms: Map<string, Snapshot>; heardAt: number }>();
+  private readonly watchers = new Map<string, Set<(roster: Roster) => void>>();
+  private readonly unsubscribes: Unsubscribe[] = [];
+  private readonly timers: NodeJS.Timeout[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly app: App,
+    private readonly pubsub: PubSub,
+    private readonly log: Logger,
+  ) {
+    this.unsubscribes.push(
+      pubsub.subscribe(SNAPSHOT_SUBJECT, (msg) => this.onSnapshot(msg.data)),
+      pubsub.subscribe(HELLO_SUBJECT, (msg) => {
+        if (new TextDecoder().decode(msg.data) !== this.instance) this.announceAll();
+      }),
+    );
+    const heartbeat = setInterval(() => this.announceAll(), HEARTBEAT_MS);
+    const sweep = setInterval(() => this.sweep(), 1_000);
+    heartbeat.unref();
+    sweep.unref();
+    this.timers.push(heartbeat, sweep);
+    // Ask the others for their snapshots now rather than waiting for their next heartbeat.
+    void this.send(HELLO_SUBJECT, this.instance);
+  }
+
+  private channel(room: string): Channel {
+    return this.app.channel(`presence:${room}`);
+  }
+
+  /**
+   * The live tab of `c` is in `room` while its stream is open (and for a short grace after it drops),
+   * and gets the room's roster as it changes. `me()` is who the tab is now (it can be renamed).
+   * Returns a function that re-announces the tab (call it after a rename).
+   */
+  enter(c: Context, room: string, me: () => Member): () => void {
+    if (!c.live) return () => {};
+    this.channel(room).join(c);
+    let leave: (() => void) | undefined;
+    let grace: NodeJS.Timeout | undefined;
+    c.onConnectionChange((connected) => {
+      clearTimeout(grace);
+      if (connected) leave ??= this.join(room, c.tabId, me());
+      else {
+        grace = setTimeout(() => {
+          leave?.();
+          leave = undefined;
+        }, PRESENCE_GRACE_MS);
+      }
+    });
+    c.onDispose(() => {
+      clearTimeout(grace);
+      leave?.();
+    });
+    return () => {
+      if (!leave) return;
+      leave();
+      leave = this.join(room, c.tabId, me());
+    };
+  }
+
+  /** Add a tab's member to a room; returns the function that removes it. */
+  join(room: string, tabId: string, member: Member): () => void {
+    const state = this.state(room);
+    state.local.set(tabId, member);
+    this.changed(room, true);
+    return () => {
+      const current = this.rooms.get(room);
+      if (current?.local.get(tabId) !== member) return;
+      current.local.delete(tabId);
+      this.changed(room, true);
+    };
+  }
+
+  /** Call `fn` with the room's roster whenever it changes (after the room's interval). */
+  watch(room: string, fn: (roster: Roster) => void): () => void {
+    let set = this.watchers.get(room);
+    if (!set) {
+      set = new Set();
+      this.watchers.set(room, set);
+    }
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0 && this.watchers.get(room) === set) this.watchers.delete(room);
+    };
+  }
+
+  /** The room's roster as last computed (a page render reads this; it is at most one interval old). */
+  roster(room: string): Roster {
+    const state = this.rooms.get(room);
+    if (!state) return this.compute(room);
+    return state.roster;
+  }
+
+  private state(room: string): RoomState {
+    let state = this.rooms.get(room);
+    if (!state) {
+      const roster = this.compute(room);
+      state = { local: new Map(), roster, rosterKey: rosterKey(roster), timer: undefined, localChanged: false };
+      this.rooms.set(room, state);
+    }
+    return state;
+  }
+
+  /** The room's people on every instance, one entry per person. O(people in the room). */
+  private compute(room: string): Roster {
+    const byId = new Map<string, Member>();
+    for (const m of this.rooms.get(room)?.local.values() ?? []) byId.set(m.id, m);
+    let count = byId.size;
+    for (const snap of this.remote.values()) {
+      const s = snap.rooms.get(room);
+      if (!s) continue;
+      // People this instance listed that we already counted (the same person on two instances)
+      // are not counted twice; past SNAPSHOT_MEMBERS the count can only be approximate.
+      let alreadyCounted = 0;
+      for (const m of s.members) {
+        if (byId.has(m.id)) alreadyCounted++;
+        else byId.set(m.id, m);
+      }
+      count += Math.max(0, s.count - alreadyCounted);
+    }
+    if (byId.size === 0 && count === 0) return EMPTY;
+    const members = [...byId.values()].sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+    return { count: Math.max(count, members.length), members: members.slice(0, SHOWN_MEMBERS) };
+  }
+
+  private changed(room: string, local: boolean): void {
+    if (this.closed) return;
+    const state = this.state(room);
+    if (local) state.localChanged = true;
+    if (state.timer) return;
+    const size = Math.max(state.local.size, this.channel(room).size);
+    const interval = Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, Math.floor(size / 10)));
+    state.timer = setTimeout(() => this.flush(room), interval);
+  }
+
+  /** Recompute the room's roster, send it to the room's tabs if it changed, announce local changes. */
+  private flush(room: string): void {
+    const state = this.rooms.get(room);
+    if (!state) return;
+    state.timer = undefined;
+    const roster = this.compute(room);
+    const key = rosterKey(roster);
+    if (key !== state.rosterKey) {
+      state.roster = roster;
+      state.rosterKey = key;
+      try {
+        this.channel(room).patch("#presence", <PresenceList roster={roster} />);
+        for (const fn of this.watchers.get(room) ?? []) fn(roster);
+      } catch (err) {
+        this.log.error({ err }, "presence update failed");
+      }
+    }
+    if (state.localChanged) {
+      state.localChanged = false;
+      this.announce(room);
+    }
+    if (state.local.size === 0 && roster === EMPTY) this.rooms.delete(room);
+  }
+
+  private snapshot(room: string): Snapshot {
+    const byId = new Map<string, Member>();
+    for (const m of this.rooms.get(room)?.local.values() ?? []) byId.set(m.id, m);
+    return { instance: this.instance, room, count: byId.size, members: [...byId.values()].slice(0, SNAPSHOT_MEMBERS) };
+  }
+
+  /** Announce one room (also when it just became empty, so the others drop its people at once). */
+  private announce(room: string): void {
+    if (!this.closed) void this.send(SNAPSHOT_SUBJECT, JSON.stringify(this.snapshot(room)));
+  }
+
+  private announceAll(): void {
+    for (const [room, state] of this.rooms) if (state.local.size > 0) this.announce(room);
+  }
+
+  private async send(subject: string, data: string): Promise<void> {
+    try {
+      await this.pubsub.publish(subject, data);
+    } catch (err) {
+      // Presence is best effort: the next heartbeat repeats every snapshot.
+      this.log.debug({ err }, "presence announce failed");
+    }
+  }
+
+  private onSnapshot(data: Uint8Array): void {
+    let snap: Snapshot;
+    try {
+      snap = JSON.parse(new TextDecoder().decode(data)) as Snapshot;
+      if (
+        typeof snap.instance !== "string" ||
+        typeof snap.room !== "string" ||
+        typeof snap.count !== "number" ||
+        !Array.isArray(snap.members)
+      ) {
+        return;
+      }
+    } catch {
+      return;
+    }
+    if (snap.instance === this.instance) return;
+    let entry = this.remote.get(snap.instance);
+    if (!entry) {
+      entry = { rooms: new Map(), heardAt: 0 };
+      this.remote.set(snap.instance, entry);
+    }
+    entry.heardAt = Date.now();
+    if (snap.count === 0) entry.rooms.delete(snap.room);
+    else entry.rooms.set(snap.room, snap);
+    this.changed(snap.room, false);
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - SILENCE_MS;
+    for (const [instance, entry] of this.remote) {
+      if (entry.heardAt >= cutoff) continue;
+      this.remote.delete(instance);
+      for (const room of entry.rooms.keys()) this.changed(room, false);
+    }
+  }
+
+  /** Tell the others we are gone (so they drop our members at once) and stop. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const rooms = [...this.rooms.keys()];
+    for (const state of this.rooms.values()) {
+      clearTimeout(state.timer);
+      state.local.clear();
+    }
+    await Promise.all(rooms.map((room) => this.send(SNAPSHOT_SUBJECT, JSON.stringify(this.snapshot(room)))));
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const u of this.unsubscribes) u();
+  }
+}
+
+function rosterKey(roster: Roster): string {
+  return `${roster.count}|${roster.members.map((m) => `${m.id}:${m.name}:${m.emoji}`).join("|")}`;
+}

@@ -1,0 +1,57 @@
+// A Channel is a group of tabs that get the same patches: one call renders and encodes the patch
+// once and writes the same bytes to every member's stream (a room's roster to every tab in it).
+// Membership ends when the tab is disposed. A member whose stream is detached gets nothing; it
+// catches up when it attaches, by re-rendering its view.
+import type { Context } from "./context.ts";
+import { renderHtml } from "./html.ts";
+import { type PatchMode, patchElements } from "./sse/encoder.ts";
+import type { Tab } from "./tab.ts";
+import type { Html } from "./types.ts";
+
+export class Channel {
+  private readonly members = new Set<Tab>();
+
+  /** @internal Made by `app.channel(name)`. */
+  constructor(
+    readonly name: string,
+    private readonly onEmpty: (channel: Channel) => void,
+  ) {}
+
+  /** Tabs in the channel (attached or not). */
+  get size(): number {
+    return this.members.size;
+  }
+
+  /** Add the live tab of `c` (the page render's static context is never a member). Returns `leave`. */
+  join(c: Context): () => void {
+    const tab = c._tab;
+    if (!tab.live || tab.disposed) return () => {};
+    if (!this.members.has(tab)) {
+      this.members.add(tab);
+      tab.channels ??= [];
+      tab.channels.push(this);
+    }
+    return () => this.leave(tab);
+  }
+
+  /** @internal */
+  leave(tab: Tab): void {
+    if (!this.members.delete(tab)) return;
+    const i = tab.channels?.indexOf(this) ?? -1;
+    if (i >= 0) tab.channels!.splice(i, 1);
+    if (this.members.size === 0) this.onEmpty(this);
+  }
+
+  /** Patch every member's page: rendered and encoded once, the same bytes written to each. */
+  patch(selector: string, html: Html | null, mode: PatchMode = "outer"): void {
+    if (this.members.size === 0) return;
+    const elements = mode === "remove" || html === null ? undefined : renderHtml(html);
+    const frame = Buffer.from(patchElements(elements, { selector, mode }), "utf8");
+    for (const tab of this.members) tab.push(frame, "patch", frame.length);
+  }
+
+  /** Remove every element matching `selector` from every member's page. */
+  remove(selector: string): void {
+    this.patch(selector, null, "remove");
+  }
+}

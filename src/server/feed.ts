@@ -1,0 +1,393 @@
+// A Feed shows the stored messages of pub/sub subjects as streamed lists, one subject per list (a
+// chat room's messages). It is declared once per app and joined by each tab:
+//
+//   publish → one subscription per subject and process → decoded once → rendered once per variant →
+//   encoded once → the same bytes written to every member tab's stream
+//
+// The app says what is shared (`render`) and what differs per tab (`variant`, e.g. "mine"); the feed
+// owns the caching. A tab keeps no items, only its list's position (the newest seq it was sent), so
+// its memory does not grow with traffic. Positions make lists resumable: the page renders the last
+// page of the subject, and when the tab's stream attaches (the first time, after a drop, or after a
+// server restart) the list is filled from the position the browser reports — history first, then
+// live, no gap and no duplicate. A gap too long to fill (or a position the stream no longer knows)
+// resets the list to the last page.
+import type { Logger } from "../log.ts";
+import type { Delivery, PubSub, StreamMessage, Unsubscribe } from "../pubsub/types.ts";
+import type { Action } from "./action.ts";
+import type { Context } from "./context.ts";
+import { renderHtml } from "./html.ts";
+import { patchElements } from "./sse/encoder.ts";
+import { type ClientStreamState, Stream, withPosition } from "./stream.ts";
+import type { Tab } from "./tab.ts";
+import type { Html } from "./types.ts";
+
+/** Where a message sits in its stream. */
+export interface ItemMeta {
+  subject: string;
+  seq: number;
+  /** When the stream stored it (ms since the Unix epoch). */
+  time: number;
+}
+
+export interface FeedOptions<T, M> {
+  /** The value a stored message shows (validate here; throw to skip the message). Runs once per message. */
+  decode: (msg: Delivery) => T;
+  /** One list item for a value. Runs once per message and variant, never per tab. */
+  render: (value: T, meta: ItemMeta, variant: string) => Html;
+  /** Which rendering a member gets (default ""). Runs per member and message: keep it a comparison. */
+  variant?: (value: T, member: M) => string;
+  /** Items on the page, and per "Load older" (default 50). */
+  pageSize?: number;
+  /** Items a tab keeps; past it the oldest leave the page and "Load older" brings them back (default 1,000). */
+  limit?: number;
+  /** Most missed items a reattaching tab is sent one by one; a longer gap resets its list (default `limit`). */
+  fillLimit?: number;
+  /** Decoded and rendered messages kept for page renders, fills and new tabs (default 4,096). */
+  cacheEntries?: number;
+}
+
+export interface JoinOptions {
+  /** The list's element id (default "messages"). */
+  id?: string;
+  /** Called after the list was reset to the last page (e.g. to re-add this tab's unsent items). */
+  onReset?: () => void;
+}
+
+/** The app-side dependencies of a feed. */
+export interface FeedHost {
+  readonly pubsub: PubSub | undefined;
+  readonly logger: Logger;
+}
+
+interface Rendered {
+  /** Undefined when the message failed to decode (it is skipped everywhere). */
+  value: unknown;
+  html: Map<string, string>;
+  frames: Map<string, Buffer>;
+}
+
+/** The live members of one subject (and list id) in this process, and its one subscription. */
+export class Topic<T, M> {
+  readonly members = new Set<FeedStream<T, M>>();
+  /** Highest seq of this subject known to be stored (delivered live, or seen in history). */
+  known = 0;
+  unsubscribe: Unsubscribe | undefined;
+  constructor(
+    readonly subject: string,
+    readonly listId: string,
+  ) {}
+}
+
+export class Feed<T, M = undefined> {
+  private readonly topics = new Map<string, Topic<T, M>>();
+  private readonly cache = new Map<string, Rendered>();
+  readonly pageSize: number;
+  readonly limit: number;
+  readonly fillLimit: number;
+  private readonly cacheEntries: number;
+
+  /** @internal Made by `app.feed(options)`. */
+  constructor(
+    private readonly host: FeedHost,
+    readonly options: FeedOptions<T, M>,
+  ) {
+    this.pageSize = positiveInt("pageSize", options.pageSize ?? 50);
+    this.limit = positiveInt("limit", options.limit ?? 1000);
+    this.fillLimit = positiveInt("fillLimit", options.fillLimit ?? this.limit);
+    this.cacheEntries = positiveInt("cacheEntries", options.cacheEntries ?? 4096);
+  }
+
+  private pubsub(): PubSub {
+    if (!this.host.pubsub) throw new Error("a feed needs a pub/sub engine: pass createApp({ pubsub })");
+    return this.host.pubsub;
+  }
+
+  /**
+   * Show `subject` in this tab as the list `opts.id`, with `member` as this tab's input to `variant`.
+   * In the page render it loads the last page; in the live context it follows the subject from the
+   * position the browser reports. Put `{...list.container()}` on the list element and
+   * `{...list.older.onClick()}` on a "Load older" button shown while `list.more`.
+   */
+  async join(c: Context, subject: string, member: M, opts: JoinOptions = {}): Promise<FeedStream<T, M>> {
+    const stream = new FeedStream<T, M>(c._tab, opts.id ?? "messages", this, subject, member, opts.onReset);
+    if (!c.live) await stream.loadPage();
+    else if (!c.disposed) {
+      stream.topic = this.topicFor(stream);
+      stream.topic.members.add(stream);
+    }
+    return stream;
+  }
+
+  // ---- topics ----
+
+  private topicFor(stream: FeedStream<T, M>): Topic<T, M> {
+    const key = `${stream.id}\n${stream.subject}`;
+    let topic = this.topics.get(key);
+    if (!topic) {
+      const t = new Topic<T, M>(stream.subject, stream.id);
+      topic = t;
+      this.topics.set(key, t);
+      t.unsubscribe = this.pubsub().subscribe(t.subject, (msg) => this.deliver(t, msg));
+    }
+    return topic;
+  }
+
+  /** @internal */
+  leave(topic: Topic<T, M>, stream: FeedStream<T, M>): void {
+    topic.members.delete(stream);
+    if (topic.members.size > 0) return;
+    topic.unsubscribe?.();
+    this.topics.delete(`${topic.listId}\n${topic.subject}`);
+  }
+
+  private deliver(topic: Topic<T, M>, msg: Delivery): void {
+    const seq = msg.seq;
+    if (seq === undefined || msg.time === undefined) return; // a core message: feeds show stored ones
+    if (seq > topic.known) topic.known = seq;
+    const entry = this.rendered(topic.listId, msg as StreamMessage);
+    if (entry.value === undefined) return;
+    for (const stream of topic.members) {
+      if (seq <= stream.pos || !stream.following) continue;
+      const frame = this.frameFor(entry, stream, msg as StreamMessage);
+      stream.appendFrame(frame, seq);
+    }
+  }
+
+  // ---- rendering, once per message and variant ----
+
+  private rendered(listId: string, msg: StreamMessage): Rendered {
+    // Seq and time together: a stream deleted and recreated reuses seqs, not both.
+    const key = `${listId}\n${msg.subject}\n${msg.seq}\n${msg.time}`;
+    let entry = this.cache.get(key);
+    if (entry) {
+      // Most recently used last, so the oldest entry is the first to go.
+      this.cache.delete(key);
+      this.cache.set(key, entry);
+      return entry;
+    }
+    let value: unknown;
+    try {
+      value = this.options.decode(msg);
+    } catch (err) {
+      this.host.logger.warn(
+        { subject: msg.subject, seq: msg.seq, reason: (err as Error).message },
+        "feed skipped an undecodable message",
+      );
+    }
+    entry = { value, html: new Map(), frames: new Map() };
+    this.cache.set(key, entry);
+    if (this.cache.size > this.cacheEntries) this.cache.delete(this.cache.keys().next().value!);
+    return entry;
+  }
+
+  private variantOf(entry: Rendered, stream: FeedStream<T, M>): string {
+    return this.options.variant ? this.options.variant(entry.value as T, stream.member) : "";
+  }
+
+  private itemHtml(entry: Rendered, variant: string, msg: StreamMessage): string {
+    let html = entry.html.get(variant);
+    if (html === undefined) {
+      const meta = { subject: msg.subject, seq: msg.seq, time: msg.time };
+      html = withPosition(renderHtml(this.options.render(entry.value as T, meta, variant)), msg.seq);
+      entry.html.set(variant, html);
+    }
+    return html;
+  }
+
+  private frameFor(entry: Rendered, stream: FeedStream<T, M>, msg: StreamMessage): Buffer {
+    const variant = this.variantOf(entry, stream);
+    let frame = entry.frames.get(variant);
+    if (!frame) {
+      const html = this.itemHtml(entry, variant, msg);
+      // The id is the stream position: the same for every tab, so the bytes are shared.
+      const event = patchElements(html, { selector: `#${stream.id}`, mode: "append", eventId: String(msg.seq) });
+      frame = Buffer.from(event, "utf8");
+      entry.frames.set(variant, frame);
+    }
+    return frame;
+  }
+
+  /** @internal Items of `msgs` (in order) as one string, for a page render, a reset or older items. */
+  itemsHtml(stream: FeedStream<T, M>, msgs: readonly StreamMessage[]): { html: string; n: number } {
+    let html = "";
+    let n = 0;
+    for (const msg of msgs) {
+      const entry = this.rendered(stream.id, msg);
+      if (entry.value === undefined) continue;
+      html += this.itemHtml(entry, this.variantOf(entry, stream), msg);
+      n++;
+    }
+    return { html, n };
+  }
+
+  /** @internal */
+  frameOf(stream: FeedStream<T, M>, msg: StreamMessage): Buffer | undefined {
+    const entry = this.rendered(stream.id, msg);
+    return entry.value === undefined ? undefined : this.frameFor(entry, stream, msg);
+  }
+
+  /** @internal */
+  history(subject: string, query: Parameters<PubSub["history"]>[1]): Promise<StreamMessage[]> {
+    return this.pubsub().history(subject, query);
+  }
+
+  /** Subjects followed in this process and their member tabs (for monitoring). */
+  stats(): { topics: number; members: number; cached: number } {
+    let members = 0;
+    for (const t of this.topics.values()) members += t.members.size;
+    return { topics: this.topics.size, members, cached: this.cache.size };
+  }
+}
+
+/** One tab's list of a feed's subject: what the tab holds is in the browser; here only its position. */
+export class FeedStream<T, M> extends Stream {
+  /** Newest seq this tab's list holds (0: none). */
+  pos = 0;
+  /** @internal The subject's live members in this process (live context only). */
+  topic: Topic<T, M> | undefined;
+  /** Live messages go to this tab (false while it is detached, or catching up from history). */
+  following = false;
+  /** "Load older": put `{...list.older.onClick()}` on a button shown while `list.more`. */
+  readonly older: Action;
+  private catchingUp = false;
+  /** No report from the browser for this list: it must be reset to the last page. */
+  private needsReset = true;
+
+  constructor(
+    tab: Tab,
+    id: string,
+    private readonly feed: Feed<T, M>,
+    readonly subject: string,
+    readonly member: M,
+    private readonly onReset: (() => void) | undefined,
+  ) {
+    super(tab, id, { limit: feed.limit });
+    this.older = tab.addAction((cursor) => this.loadOlder(cursor), { name: `${id}-older`, page: id });
+    const state = tab.report.streams.get(id);
+    if (state) this.take(state);
+  }
+
+  private take(state: ClientStreamState): void {
+    this.pos = state.pos;
+    this.count = state.count;
+    this.more = state.more;
+    this.needsReset = false;
+  }
+
+  /** @internal Page render: the last page of the subject. */
+  async loadPage(): Promise<void> {
+    const page = await this.feed.history(this.subject, { last: this.feed.pageSize });
+    const { html, n } = this.feed.itemsHtml(this, page);
+    this.resetHtml(html, n, page.length === this.feed.pageSize);
+    this.pos = page.at(-1)?.seq ?? 0;
+  }
+
+  /** @internal A live message for this tab (already encoded, shared with the other members). */
+  appendFrame(frame: Buffer, seq: number): void {
+    this.tab.push(frame, "patch", frame.length);
+    this.pos = seq;
+    this.count++;
+    this.trim("end");
+  }
+
+  override attached(state: ClientStreamState | undefined): void {
+    if (state) this.take(state);
+    void this.catchUp();
+  }
+
+  override disposed(): void {
+    this.following = false;
+    if (this.topic) this.feed.leave(this.topic, this);
+    this.topic = undefined;
+  }
+
+  /**
+   * History from `pos`, then live: reads until nothing newer than what the subscription has delivered
+   * is missing, then follows. Messages that arrive live meanwhile are skipped and read from history.
+   */
+  private async catchUp(): Promise<void> {
+    const topic = this.topic;
+    if (this.catchingUp || !topic) return;
+    this.catchingUp = true;
+    this.following = false;
+    try {
+      for (let round = 0; round < 100; round++) {
+        if (!this.tab.connected) return;
+        if (this.needsReset) {
+          await this.resetToLastPage(topic);
+          continue;
+        }
+        const missed = await this.feed.history(this.subject, { afterSeq: this.pos, limit: this.feed.fillLimit + 1 });
+        if (!this.tab.connected) return;
+        if (missed.length > this.feed.fillLimit) {
+          this.needsReset = true;
+          continue;
+        }
+        for (const msg of missed) {
+          if (msg.seq <= this.pos) continue;
+          if (msg.seq > topic.known) topic.known = msg.seq;
+          const frame = this.feed.frameOf(this, msg);
+          if (frame) this.appendFrame(frame, msg.seq);
+          else this.pos = msg.seq;
+        }
+        if (missed.length === 0 && this.pos > topic.known) {
+          // The browser is ahead of anything this process has seen: either the stream was recreated
+          // (its positions mean nothing now) or this instance lags. Ask the store.
+          const [last] = await this.feed.history(this.subject, { last: 1 });
+          if (last && last.seq > topic.known) topic.known = last.seq;
+          if (!last || last.seq < this.pos) {
+            this.needsReset = true;
+            continue;
+          }
+        }
+        if (this.pos >= topic.known) {
+          this.following = true;
+          return;
+        }
+      }
+      this.tab.log.warn({ subject: this.subject }, "feed could not catch up; the list resets on the next attach");
+      this.needsReset = true;
+    } catch (err) {
+      this.tab.log.warn({ err, subject: this.subject }, "feed catch-up failed; the list resets on the next attach");
+      this.needsReset = true;
+    } finally {
+      this.catchingUp = false;
+    }
+  }
+
+  private async resetToLastPage(topic: { known: number }): Promise<void> {
+    const page = await this.feed.history(this.subject, { last: this.feed.pageSize });
+    if (!this.tab.connected) return;
+    const last = page.at(-1)?.seq ?? 0;
+    if (last > topic.known) topic.known = last;
+    const { html, n } = this.feed.itemsHtml(this, page);
+    this.resetHtml(html, n, page.length === this.feed.pageSize);
+    this.pos = last;
+    this.needsReset = false;
+    this.onReset?.();
+  }
+
+  private async loadOlder(cursor: string | undefined): Promise<void> {
+    const before = cursor !== undefined && /^\d{1,15}$/.test(cursor) ? Number(cursor) : 0;
+    if (before <= 1) {
+      this.setMore(false);
+      return;
+    }
+    const page = await this.feed.history(this.subject, { beforeSeq: before, limit: this.feed.pageSize });
+    const { html, n } = this.feed.itemsHtml(this, page);
+    if (n > 0) this.insertHtml(html, n, "start", false);
+    this.setMore(page.length === this.feed.pageSize);
+  }
+
+  private setMore(more: boolean): void {
+    if (more === this.more) return;
+    this.more = more;
+    this.tab.pushRender();
+  }
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`feed ${name} must be a positive integer, got ${value}`);
+  return value;
+}

@@ -1,0 +1,198 @@
+// Streamed lists (the idea of LiveView's streams): the server sends inserts and removals of a list's
+// items and keeps none of them. The list element carries `data-via-stream`; the browser runtime keeps
+// its children when the view is re-rendered, and an inserted item whose id is already in the list
+// replaces that item in place (an upsert). So a tab's server memory does not grow with the traffic
+// its lists show.
+//
+// Items may carry a position (`data-via-pos`, e.g. a stream seq): the browser reports the newest one,
+// how many items it holds and whether older ones exist when its event stream attaches, which is how a
+// Feed resumes a list exactly where the page left it.
+
+import { randomBytes } from "node:crypto";
+import { raw } from "hono/html";
+import { renderHtml } from "./html.ts";
+import { patchElements } from "./sse/encoder.ts";
+import type { Tab } from "./tab.ts";
+import type { Html } from "./types.ts";
+
+export interface StreamOptions {
+  /**
+   * Most items the browser keeps. Past it the oldest are removed from the page (from the end opposite
+   * to where items are being inserted) and `more` turns true. Default: no limit.
+   */
+  limit?: number;
+}
+
+/** What the browser reports about one of its streamed lists when its event stream attaches. */
+export interface ClientStreamState {
+  /** The newest item position in the list (0 if no item has one). */
+  pos: number;
+  /** Items in the list. */
+  count: number;
+  /** The list's `data-via-more`: older items exist that it does not show. */
+  more: boolean;
+}
+
+export type InsertAt = "end" | "start";
+
+const STREAM_ID = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+// Where a list's items go in the page render. A comment with a per-process nonce: escaped user text
+// cannot contain "<!--", and markup from raw() would have to guess the nonce.
+const NONCE = randomBytes(6).toString("hex");
+const MARKER = new RegExp(`<!--via-stream:${NONCE}:([A-Za-z0-9_-]+)-->`, "g");
+
+/** Removals are batched: the browser is trimmed once it holds this many items over the limit. */
+function pruneSlack(limit: number): number {
+  return Math.max(1, Math.min(100, Math.floor(limit / 10)));
+}
+
+export class Stream {
+  /** Items the page render puts into the list (set before the page is rendered). */
+  protected initial = "";
+  /** Items the browser holds, as far as the server knows (an upsert is counted as an insert). */
+  count = 0;
+  /** Older items exist that the browser does not show (rendered as `data-via-more`). */
+  more = false;
+
+  constructor(
+    protected readonly tab: Tab,
+    readonly id: string,
+    protected readonly opts: StreamOptions = {},
+  ) {
+    if (!STREAM_ID.test(id))
+      throw new Error(`stream id ${JSON.stringify(id)} is invalid (it is the list's element id)`);
+    if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) {
+      throw new RangeError(`stream ${id}: limit must be a positive integer, got ${opts.limit}`);
+    }
+    tab.addStream(this);
+    const state = tab.report.streams.get(id);
+    if (state) {
+      this.count = state.count;
+      this.more = state.more;
+    }
+  }
+
+  /** Attributes (and the items) of the list element: `<ol class="log" {...messages.container()} />`. */
+  container(): Record<string, string | Html> {
+    const attrs: Record<string, string | Html> = {
+      id: this.id,
+      "data-via-stream": "",
+      children: raw(`<!--via-stream:${NONCE}:${this.id}-->`),
+    };
+    if (this.more) attrs["data-via-more"] = "";
+    return attrs;
+  }
+
+  /** Insert items (rendered now) at the end (default) or the start of the list; one with an existing id replaces it. */
+  insert(items: Html | Html[], opts: { at?: InsertAt } = {}): void {
+    const list = Array.isArray(items) ? items : [items];
+    if (list.length === 0) return;
+    this.insertHtml(list.map((item) => renderHtml(item)).join(""), list.length, opts.at ?? "end");
+  }
+
+  /** Remove the item with element id `itemId`. */
+  remove(itemId: string): void {
+    if (!this.tab.live) return;
+    this.tab.push(patchElements(undefined, { selector: `#${this.id} > #${cssIdent(itemId)}`, mode: "remove" }));
+    if (this.count > 0) this.count--;
+  }
+
+  /** Replace every item of the list. */
+  reset(items: Html[], more = this.more): void {
+    this.resetHtml(items.map((item) => renderHtml(item)).join(""), items.length, more);
+  }
+
+  /** `trim`: apply the limit (not for a page of older items the user asked for). */
+  protected insertHtml(html: string, n: number, at: InsertAt, trim = true): void {
+    if (!this.tab.live) {
+      this.initial = at === "end" ? this.initial + html : html + this.initial;
+      this.count += n;
+      return;
+    }
+    this.tab.push(patchElements(html, { selector: `#${this.id}`, mode: at === "end" ? "append" : "prepend" }));
+    this.count += n;
+    if (trim) this.trim(at);
+  }
+
+  protected resetHtml(html: string, n: number, more: boolean): void {
+    const moreChanged = more !== this.more;
+    this.count = n;
+    this.more = more;
+    if (!this.tab.live) {
+      this.initial = html;
+      return;
+    }
+    this.tab.push(patchElements(html, { selector: `#${this.id}`, mode: "inner" }));
+    if (moreChanged) this.tab.pushRender();
+  }
+
+  /** Past the limit, remove the oldest items (those at the other end from `at`). */
+  protected trim(at: InsertAt): void {
+    const limit = this.opts.limit;
+    if (limit === undefined || this.count < limit + pruneSlack(limit)) return;
+    const extra = this.count - limit;
+    const pick = at === "end" ? "nth-child" : "nth-last-child";
+    this.tab.push(patchElements(undefined, { selector: `#${this.id} > :${pick}(-n+${extra})`, mode: "remove" }));
+    this.count = limit;
+    if (at === "end" && !this.more) {
+      this.more = true;
+      this.tab.pushRender();
+    }
+  }
+
+  /** The page render puts these items into the list. */
+  pageItems(): string {
+    return this.initial;
+  }
+
+  /** The tab's event stream attached; `state` is what the browser reported for this list. */
+  attached(state: ClientStreamState | undefined): void {
+    if (state) {
+      this.count = state.count;
+      this.more = state.more;
+    }
+  }
+
+  /** The tab is gone. */
+  disposed(): void {}
+}
+
+/**
+ * The view's markup with each list's marker replaced: "page" puts the list's items in, "patch" and
+ * "hash" leave the list element empty (the browser keeps its items on a re-render).
+ */
+export function renderStreams(
+  html: string,
+  streams: readonly Stream[] | undefined,
+  mode: "page" | "patch" | "hash",
+): string {
+  if (!html.includes("<!--via-stream:")) return html;
+  return html.replace(MARKER, (_, id: string) => {
+    if (mode !== "page") return "";
+    return streams?.find((s) => s.id === id)?.pageItems() ?? "";
+  });
+}
+
+/** An item's markup with its position as `data-via-pos` on its outermost element. */
+export function withPosition(html: string, pos: number): string {
+  return html.replace(/^(\s*<[A-Za-z][^\s/>]*)/, `$1 data-via-pos="${pos}"`);
+}
+
+/** `id` as a CSS identifier for a selector (ids we generate are safe; others are escaped). */
+function cssIdent(id: string): string {
+  return /^[A-Za-z][A-Za-z0-9_-]*$/.test(id)
+    ? id
+    : id.replace(/[^A-Za-z0-9_-]/g, (c) => `\\${c.codePointAt(0)!.toString(16)} `);
+}
+
+/** Parses the `streams` query of an event stream request: `id:pos:count:more` entries, comma-separated. */
+export function parseClientStreams(value: string | null): Map<string, ClientStreamState> {
+  const out = new Map<string, ClientStreamState>();
+  if (!value) return out;
+  for (const entry of value.split(",").slice(0, 32)) {
+    const m = /^([A-Za-z][A-Za-z0-9_-]{0,63}):(\d{1,15}):(\d{1,9}):([01])$/.exec(entry);
+    if (!m) continue;
+    out.set(m[1]!, { pos: Number(m[2]), count: Number(m[3]), more: m[4] === "1" });
+  }
+  return out;
+}
