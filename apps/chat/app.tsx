@@ -201,6 +201,12 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
         throw new ActionError(`You are sending too fast. Try again in ${seconds} s; your message is kept.`);
       }
       statement.set("");
+      if (!me.stored) {
+        // The first post makes the random identity this browser's for good (see identity.ts).
+        me = { ...me, stored: true };
+        c.session.set("identity", me);
+        identities.save(me).catch((err: unknown) => log.warn({ err }, "could not store the chat identity"));
+      }
       const message: ChatMessage = {
         v: 1,
         id: randomBytes(16).toString("base64url"),
@@ -236,9 +242,8 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
       } catch (err) {
         throw new ActionError((err as Error).message);
       }
-      me = { ...me, name };
+      me = await identities.save({ ...me, name });
       c.session.set("identity", me);
-      await identities.save(me);
       reannounce();
       nick.set(name);
       c.sync();

@@ -1,6 +1,7 @@
 // Who a browser is in the chat: a random "Adjective Animal" with the animal's emoji (as in the seed),
 // kept per browser session and editable. Stored as the last message of one subject per session in a
-// small stream, so it survives restarts and is shared by every instance on the same engine.
+// small stream, so it survives restarts and is shared by every instance on the same engine; but only
+// once the person posts or renames: a page load that never says anything writes nothing.
 import { createHash } from "node:crypto";
 import type { PubSub } from "../../src/index.ts";
 import type { Author } from "./messages.ts";
@@ -16,6 +17,8 @@ export const MAX_NICK_CHARS = 32;
 export interface Identity extends Author {
   /** A stable, non-secret id for this browser session (a hash of the session id). */
   id: string;
+  /** Written to the identity stream already (else it is written on the first post or rename). */
+  stored: boolean;
 }
 
 function pick(n: number): number {
@@ -55,26 +58,29 @@ export class IdentityStore {
     return createHash("sha256").update(sessionId).digest("hex").slice(0, 32);
   }
 
+  /** The session's stored identity, or a fresh random one that is not stored yet. */
   async load(sessionId: string): Promise<Identity> {
     const id = IdentityStore.idFor(sessionId);
     const [last] = await this.pubsub.history(`identity.${id}`, { last: 1 });
     if (last) {
       try {
         const a = JSON.parse(new TextDecoder().decode(last.data)) as Author;
-        if (typeof a.name === "string" && typeof a.emoji === "string") return { id, name: a.name, emoji: a.emoji };
+        if (typeof a.name === "string" && typeof a.emoji === "string") {
+          return { id, name: a.name, emoji: a.emoji, stored: true };
+        }
       } catch {
         // An unreadable record is replaced by a fresh identity below.
       }
     }
-    const fresh = { id, ...randomAuthor() };
-    await this.save(fresh);
-    return fresh;
+    return { id, ...randomAuthor(), stored: false };
   }
 
-  async save(identity: Identity): Promise<void> {
+  /** Stores the identity; resolves with it marked as stored. */
+  async save(identity: Identity): Promise<Identity> {
     await this.pubsub.publish(
       `identity.${identity.id}`,
       JSON.stringify({ name: identity.name, emoji: identity.emoji }),
     );
+    return { ...identity, stored: true };
   }
 }

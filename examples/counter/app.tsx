@@ -1,5 +1,6 @@
 // The example app: a per-tab counter and a live feed shared by every open tab.
-// It shows the framework's model in a few lines: signals, actions, a view, and incremental patches.
+// It shows the framework's model in a few lines: signals, actions, a view, a channel that sends one
+// rendering of a change to every tab, and a streamed list the browser keeps.
 
 import { readFileSync } from "node:fs";
 import { type App, type AppOptions, createApp } from "../../src/index.ts";
@@ -15,10 +16,10 @@ export function createCounterApp(options: AppOptions = {}): App {
   const app = createApp({ title: "via counter", ...options });
   app.stylesheet("counter.css", readFileSync(new URL("./counter.css", import.meta.url)));
 
-  // The live feed lives in this process; every tab registers a listener and gets each new entry
-  // as one appended element (not a re-render of the list).
+  // The live feed: a page shows the recent entries; a new entry is rendered once and sent to every
+  // open tab as one appended element (the channel), into a list the browser keeps (the stream).
   const recent: FeedEntry[] = [];
-  const listeners = new Set<(entry: FeedEntry) => void>();
+  const everyone = app.channel("feed");
 
   const Entry = ({ entry }: { entry: FeedEntry }) => (
     <li>
@@ -32,6 +33,10 @@ export function createCounterApp(options: AppOptions = {}): App {
     // edits (the note being typed), because every action carries the browser's copy of them.
     let count = 0;
     const note = c.signal("", { name: "note" });
+    const feed = c.stream("feed", { limit: FEED_LIMIT });
+    // The page render fills the list; the live tab (c.live) joins the channel for what comes next.
+    if (!c.live) feed.insert(recent.map((entry) => <Entry entry={entry} />));
+    everyone.join(c);
 
     const increment = c.action(() => {
       count++;
@@ -48,14 +53,8 @@ export function createCounterApp(options: AppOptions = {}): App {
       const entry = { at: Date.now(), text };
       recent.push(entry);
       if (recent.length > FEED_LIMIT) recent.shift();
-      for (const listener of listeners) listener(entry);
+      everyone.insert("feed", <Entry entry={entry} />);
     });
-
-    const onEntry = (entry: FeedEntry) => {
-      c.patch("#feed", <Entry entry={entry} />, "append");
-    };
-    listeners.add(onEntry);
-    c.onDispose(() => listeners.delete(onEntry));
 
     c.view(() => (
       <main>
@@ -83,11 +82,7 @@ export function createCounterApp(options: AppOptions = {}): App {
             Post
           </button>
         </p>
-        <ul id="feed">
-          {recent.map((entry) => (
-            <Entry entry={entry} />
-          ))}
-        </ul>
+        <ul {...feed.container()} />
       </main>
     ));
   });

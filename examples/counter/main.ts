@@ -1,8 +1,8 @@
-// `npm start`: runs the example app.
+// `npm run example:counter`: runs the example app.
 import { parseArgs } from "node:util";
 import { createCounterApp } from "./app.tsx";
 
-const HELP = `Usage: npm start -- [options]
+const HELP = `Usage: npm run example:counter -- [options]
 
 Runs the via-ts example app (a counter and a live feed shared by every tab).
 

@@ -2,9 +2,13 @@
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
+// The runtime's entry next to this file: TypeScript when the server runs from source (tests, tsx),
+// the compiled JavaScript when it runs from dist/ (`npm start`). esbuild bundles either.
+const ENTRY = import.meta.url.endsWith(".ts") ? "./runtime.ts" : "./runtime.js";
+
 export async function buildRuntime(): Promise<{ code: string }> {
   const result = await build({
-    entryPoints: [fileURLToPath(new URL("./runtime.ts", import.meta.url))],
+    entryPoints: [fileURLToPath(new URL(ENTRY, import.meta.url))],
     bundle: true,
     format: "esm",
     minify: true,

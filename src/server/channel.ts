@@ -5,6 +5,7 @@
 import type { Context } from "./context.ts";
 import { renderHtml } from "./html.ts";
 import { type PatchMode, patchElements } from "./sse/encoder.ts";
+import type { InsertAt } from "./stream.ts";
 import type { Tab } from "./tab.ts";
 import type { Html } from "./types.ts";
 
@@ -48,6 +49,26 @@ export class Channel {
     const elements = mode === "remove" || html === null ? undefined : renderHtml(html);
     const frame = Buffer.from(patchElements(elements, { selector, mode }), "utf8");
     for (const tab of this.members) tab.push(frame, "patch", frame.length);
+  }
+
+  /**
+   * Insert items into every member's streamed list `listId` (see `c.stream`), encoded once. Each
+   * member's list counts them against its limit.
+   */
+  insert(listId: string, items: Html | Html[], opts: { at?: InsertAt } = {}): void {
+    if (this.members.size === 0) return;
+    const list = Array.isArray(items) ? items : [items];
+    if (list.length === 0) return;
+    const at = opts.at ?? "end";
+    const html = list.map((item) => renderHtml(item)).join("");
+    const frame = Buffer.from(
+      patchElements(html, { selector: `#${listId}`, mode: at === "end" ? "append" : "prepend" }),
+      "utf8",
+    );
+    for (const tab of this.members) {
+      tab.push(frame, "patch", frame.length);
+      tab.streams?.find((s) => s.id === listId)?.inserted(list.length, at);
+    }
   }
 
   /** Remove every element matching `selector` from every member's page. */

@@ -286,8 +286,7 @@ export class FeedStream<T, M> extends Stream {
   appendFrame(frame: Buffer, seq: number): void {
     this.tab.push(frame, "patch", frame.length);
     this.pos = seq;
-    this.count++;
-    this.trim("end");
+    this.inserted(1, "end");
   }
 
   override attached(state: ClientStreamState | undefined): void {

@@ -15,28 +15,35 @@ export interface SessionOptions {
   idleTtlMs: number;
 }
 
+// Every page load of a new browser makes one, so what most sessions never use (app data, the rate
+// limiter) is made on first use.
 export class Session {
-  /** App data for this browser session (e.g. a chosen nickname). In memory: lost on restart. */
-  readonly data = new Map<string, unknown>();
+  #data: Map<string, unknown> | undefined;
+  #limiter: TokenBucket | undefined;
+  /** Live tabs of this session: a session with any is never swept. */
   readonly tabs = new Set<string>();
-  readonly limiter: TokenBucket;
   lastSeen = Date.now();
 
   constructor(
     readonly id: string,
-    opts: SessionOptions,
-  ) {
-    this.limiter = new TokenBucket({ ratePerSec: opts.ratePerSec, burst: opts.burst });
+    private readonly opts: SessionOptions,
+  ) {}
+
+  get limiter(): TokenBucket {
+    this.#limiter ??= new TokenBucket({ ratePerSec: this.opts.ratePerSec, burst: this.opts.burst });
+    return this.#limiter;
   }
 
+  /** App data for this browser session (e.g. a chosen nickname). In memory: lost on restart. */
   get<T = unknown>(key: string): T | undefined {
-    return this.data.get(key) as T | undefined;
+    return this.#data?.get(key) as T | undefined;
   }
   set(key: string, value: unknown): void {
-    this.data.set(key, value);
+    this.#data ??= new Map();
+    this.#data.set(key, value);
   }
   delete(key: string): void {
-    this.data.delete(key);
+    this.#data?.delete(key);
   }
 }
 

@@ -110,8 +110,15 @@ export class Stream {
       return;
     }
     this.tab.push(patchElements(html, { selector: `#${this.id}`, mode: at === "end" ? "append" : "prepend" }));
+    if (trim) this.inserted(n, at);
+    else this.count += n;
+  }
+
+  /** @internal `n` items were sent to the browser's list (here or as a shared frame): count them, apply the limit. */
+  inserted(n: number, at: InsertAt): void {
+    if (!this.tab.connected) return;
     this.count += n;
-    if (trim) this.trim(at);
+    this.trim(at);
   }
 
   protected resetHtml(html: string, n: number, more: boolean): void {

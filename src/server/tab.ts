@@ -101,6 +101,8 @@ export class Tab {
     private readonly host: TabHost,
   ) {
     this.ctx = new Context(this, params, path);
+    // A live tab keeps its session from being swept while it lives.
+    if (live) session.tabs.add(id);
   }
 
   get log(): Logger {
@@ -456,6 +458,7 @@ export class Tab {
       }
     }
     if (this.live) {
+      this.session.tabs.delete(this.id);
       this.log.debug({ reason }, "tab disposed");
       this.host.disposed(this);
     }

@@ -120,15 +120,25 @@ test("a message that fails to decode is skipped and the tab keeps receiving", as
   s.close();
 });
 
-test("a tab's subscriptions end when its context is disposed", async () => {
+test("a tab's subscriptions end when its context is disposed, and a page render subscribes to nothing", async () => {
   const { base, pubsub, app, handled } = await start(100);
-  await new Browser(base).load();
+  const tab = await new Browser(base).load();
+  await pubsub.publish("notes.general", JSON.stringify({ from: "x", text: "before the stream" }));
+  const s = await tab.connect();
   await pubsub.publish("notes.general", JSON.stringify({ from: "x", text: "while alive" }));
-  await new Promise((r) => setTimeout(r, 300));
-  assert.equal(app.tabCount, 0);
-  const before = handled();
-  assert.equal(before, 1);
+  await s.waitFor((e) => e.data.selector === "#notes");
+  assert.equal(handled(), 1, "only the live context's subscription ran");
+  s.close();
+  while (app.tabCount > 0) await new Promise((r) => setTimeout(r, 10));
+  // Messages reach subscribers in order: once a probe subscriber has the later "flush", the disposed
+  // tab's handler would have run for "after dispose" if it were still subscribed.
+  const flushed = new Promise<void>((resolve) => {
+    pubsub.subscribe("notes.general", (m) => {
+      if (new TextDecoder().decode(m.data).includes('"flush"')) resolve();
+    });
+  });
   await pubsub.publish("notes.general", JSON.stringify({ from: "x", text: "after dispose" }));
-  await new Promise((r) => setTimeout(r, 100));
-  assert.equal(handled(), before);
+  await pubsub.publish("notes.general", JSON.stringify({ from: "x", text: "flush" }));
+  await flushed;
+  assert.equal(handled(), 1);
 });
