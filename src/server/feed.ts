@@ -250,6 +250,8 @@ export class FeedStream<T, M> extends Stream {
   /** "Load older": put `{...list.older.onClick()}` on a button shown while `list.more`. */
   readonly older: Action;
   private catchingUp = false;
+  /** Bumped on every attach: a catch-up round that began before it starts over from the new position. */
+  private generation = 0;
   /** No report from the browser for this list: it must be reset to the last page. */
   private needsReset = true;
 
@@ -290,8 +292,15 @@ export class FeedStream<T, M> extends Stream {
   }
 
   override attached(state: ClientStreamState | undefined): void {
+    this.generation++;
+    // Without a report the browser's list is unknown: the last page replaces it.
     if (state) this.take(state);
+    else this.needsReset = true;
     void this.catchUp();
+  }
+
+  override detached(): void {
+    this.following = false;
   }
 
   override disposed(): void {
@@ -312,12 +321,15 @@ export class FeedStream<T, M> extends Stream {
     try {
       for (let round = 0; round < 100; round++) {
         if (!this.tab.connected) return;
+        const generation = this.generation;
         if (this.needsReset) {
-          await this.resetToLastPage(topic);
+          await this.resetToLastPage(topic, generation);
           continue;
         }
         const missed = await this.feed.history(this.subject, { afterSeq: this.pos, limit: this.feed.fillLimit + 1 });
         if (!this.tab.connected) return;
+        // Reattached meanwhile: the browser reported a new position, read from there.
+        if (generation !== this.generation) continue;
         if (missed.length > this.feed.fillLimit) {
           this.needsReset = true;
           continue;
@@ -333,6 +345,7 @@ export class FeedStream<T, M> extends Stream {
           // The browser is ahead of anything this process has seen: either the stream was recreated
           // (its positions mean nothing now) or this instance lags. Ask the store.
           const [last] = await this.feed.history(this.subject, { last: 1 });
+          if (generation !== this.generation) continue;
           if (last && last.seq > topic.known) topic.known = last.seq;
           if (!last || last.seq < this.pos) {
             this.needsReset = true;
@@ -354,9 +367,9 @@ export class FeedStream<T, M> extends Stream {
     }
   }
 
-  private async resetToLastPage(topic: { known: number }): Promise<void> {
+  private async resetToLastPage(topic: { known: number }, generation: number): Promise<void> {
     const page = await this.feed.history(this.subject, { last: this.feed.pageSize });
-    if (!this.tab.connected) return;
+    if (!this.tab.connected || generation !== this.generation) return;
     const last = page.at(-1)?.seq ?? 0;
     if (last > topic.known) topic.known = last;
     const { html, n } = this.feed.itemsHtml(this, page);

@@ -160,6 +160,9 @@ export class Stream {
     }
   }
 
+  /** The tab's event stream dropped (what it is sent meanwhile is dropped). */
+  detached(): void {}
+
   /** The tab is gone. */
   disposed(): void {}
 }

@@ -408,6 +408,7 @@ export class Tab {
     this.dropQueue();
     if (end) sink?.end();
     if (this.disposed) return;
+    for (const stream of this.streams ?? []) stream.detached();
     this.armTtl();
     this.host.detached(this);
     if (sink) this.notifyConnection(false);
