@@ -1,5 +1,6 @@
 // `npm run fuzz`: thousands of malformed requests against the chat's page, stream, action and static
-// endpoints (seeded, replayable), then a health check and a chat round trip. Exits 1 on any finding.
+// endpoints (seeded, replayable), then a health check, a chat round trip and a count of the live tabs
+// (refused and forged requests must allocate none). Exits 1 on any finding.
 //   npm run fuzz -- --seed 42 --count 10000
 //   npm run fuzz -- --seed 42 --case 1234 --case 77     (replay single cases)
 import { randomInt } from "node:crypto";

@@ -1,7 +1,17 @@
 // The fuzz case generator. Case `i` of a run is a pure function of (seed, i) and the fixture (the
 // legitimate sessions and tabs created before the run), so `--seed S --case i` replays it exactly.
-// Every case carries the statuses it may get: an expectation derived from docs/PROTOCOL.md and the
-// route/method rules, never "anything 4xx".
+// Every case carries the statuses it may get: an expectation derived from docs/PROTOCOL.md, the
+// route/method rules and the tab lifecycle, never "anything 4xx".
+//
+// Tabs of the fixture come in two kinds (see run.ts):
+// - live tabs (`FuzzSession.tabs`): their event stream is attached (the run keeps one open for each and
+//   reopens it whenever a case takes it over), so their actions run;
+// - spare tabs (`FuzzSession.spares`): ids the server issued with a page, whose stream never attached.
+//   Their actions get 410; their stream requests only ever use paths no page matches (a via-reload) or
+//   probe=1, so they never become live either;
+// - expired ids (`FuzzSession.expired`): signed for the session with an issue time past the app's
+//   tabIdMaxAgeMs. They can no longer start a context (stream 403); an action gets 410 like any tab
+//   of the session that is not live.
 import { DEFAULT_ROOMS } from "../../apps/chat/rooms.ts";
 import { caseRng, type Rng } from "./prng.ts";
 import type { HttpReq, RawReq, Req } from "./send.ts";
@@ -11,11 +21,18 @@ export interface FuzzTab {
   path: string;
   say: string;
   saveNick: string;
+  /** The message list's "Load older" action (a feed's `<list id>-older`). */
+  older: string;
 }
 
 export interface FuzzSession {
   cookie: string;
+  /** Tabs whose stream is attached for the whole run. */
   tabs: FuzzTab[];
+  /** Tabs the server issued (page loaded) whose stream never attaches. */
+  spares: FuzzTab[];
+  /** Tab ids signed for this session, issued longer ago than tabIdMaxAgeMs. */
+  expired: string[];
 }
 
 export interface Fixture {
@@ -34,17 +51,23 @@ export interface Case {
   req: Req;
   /** Acceptable statuses. */
   expect: number[];
-  /** Node's own bodyless 400/413/431 (from its HTTP parser, before the app sees the request) is fine. */
+  /** Node's own bodyless 400/413/431 (from its HTTP parser, before the app runs) is fine. */
   nodeParser?: boolean;
   /** Node may close the connection without a response (e.g. CONNECT with no listener, EOF mid-body). */
   mayClose?: boolean;
   /** A response body must not contain these (path traversal). */
   mustNotContain?: string[];
+  /** For a 200 on the event stream: a `via-reload` and nothing else, or a live stream (no via-reload). */
+  sse?: "reload" | "stream";
+  /** A tab id this case forged from a real one (one character changed). */
+  forged?: { tab: string; nonCanonical: boolean };
 }
 
 const ROOMS = DEFAULT_ROOMS;
 const MAX_BODY = 64 * 1024;
 const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/** A well-formed tab id (src/server/tab-id.ts): 43 base64url characters. */
+const TAB_ID = /^[A-Za-z0-9_-]{43}$/;
 
 // ---------- expectations shared by several generators ----------
 
@@ -83,8 +106,10 @@ export function expectForTarget(method: string, target: string, fx: Fixture): nu
   if (p.startsWith("/_via/static/")) return getHead ? [fx.assets.includes(p) ? 200 : 404] : [405];
   if (p === "/_via/sse") {
     if (method !== "GET") return [405];
+    // Only streamCase sends a GET with a well-formed tab id (and judges it exactly).
     const tab = url.searchParams.get("tab");
-    return tab === null || !/^[A-Za-z0-9_-]{22}$/.test(tab) ? [400] : [200, 403];
+    if (tab === null || !TAB_ID.test(tab)) return [400];
+    throw new Error(`expectForTarget: a stream GET with a tab id belongs in streamCase: ${target}`);
   }
   if (p.startsWith("/_via/action/")) return method === "POST" ? [400, 403, 404, 410, 415] : [405];
   if (p.startsWith("/_via/")) return [404];
@@ -94,10 +119,45 @@ export function expectForTarget(method: string, target: string, fx: Fixture): nu
 
 // ---------- little builders ----------
 
+/** A session id's shape: 22 base64url chars. */
 function randomId(rng: Rng): string {
   let s = "";
   for (let i = 0; i < 22; i++) s += B64URL[rng.int(64)];
   return s;
+}
+
+/** A tab id's shape (43 base64url chars) the server never issued. */
+function randomTabId(rng: Rng): string {
+  let s = "";
+  for (let i = 0; i < 43; i++) s += B64URL[rng.int(64)];
+  return s;
+}
+
+/**
+ * A real tab id with one character changed: the last one (its two low bits are unused by the 32
+ * bytes), the first, or any. `nonCanonical`: the new string still decodes to the same bytes, so only a
+ * server that compares the id as issued (not its decoded bytes) refuses it.
+ */
+function flipId(rng: Rng, id: string): { id: string; where: string; nonCanonical: boolean } {
+  const r = rng.next();
+  let pos: number;
+  let c: string;
+  let where: string;
+  if (r < 0.15) {
+    // Only the unused low bits of the last character.
+    pos = 42;
+    const i = B64URL.indexOf(id[42]!);
+    c = B64URL[(i & ~3) | (((i & 3) + 1 + rng.int(3)) % 4)]!;
+    where = "last char's unused bits";
+  } else {
+    pos = r < 0.4 ? 42 : r < 0.55 ? 0 : rng.int(43);
+    const i = B64URL.indexOf(id[pos]!);
+    c = B64URL[(i + 1 + rng.int(63)) % 64]!;
+    where = `char ${pos}`;
+  }
+  const flipped = id.slice(0, pos) + c + id.slice(pos + 1);
+  const nonCanonical = Buffer.from(flipped, "base64url").equals(Buffer.from(id, "base64url"));
+  return { id: flipped, where, nonCanonical };
 }
 
 function longString(rng: Rng, n: number): string {
@@ -319,77 +379,266 @@ function staticCase(index: number, rng: Rng, fx: Fixture): Case {
 
 // ---------- the event stream ----------
 
-type TabKind = "own" | "other" | "unknown" | "malformed" | "missing";
+/**
+ * Whose tab id a request carries: `own` a live tab of the request's session, `spare` an id issued to
+ * the session whose stream never attached, `other`/`otherSpare` the same of another session, `random`
+ * 43 base64url characters the server never issued, `flip` a real id with one character changed,
+ * `expired` an id signed for the session but issued longer ago than tabIdMaxAgeMs.
+ */
+type TabKind = "own" | "spare" | "expired" | "other" | "otherSpare" | "random" | "flip" | "malformed" | "missing";
 
-function malformedId(rng: Rng): string {
+/** Tab ids that are not 43 base64url characters (as a query value and as a header value alike). */
+function malformedId(rng: Rng, real: string): string {
   return rng.pick([
     "",
     "short",
-    "A".repeat(21),
-    "A".repeat(23),
-    `${"A".repeat(21)}=`,
-    `${"A".repeat(21)}.`,
-    `${"A".repeat(21)}/`,
-    `${"A".repeat(21)}%00`,
-    "*".repeat(22),
-    ">".repeat(22),
+    "A".repeat(22), // a session id's length (and the old tab id's)
+    "A".repeat(42),
+    "A".repeat(44),
+    real.slice(0, 42),
+    `${real}A`,
+    `${real}=`,
+    `${"A".repeat(42)}=`,
+    `${"A".repeat(42)}.`,
+    `${"A".repeat(42)}/`,
+    `${"A".repeat(42)}%00`,
+    `${"A".repeat(41)}%C3%A9`,
+    "%20".repeat(43),
+    "*".repeat(43),
+    ">".repeat(43),
     "..%2F..%2F..%2F..%2F..%2F..",
     "A".repeat(10 * 1024),
-    `${"A".repeat(20)}%C3%A9`,
   ]);
 }
 
-/** Expectation of a stream whose tab is unknown and cookie is well-formed: depends on `path`. */
-function unknownTabStreamStatus(path: string): number[] {
-  if (!path.startsWith("/")) return [200]; // via-reload
-  let pathname: string;
+/**
+ * What a stream request for a tab with no live context does with `path` (app.ts startTab, and the
+ * chat's pages "/" and "/room/:name"): build the tab ("page"), answer via-reload (not a path of this
+ * origin, no page matches, or the room page refuses a room that does not exist), or 400 (a route
+ * segment with broken percent-encoding).
+ */
+function startOutcome(path: string): "page" | "reload" | "400" {
+  if (!/^\/(?![/\\])/.test(path)) return "reload";
+  let url: URL;
   try {
-    pathname = new URL(path, "http://localhost").pathname;
+    url = new URL(path, "http://localhost");
   } catch {
-    // A path that is not even a URL path: either via-reload (200) or a 400 with a reason is fine.
-    return [200, 400];
+    return "reload";
   }
-  const s = pageStatus(pathname);
-  if (s === 400) return [400];
-  // No route → via-reload (200). The room route with a name that is not a room: the page's init
-  // refuses it with its own 404 (a reason, no stream), which is acceptable too.
-  const segs = pathname.split("/").filter((x) => x !== "");
-  return s === 404 && segs.length === 2 && safeDecode(segs[0]!) === "room" ? [200, 404] : [200];
+  const segs = url.pathname.split("/").filter((x) => x !== "");
+  if (segs.length === 0) return "page";
+  if (segs.length !== 2) return "reload";
+  const first = safeDecode(segs[0]!);
+  if (first === undefined) return "400";
+  if (first !== "room") return "reload";
+  const name = safeDecode(segs[1]!);
+  if (name === undefined) return "400";
+  return ROOMS.includes(name.normalize("NFC")) ? "page" : "reload";
+}
+
+const STREAM_PATHS = [
+  "/",
+  "/room/Rust",
+  "/room/*",
+  "/room/%ZZ",
+  "/%ZZ/Go",
+  "/foo/%ZZ",
+  "//",
+  "///",
+  "//evil.example/",
+  "//evil.example/room/Go",
+  "/\\evil.example/room/Go",
+  "\\\\evil.example\\room\\Go",
+  "/room\\Go",
+  "",
+  "room/Go",
+  "javascript:alert(1)",
+  "http://127.0.0.1/room/Go",
+  "https://evil.example/",
+  "/%00",
+  "/room",
+  "/room/",
+  "/rooms/Go",
+  "/ROOM/Go",
+  "/room/Go/extra",
+  "/room/Go/..",
+  "/room/%2e%2e",
+  "/room/go",
+  "/room/Go?x=1",
+  "/room/Go#frag",
+  "/index.html",
+  "/_via/sse",
+  "/healthz",
+  "/a/b/c",
+  "/?x=1",
+];
+
+/** A path for a stream of a spare tab: never one a page matches (the spare must stay unattached). */
+function noPagePath(rng: Rng): string {
+  const r = rng.next();
+  let path: string;
+  if (r < 0.5) path = rng.pick(STREAM_PATHS);
+  else if (r < 0.85) path = `/room/${rng.pick(ROOM_NAMES)}`;
+  else path = longString(rng, rng.pick([100, 2000]));
+  if (startOutcome(path) === "page") path = `/no-page${path.startsWith("/") ? "" : "/"}${path}`;
+  if (startOutcome(path) === "page") path = "/no-page";
+  return path;
+}
+
+const GARBAGE_H = [
+  "",
+  "x",
+  "%00",
+  "0000000000000000",
+  "ffffffffffffffff",
+  "AAAAAAAAAAAAAAAA",
+  "%3Cscript%3E",
+  "%ZZ",
+  "a,b",
+  "h".repeat(17),
+  "h".repeat(2000),
+  "%C3%A9".repeat(16),
+];
+
+function digits(rng: Rng, n: number): string {
+  let s = "";
+  for (let i = 0; i < n; i++) s += String(rng.int(10));
+  return s;
+}
+
+/** A `streams=` value: broken entries the server must ignore, and odd but well-formed positions. */
+function streamsValue(rng: Rng): string {
+  if (rng.chance(0.25)) {
+    // Well-formed (`id:newestPos:count:more`), any numbers.
+    return `messages:${digits(rng, 1 + rng.int(15))}:${digits(rng, 1 + rng.int(9))}:${rng.int(2)}`;
+  }
+  return rng.pick([
+    "",
+    ",",
+    ",,,",
+    ":",
+    ":::",
+    "messages",
+    "messages:",
+    "messages:1",
+    "messages:1:50",
+    "messages:1:50:1:extra",
+    "messages:-1:50:1",
+    "messages:1:-50:1",
+    "messages:1:50:2",
+    "messages:a:b:c",
+    "messages:1.5:50:1",
+    "messages:1e3:50:1",
+    "messages:1234567890123456:50:1",
+    "messages:1:1234567890:1",
+    "messages:%EF%BC%91:1:1",
+    "messages%00:1:1:1",
+    "MESSAGES:1:1:1",
+    "__proto__:1:1:1",
+    "constructor:1:50:0",
+    "toString:0:0:0",
+    "1messages:1:1:1",
+    "nosuchlist:5:5:1",
+    "messages:0:0:0",
+    "messages:0:50:1",
+    "messages:1:0:1",
+    "messages:999999999999999:999999999:1",
+    "messages:1:50:1,messages:999:1:0",
+    "messages:5:5:1,".repeat(40),
+    "messages:1:50:1;x",
+    "x".repeat(3000),
+    "%2C".repeat(500),
+  ]);
 }
 
 function streamCase(index: number, rng: Rng, fx: Fixture): Case {
   const { session, tab, other } = pickTab(rng, fx);
-  const tabKind = rng.pick<TabKind>(["own", "own", "own", "other", "unknown", "unknown", "malformed", "missing"]);
-  const cookieKind = rng.pick<CookieKind>(["own", "own", "own", "none", "garbage", "forged", "double"]);
+  const kind = rng.pick<TabKind>([
+    "own",
+    "own",
+    "own",
+    "own",
+    "spare",
+    "spare",
+    "spare",
+    "expired",
+    "other",
+    "otherSpare",
+    "random",
+    "flip",
+    "flip",
+    "malformed",
+    "missing",
+  ]);
+  const cookieKind = rng.pick<CookieKind>(["own", "own", "own", "own", "own", "none", "garbage", "forged", "double"]);
   let tabId: string | undefined;
-  if (tabKind === "own") tabId = tab.tab;
-  else if (tabKind === "other") tabId = rng.pick(other.tabs).tab;
-  else if (tabKind === "unknown") tabId = randomId(rng);
-  else if (tabKind === "malformed") tabId = malformedId(rng);
-  const pathParam = rng.chance(0.6)
-    ? tab.path
-    : rng.pick([
-        "/",
-        "/room/Rust",
-        "/room/*",
-        "/room/%ZZ",
-        "//",
-        "///",
-        "//evil.example/",
-        "",
-        "room/Go",
-        "javascript:alert(1)",
-        "/%00",
-        longString(rng, 5000),
-        "/room/Go?x=1",
-      ]);
-  const vParam = rng.pick([fx.version, fx.version, "", "old", "%00", undefined]);
+  let kindName: string = kind;
+  let forged: Case["forged"];
+  switch (kind) {
+    case "own":
+      tabId = tab.tab;
+      break;
+    case "spare":
+      tabId = rng.pick(session.spares).tab;
+      break;
+    case "expired":
+      tabId = rng.pick(session.expired);
+      break;
+    case "other":
+      tabId = rng.pick(other.tabs).tab;
+      break;
+    case "otherSpare":
+      tabId = rng.pick(other.spares).tab;
+      break;
+    case "random":
+      tabId = randomTabId(rng);
+      break;
+    case "flip": {
+      const fromSpare = rng.chance(0.5);
+      const f = flipId(rng, fromSpare ? rng.pick(session.spares).tab : tab.tab);
+      tabId = f.id;
+      forged = { tab: f.id, nonCanonical: f.nonCanonical };
+      kindName = `flip(${fromSpare ? "spare" : "live"} id, ${f.where}${f.nonCanonical ? ", non-canonical" : ""})`;
+      break;
+    }
+    case "malformed":
+      tabId = malformedId(rng, tab.tab);
+      break;
+  }
+  // A live tab ignores `path`; a spare one only ever gets a path no page matches.
+  const pathParam =
+    kind === "spare"
+      ? noPagePath(rng)
+      : rng.chance(0.5)
+        ? tab.path
+        : rng.chance(0.8)
+          ? rng.pick(STREAM_PATHS)
+          : longString(rng, 2000);
+  const vParam = rng.pick([fx.version, fx.version, fx.version, "", "old", "%00", undefined]);
   const q: string[] = [];
+  const extras: string[] = [];
   if (tabId !== undefined) q.push(`tab=${tabId}`);
-  if (rng.chance(0.9)) q.push(`path=${encodeURIComponent(pathParam)}`);
+  const withPath = rng.chance(0.9);
+  if (withPath) q.push(`path=${encodeURIComponent(pathParam)}`);
   if (vParam !== undefined) q.push(`v=${vParam}`);
-  if (rng.chance(0.3)) q.push(`last=${rng.pick(["0", "-1", "999999999999999999999", "abc", "%00", "1e9"])}`);
-  if (tabId !== undefined && rng.chance(0.05)) q.push(`tab=${randomId(rng)}`); // a second tab param: the first one counts
+  if (rng.chance(0.3)) {
+    const h = rng.chance(0.2) ? randomId(rng).slice(0, 16) : rng.pick(GARBAGE_H);
+    q.push(`h=${h}`);
+    extras.push(`h=${JSON.stringify(h.length > 20 ? `${h.slice(0, 12)}…<${h.length}>` : h)}`);
+  }
+  if (rng.chance(0.3)) {
+    const st = streamsValue(rng);
+    q.push(`streams=${st}`);
+    extras.push(`streams=${JSON.stringify(st.length > 40 ? `${st.slice(0, 30)}…<${st.length}>` : st)}`);
+  }
+  if (rng.chance(0.3)) {
+    const p = rng.pick(["1", "1", "1", "0", "true", "", "%31", "2", "1%00", "01"]);
+    q.push(`probe=${p}`);
+    extras.push(`probe=${JSON.stringify(p)}`);
+  }
+  if (rng.chance(0.1)) q.push(`last=${rng.pick(["0", "-1", "999999999999999999999", "abc", "%00", "1e9"])}`);
+  // A second tab param: the first one counts.
+  if (tabId !== undefined && rng.chance(0.05)) q.push(`tab=${rng.chance(0.5) ? randomTabId(rng) : tab.tab}`);
   const path = `/_via/sse?${q.join("&")}`;
   const method = rng.chance(0.9) ? "GET" : rng.pick(["POST", "PUT", "DELETE", "HEAD"]);
   const headers = headersWith(
@@ -399,31 +648,55 @@ function streamCase(index: number, rng: Rng, fx: Fixture): Case {
       "Last-Event-ID": rng.chance(0.2) ? rng.pick(["5", "-1", "x", "\u00ff\u00fe", "9".repeat(400)]) : undefined,
     },
   );
+
+  // The expectation follows app.ts serveStream: shape, session, whose tab, probe, runtime version, then
+  // the live context (attach) or a start from `path`. Parameters are read as the server reads them.
+  const sp = new URL(path, "http://localhost").searchParams;
+  const sentTab = sp.get("tab");
+  const v = sp.get("v");
   let expect: number[];
-  const wellFormedCookie = cookieKind === "own" || cookieKind === "forged";
+  let sse: Case["sse"];
   if (method !== "GET") expect = [405];
-  else if (tabKind === "malformed" || tabKind === "missing") expect = [400];
-  else if (!wellFormedCookie) expect = [403];
-  else if (tabKind === "unknown") expect = unknownTabStreamStatus(pathParamOf(q));
-  else if (tabKind === "own" && cookieKind === "own") expect = [200];
-  else expect = [403];
+  else if (sentTab === null || !TAB_ID.test(sentTab)) expect = [400];
+  else if (cookieKind !== "own" && cookieKind !== "forged")
+    expect = [403]; // no session
+  // Not issued to this session, or (expired) too long ago to start a context: even a probe says so.
+  else if (cookieKind === "forged" || (kind !== "own" && kind !== "spare")) expect = [403];
+  else if (sp.get("probe") === "1") expect = [204];
+  else if (v && v !== fx.version) {
+    expect = [200];
+    sse = "reload";
+  } else if (kind === "own") {
+    expect = [200];
+    sse = "stream";
+  } else {
+    const outcome = startOutcome(sp.get("path") ?? "");
+    if (outcome === "page") throw new Error(`fuzz: a spare tab would attach at ${JSON.stringify(sp.get("path"))}`);
+    if (outcome === "400") expect = [400];
+    else {
+      expect = [200];
+      sse = "reload";
+    }
+  }
+  const shownPath = !withPath
+    ? "<none>"
+    : JSON.stringify(pathParam.length > 40 ? `${pathParam.slice(0, 12)}…<${pathParam.length}>` : pathParam);
   return {
     index,
     category: "stream",
-    name: `${method} stream tab=${tabKind} cookie=${cookieKind} path=${JSON.stringify(pathParam.slice(0, 40))} v=${JSON.stringify(vParam)}`,
+    name: `${method} stream tab=${kindName} cookie=${cookieKind} path=${shownPath} v=${JSON.stringify(vParam === fx.version ? "<current>" : vParam)}${extras.length ? ` ${extras.join(" ")}` : ""}`,
     req: { kind: "http", method, path, headers },
     expect,
+    ...(sse ? { sse } : {}),
+    ...(forged ? { forged } : {}),
   };
-}
-
-function pathParamOf(q: string[]): string {
-  const p = q.find((x) => x.startsWith("path="));
-  return p === undefined ? "" : decodeURIComponent(p.slice(5));
 }
 
 // ---------- actions ----------
 
 type BodyVerdict = "ok" | "decode400" | "type400" | "413" | "okOrDecode400";
+/** Which action a body is meant for. */
+type ActionTarget = "say" | "saveNick" | "older";
 
 interface BodyCase {
   name: string;
@@ -432,7 +705,7 @@ interface BodyCase {
   /** Send with Transfer-Encoding: chunked (no Content-Length). */
   chunked?: boolean;
   /** Which action this body is meant for. */
-  action?: "say" | "saveNick";
+  action?: ActionTarget;
 }
 
 const j = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
@@ -445,7 +718,8 @@ function nested(open: string, close: string, depth: number, inner = "0"): string
 function bodyCase(rng: Rng): BodyCase {
   const good = { statement: "hello from the fuzzer", nick: "Fuzzy", retry: "" };
   const wrongValues: unknown[] = [1, 0, -1, 1.5, true, false, null, [], ["x"], {}, { a: 1 }];
-  const k = rng.int(45);
+  const k = rng.int(52);
+  if (k >= 45) return cursorBody(rng, good);
   switch (k) {
     case 0:
     case 1:
@@ -680,6 +954,105 @@ function bodyCase(rng: Rng): BodyCase {
   }
 }
 
+/** Bodies with a `cursor` ("Load older"): a string of 1-15 ASCII digits, anything else is a 400. */
+function cursorBody(rng: Rng, good: Record<string, string>): BodyCase {
+  const withCursor = (raw: string): Buffer => s(`{"signals":${JSON.stringify(good)},"cursor":${raw}}`);
+  const action = (): ActionTarget | undefined => (rng.chance(0.7) ? "older" : undefined);
+  switch (rng.int(7)) {
+    case 0:
+    case 1: {
+      const c = rng.chance(0.3)
+        ? rng.pick(["0", "1", "2", "00", "000000000000000", "999999999999999", "000000000000001"])
+        : digits(rng, 1 + rng.int(15));
+      return {
+        name: `cursor ${JSON.stringify(c)}`,
+        body: j({ signals: good, cursor: c }),
+        verdict: "ok",
+        action: action(),
+      };
+    }
+    case 2: {
+      const v = rng.pick([
+        "0",
+        "1",
+        "123",
+        "-1",
+        "1.5",
+        "1e15",
+        "1e999",
+        "null",
+        "true",
+        "false",
+        "[]",
+        '["12"]',
+        "{}",
+        '{"pos":"12"}',
+      ]);
+      return { name: `cursor of the wrong type ${v}`, body: withCursor(v), verdict: "decode400", action: action() };
+    }
+    case 3: {
+      const n = rng.pick([0, 16, 17, 20, 100, 20_000]);
+      return {
+        name: `cursor of ${n} digits`,
+        body: j({ signals: good, cursor: n === 0 ? "" : `1${digits(rng, n - 1)}` }),
+        verdict: "decode400",
+        action: action(),
+      };
+    }
+    case 4: {
+      const c = rng.pick([
+        "-1",
+        "+1",
+        "1.5",
+        "1e3",
+        " 1",
+        "1 ",
+        "1\n",
+        "0x1F",
+        "12a",
+        "a12",
+        "NaN",
+        "Infinity",
+        "1_000",
+        "1,000",
+        "\u0661\u0662",
+        "\uff11\uff12",
+        "\u0000",
+        "1\u0000",
+        "\ud800",
+        "%31",
+        "..",
+        "*",
+      ]);
+      return { name: `cursor not digits "${c}"`, body: withCursor(`"${c}"`), verdict: "decode400", action: action() };
+    }
+    case 5:
+      return rng.chance(0.5)
+        ? {
+            name: "two cursors, the last valid",
+            body: s(`{"signals":${JSON.stringify(good)},"cursor":"x","cursor":"12"}`),
+            verdict: "ok",
+            action: action(),
+          }
+        : {
+            name: "two cursors, the last invalid",
+            body: s(`{"signals":${JSON.stringify(good)},"cursor":"12","cursor":"x"}`),
+            verdict: "decode400",
+            action: action(),
+          };
+    default:
+      // Not the top-level cursor: a signal named cursor, a differently cased key.
+      return rng.chance(0.5)
+        ? {
+            name: "signal named cursor",
+            body: j({ signals: { ...good, cursor: [1] }, cursor: "7" }),
+            verdict: "ok",
+            action: action(),
+          }
+        : { name: "key Cursor (not cursor)", body: j({ signals: good, Cursor: [] }), verdict: "ok", action: action() };
+  }
+}
+
 interface ActionShape {
   viaRequest: string | undefined;
   secFetchSite: string | undefined;
@@ -712,15 +1085,22 @@ const BAD_CT = [
   "application/json".repeat(600),
 ];
 
-/** The statuses an action with this shape may get, following the order in docs/PROTOCOL.md §3. */
+/**
+ * The statuses an action with this shape may get, in the order app.ts serveAction checks them (see
+ * docs/PROTOCOL.md §3): origin headers, tab id shape, session, whose tab and whether it is live (a tab
+ * of this session whose stream never attached: 410), content type, rate limit, body, action id.
+ */
 function expectAction(a: ActionShape, port: number): number[] {
   if (a.viaRequest !== "1") return [403];
   if (a.secFetchSite !== undefined && a.secFetchSite !== "same-origin") return [403];
   if (a.origin !== undefined && a.origin !== `http://127.0.0.1:${port}`) return [403];
   if (a.tabKind === "malformed" || a.tabKind === "missing") return [400];
   if (a.cookieKind === "none" || a.cookieKind === "garbage" || a.cookieKind === "double") return [403];
-  if (a.tabKind === "unknown") return [410];
-  if (a.tabKind === "other" || a.cookieKind === "forged") return [403];
+  // A well-formed session cookie from here on ("forged": one the server adopts as a new session).
+  if (a.cookieKind === "forged" || (a.tabKind !== "own" && a.tabKind !== "spare" && a.tabKind !== "expired"))
+    return [403];
+  // Issued to this session but not live: an expired id too (actions never start a context).
+  if (a.tabKind === "spare" || a.tabKind === "expired") return [410];
   if (a.contentType === undefined || !GOOD_CT.includes(a.contentType)) return [415];
   const v = a.body.verdict;
   let final: number[];
@@ -740,7 +1120,8 @@ function actionShape(rng: Rng, port: number): ActionShape {
     viaRequest: "1",
     secFetchSite: rng.pick([undefined, "same-origin"]),
     origin: rng.pick([undefined, `http://127.0.0.1:${port}`]),
-    tabKind: "own",
+    // Now and then a tab whose stream never attached: 410 once the headers pass.
+    tabKind: rng.chance(0.06) ? "spare" : "own",
     cookieKind: "own",
     contentType: rng.pick(GOOD_CT),
     actionKind: rng.chance(0.9) ? "valid" : rng.pick(["unknown", "malformed"]),
@@ -776,7 +1157,18 @@ function actionShape(rng: Rng, port: number): ActionShape {
           ]);
           break;
         case 3:
-          shape.tabKind = rng.pick<TabKind>(["other", "unknown", "malformed", "missing"]);
+          shape.tabKind = rng.pick<TabKind>([
+            "spare",
+            "spare",
+            "expired",
+            "other",
+            "otherSpare",
+            "random",
+            "flip",
+            "flip",
+            "malformed",
+            "missing",
+          ]);
           break;
         case 4:
           shape.cookieKind = rng.pick<CookieKind>(["none", "garbage", "forged", "double"]);
@@ -793,7 +1185,11 @@ function actionShape(rng: Rng, port: number): ActionShape {
 }
 
 function actionIdFor(shape: ActionShape, tab: FuzzTab, rng: Rng): string {
-  if (shape.actionKind === "valid") return shape.body.action === "say" || rng.chance(0.3) ? tab.say : tab.saveNick;
+  if (shape.actionKind === "valid") {
+    const target =
+      shape.body.action ?? rng.pick<ActionTarget>(["say", "say", "saveNick", "saveNick", "saveNick", "older"]);
+    return target === "say" ? tab.say : target === "older" ? tab.older : tab.saveNick;
+  }
   if (shape.actionKind === "unknown") return rng.pick(["a999999", "a0", "a99", "a1000000", "b1"]);
   return rng.pick([
     "",
@@ -811,13 +1207,29 @@ function actionIdFor(shape: ActionShape, tab: FuzzTab, rng: Rng): string {
   ]);
 }
 
-function actionHeaders(shape: ActionShape, fx: Fixture, rng: Rng): { headers: Record<string, string>; tab: FuzzTab } {
-  const { session, tab, other } = pickTab(rng, fx);
+function actionHeaders(
+  shape: ActionShape,
+  fx: Fixture,
+  rng: Rng,
+): { headers: Record<string, string>; tab: FuzzTab; kindName: string; forged?: Case["forged"] } {
+  const { session, tab: live, other } = pickTab(rng, fx);
+  // A spare tab's action ids are the live tab's (same page, same declarations).
+  const tab = shape.tabKind === "spare" ? rng.pick(session.spares) : live;
   let tabId: string | undefined;
-  if (shape.tabKind === "own") tabId = tab.tab;
+  let kindName: string = shape.tabKind;
+  let forged: Case["forged"];
+  if (shape.tabKind === "own" || shape.tabKind === "spare") tabId = tab.tab;
   else if (shape.tabKind === "other") tabId = rng.pick(other.tabs).tab;
-  else if (shape.tabKind === "unknown") tabId = randomId(rng);
-  else if (shape.tabKind === "malformed") tabId = malformedId(rng);
+  else if (shape.tabKind === "otherSpare") tabId = rng.pick(other.spares).tab;
+  else if (shape.tabKind === "expired") tabId = rng.pick(session.expired);
+  else if (shape.tabKind === "random") tabId = randomTabId(rng);
+  else if (shape.tabKind === "flip") {
+    const fromSpare = rng.chance(0.5);
+    const f = flipId(rng, fromSpare ? rng.pick(session.spares).tab : tab.tab);
+    tabId = f.id;
+    forged = { tab: f.id, nonCanonical: f.nonCanonical };
+    kindName = `flip(${fromSpare ? "spare" : "live"} id, ${f.where}${f.nonCanonical ? ", non-canonical" : ""})`;
+  } else if (shape.tabKind === "malformed") tabId = malformedId(rng, tab.tab);
   const headers = headersWith(
     {},
     {
@@ -829,12 +1241,12 @@ function actionHeaders(shape: ActionShape, fx: Fixture, rng: Rng): { headers: Re
       "Content-Type": shape.contentType,
     },
   );
-  return { headers, tab };
+  return { headers, tab, kindName, ...(forged ? { forged } : {}) };
 }
 
 function actionCase(index: number, rng: Rng, fx: Fixture): Case {
   const shape = actionShape(rng, fx.port);
-  const { headers, tab } = actionHeaders(shape, fx, rng);
+  const { headers, tab, kindName, forged } = actionHeaders(shape, fx, rng);
   const id = actionIdFor(shape, tab, rng);
   const b = shape.body;
   if (b.chunked) headers["Transfer-Encoding"] = "chunked";
@@ -849,14 +1261,21 @@ function actionCase(index: number, rng: Rng, fx: Fixture): Case {
     shape.viaRequest !== "1" ? `via-request=${JSON.stringify(shape.viaRequest)}` : "",
     shape.secFetchSite ? `sec-fetch-site=${shape.secFetchSite}` : "",
     shape.origin ? `origin=${shape.origin.slice(0, 40)}` : "",
-    `tab=${shape.tabKind}`,
+    `tab=${kindName}`,
     `cookie=${shape.cookieKind}`,
     `ct=${JSON.stringify(shape.contentType?.slice(0, 40))}`,
     `action=${shape.actionKind}`,
   ]
     .filter(Boolean)
     .join(" ");
-  return { index, category: "action", name: `POST action ${hdr} body=${b.name}`, req, expect };
+  return {
+    index,
+    category: "action",
+    name: `POST action ${hdr} body=${b.name}`,
+    req,
+    expect,
+    ...(forged ? { forged } : {}),
+  };
 }
 
 // ---------- methods ----------
@@ -1090,7 +1509,7 @@ function rawCase(index: number, rng: Rng, fx: Fixture): Case {
           `\r\nContent-Length: ${validBody.length}\r\n\r\n`,
           validBody,
         ]),
-        [400, 403],
+        [400], // "ÿþ" is no tab id
         { nodeParser: true },
       );
     case 29:
@@ -1148,10 +1567,10 @@ function rawCase(index: number, rng: Rng, fx: Fixture): Case {
 export function generateCase(seed: number, index: number, fx: Fixture): Case {
   const rng = caseRng(seed, index);
   const r = rng.next();
-  if (r < 0.18) return pageCase(index, rng, fx);
-  if (r < 0.27) return staticCase(index, rng, fx);
-  if (r < 0.42) return streamCase(index, rng, fx);
-  if (r < 0.78) return actionCase(index, rng, fx);
+  if (r < 0.15) return pageCase(index, rng, fx);
+  if (r < 0.23) return staticCase(index, rng, fx);
+  if (r < 0.45) return streamCase(index, rng, fx);
+  if (r < 0.79) return actionCase(index, rng, fx);
   if (r < 0.86) return methodCase(index, rng, fx);
   return rawCase(index, rng, fx);
 }

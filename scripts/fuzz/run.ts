@@ -1,14 +1,21 @@
-// The fuzz run: the chat in-process on the embedded engine, a few legitimate sessions and tabs, then
-// thousands of malformed requests with bounded concurrency, each judged against its expected
-// statuses; afterwards the server must still be alive, healthy and able to carry a chat message.
+// The fuzz run: the chat in-process on the embedded engine, a few legitimate sessions and tabs (their
+// streams attached and kept attached, plus issued tab ids whose stream never attaches), then thousands
+// of malformed requests with bounded concurrency, each judged against its expected statuses;
+// afterwards the server must still be alive, healthy and able to carry a chat message, and hold no
+// more live tabs than the streams that attached legitimately: refused and forged requests allocate
+// nothing.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createChat } from "../../apps/chat/app.tsx";
 import { createLogger } from "../../src/log.ts";
 import { openPubSub } from "../../src/pubsub/index.ts";
-import { Browser, httpRequest } from "../../test/support/sse-client.ts";
-import { type Case, type Fixture, type FuzzSession, generateCase } from "./cases.ts";
+import type { PubSub } from "../../src/pubsub/types.ts";
+import { secretFromEngine } from "../../src/server/secret.ts";
+import { TabIds } from "../../src/server/tab-id.ts";
+import { Browser, httpRequest, type TabClient } from "../../test/support/sse-client.ts";
+import { type Case, type Fixture, type FuzzSession, type FuzzTab, generateCase } from "./cases.ts";
+import { StreamKeeper } from "./keeper.ts";
 import { type Outcome, sendHttp, sendRaw } from "./send.ts";
 
 export interface FuzzOptions {
@@ -20,7 +27,7 @@ export interface FuzzOptions {
   timeoutMs?: number;
   /** Run only these case indexes (replay). */
   only?: number[];
-  /** Legitimate sessions to create (default 12, two tabs each). */
+  /** Legitimate sessions to create (default 12, two live and two spare tabs each). */
   sessions?: number;
   /** Progress lines. */
   log?: (line: string) => void;
@@ -47,7 +54,17 @@ export interface FuzzReport {
   counts: Record<string, Record<string, number>>;
   findings: Finding[];
   /** Checks after the run. */
-  after: { serverListening: boolean; healthz: number; roundTrip: string };
+  after: {
+    serverListening: boolean;
+    healthz: number;
+    roundTrip: string;
+    /**
+     * `live`: app.stats().tabs after the run; `legit`: tabs whose streams attached legitimately (the
+     * fixture's and the round trip's); `forged`: forged ids the server gave a live stream (each also a
+     * finding); `keeperAttaches`: how often the fixture's streams attached (cases take them over).
+     */
+    tabs: { live: number; legit: number; forged: number; keeperAttaches: number };
+  };
 }
 
 interface Verdict {
@@ -83,6 +100,13 @@ function judge(c: Case, o: Outcome): Verdict {
   }
   if (c.category === "stream" && o.status === 200 && !String(o.headers["content-type"]).startsWith("text/event-stream"))
     return { label, problem: `stream 200 with Content-Type ${String(o.headers["content-type"])}` };
+  if (c.sse && o.status === 200) {
+    const reload = /^event: via-reload$/m.test(o.body);
+    if (c.sse === "reload" && !reload) return { label, problem: "expected a via-reload event, got a live stream" };
+    if (c.sse === "stream" && reload)
+      return { label: `${label} via-reload`, problem: "expected a live stream, got via-reload" };
+    return { label: reload ? `${label} via-reload` : label };
+  }
   return { label };
 }
 
@@ -97,30 +121,64 @@ function describeRequest(c: Case): string {
   return `${method} ${clip(path, 200)} [${hs}]${b}`;
 }
 
-async function makeFixture(base: string, port: number, sessions: number): Promise<Fixture> {
+function fuzzTab(t: TabClient, path: string): FuzzTab {
+  // The message list's "Load older" is the feed's `<list id>-older` (its button shows only while
+  // older messages exist, so it is not always in the page).
+  return { tab: t.tab, path, say: t.actionOf("send"), saveNick: t.actionOf("save-nick"), older: "messages-older" };
+}
+
+/** The app's default tabIdMaxAgeMs (7 days): expired ids are signed 8 days ago. */
+const EXPIRED_AGE_MS = 8 * 24 * 3600_000;
+
+/**
+ * The legitimate sessions: per session two live tabs (a page each, then a kept-open stream, see
+ * StreamKeeper), two spare tabs (a page each, never a stream), and two expired ids (signed with the
+ * app's secret, which the chat keeps in its engine, with an issue time 8 days ago).
+ */
+async function makeFixture(
+  base: string,
+  port: number,
+  sessions: number,
+  pubsub: PubSub,
+): Promise<{ fx: Fixture; keepers: StreamKeeper[] }> {
+  const past = new TabIds(await secretFromEngine(pubsub), EXPIRED_AGE_MS, () => Date.now() - EXPIRED_AGE_MS);
   const out: FuzzSession[] = [];
   let version = "";
   let html = "";
   for (let i = 0; i < sessions; i++) {
     const browser = new Browser(base);
-    const tabs = [];
-    for (const path of ["/", i % 2 === 0 ? "/room/Rust" : "/room/Clojure"]) {
-      const t = await browser.load(path);
-      version = t.version;
-      html = t.html;
-      tabs.push({ tab: t.tab, path, say: t.actionOf("send"), saveNick: t.actionOf("save-nick") });
+    const paths = ["/", i % 2 === 0 ? "/room/Rust" : "/room/Clojure"];
+    const tabs: FuzzTab[] = [];
+    const spares: FuzzTab[] = [];
+    for (const list of [tabs, spares]) {
+      for (const path of paths) {
+        const t = await browser.load(path);
+        version = t.version;
+        html = t.html;
+        list.push(fuzzTab(t, path));
+      }
     }
-    out.push({ cookie: browser.cookie, tabs });
+    const sessionId = browser.cookie.slice(browser.cookie.indexOf("=") + 1);
+    out.push({ cookie: browser.cookie, tabs, spares, expired: [past.issue(sessionId), past.issue(sessionId)] });
+  }
+  const keepers = out.flatMap((s) => s.tabs.map((t) => new StreamKeeper(port, t.tab, t.path, version, s.cookie)));
+  await Promise.all(keepers.map((k) => k.start()));
+  const refused = keepers.flatMap((k) => k.problems);
+  if (refused.length > 0) {
+    for (const k of keepers) k.stop();
+    throw new Error(`fuzz: the fixture's streams did not attach: ${refused.join("; ")}`);
   }
   const assets = [...new Set([...html.matchAll(/\/_via\/static\/[^"]+/g)].map((m) => m[0]))];
   if (assets.length === 0) throw new Error("fuzz: the page references no static assets");
-  return { port, version, sessions: out, assets };
+  return { fx: { port, version, sessions: out, assets }, keepers };
 }
 
 /** A message sent through the action arrives as an appended element in this tab and another. */
-async function roundTrip(base: string, seed: number): Promise<string> {
+async function roundTrip(base: string, seed: number, legit: Set<string>): Promise<string> {
   const alice = await new Browser(base).load("/room/Python");
   const bob = await new Browser(base).load("/room/Python");
+  legit.add(alice.tab);
+  legit.add(bob.tab);
   const sa = await alice.connect();
   const sb = await bob.connect();
   try {
@@ -154,11 +212,17 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   process.on("unhandledRejection", onCrash);
   const pubsub = await openPubSub({ dataDir, logger });
   const chat = await createChat({ pubsub, logger });
+  let keepers: StreamKeeper[] = [];
   try {
     const { url, port, server } = await chat.app.listen(0, "127.0.0.1", { handleSignals: false });
-    const fx = await makeFixture(url, port, opts.sessions ?? 12);
+    const fixture = await makeFixture(url, port, opts.sessions ?? 12, pubsub);
+    const fx = fixture.fx;
+    keepers = fixture.keepers;
+    const legit = new Set(keepers.map((k) => k.tab));
+    /** Forged tab ids (one character changed) that got a live stream: each should have been a 403. */
+    const forgedAttached = new Map<string, boolean>();
     log(
-      `fuzz: chat on ${url} (embedded engine, data in ${dataDir}); ${fx.sessions.length} sessions, ${fx.sessions.length * 2} tabs`,
+      `fuzz: chat on ${url} (embedded engine, data in ${dataDir}); ${fx.sessions.length} sessions, ${legit.size} live tabs (streams attached), ${fx.sessions.length * 2} spare tabs (issued, never attached), ${fx.sessions.length * 2} expired tab ids`,
     );
 
     const indexes = opts.only ?? Array.from({ length: opts.count }, (_, i) => i);
@@ -175,6 +239,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         const o =
           c.req.kind === "http" ? await sendHttp(port, c.req, timeoutMs) : await sendRaw(port, c.req, timeoutMs);
         const v = judge(c, o);
+        if (c.forged && c.category === "stream" && o.status === 200 && !/^event: via-reload$/m.test(o.body))
+          forgedAttached.set(c.forged.tab, c.forged.nonCanonical);
         const bucket = counts[c.category] ?? {};
         counts[c.category] = bucket;
         bucket[v.label] = (bucket[v.label] ?? 0) + 1;
@@ -196,13 +262,25 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     await Promise.all(Array.from({ length: concurrency }, worker));
 
     const healthz = (await httpRequest(`${url}/healthz`)).status;
-    const trip = await roundTrip(url, opts.seed);
-    const after = { serverListening: server.listening, healthz, roundTrip: trip };
-    const post = (problem: string): void => {
+    const trip = await roundTrip(url, opts.seed, legit);
+    // Every request has its answer; a tab that started for one is in the registry by now.
+    const live = chat.app.stats().tabs;
+    const after = {
+      serverListening: server.listening,
+      healthz,
+      roundTrip: trip,
+      tabs: {
+        live,
+        legit: legit.size,
+        forged: forgedAttached.size,
+        keeperAttaches: keepers.reduce((n, k) => n + k.attaches, 0),
+      },
+    };
+    const post = (problem: string, name = "after the run"): void => {
       findings.push({
         index: -1,
         category: "after",
-        name: "after the run",
+        name,
         problem,
         status: 0,
         response: "",
@@ -213,6 +291,24 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     if (!server.listening) post("the server stopped listening");
     if (healthz !== 200) post(`/healthz → ${healthz}`);
     if (trip !== "ok") post(`chat round trip: ${trip}`);
+    for (const k of keepers) for (const p of k.problems) post(p, "fixture stream");
+    // The invariant: refused and forged requests allocate nothing. Tabs started by forged ids the
+    // server accepted are findings of their own cases too; they are named apart so the rest stands out.
+    if (forgedAttached.size > 0) {
+      const nonCanonical = [...forgedAttached.values()].every(Boolean);
+      post(
+        `app.stats().tabs is ${live} after the run, ${legit.size} attached legitimately: ${forgedAttached.size} forged tab ids (one character changed) got a live stream, each a tab`,
+        nonCanonical ? "forged ids started tabs (all non-canonical)" : "forged ids started tabs",
+      );
+    }
+    if (live > legit.size + forgedAttached.size) {
+      post(
+        `app.stats().tabs is ${live} after the run, but only ${legit.size} streams attached legitimately` +
+          (forgedAttached.size > 0 ? ` (and ${forgedAttached.size} forged ids got a stream)` : "") +
+          ": refused or forged requests allocated tabs",
+        "live tabs after the run",
+      );
+    }
     for (const crash of crashes) post(`uncaught exception or rejection in the server process: ${crash.slice(0, 500)}`);
     findings.sort((a, b) => a.index - b.index);
     return {
@@ -224,6 +320,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       after,
     };
   } finally {
+    for (const k of keepers) k.stop();
     await chat.close();
     await pubsub.close();
     process.off("uncaughtException", onCrash);
@@ -245,6 +342,10 @@ export function formatReport(r: FuzzReport): string {
   }
   lines.push(
     `after: server listening ${r.after.serverListening}, /healthz ${r.after.healthz}, chat round trip ${r.after.roundTrip}`,
+  );
+  const t = r.after.tabs;
+  lines.push(
+    `tabs: ${t.live} live after the run (app.stats().tabs), ${t.legit} attached legitimately, ${t.forged} by forged ids; fixture streams attached ${t.keeperAttaches} times`,
   );
   if (r.findings.length === 0) lines.push("findings: none");
   else {

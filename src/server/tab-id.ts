@@ -45,6 +45,11 @@ export class TabIds {
   verify(id: unknown, sessionId: string, opts: { fresh: boolean }): TabIdVerdict {
     if (!isWellFormedTabId(id)) return { ok: false, status: 400, reason: "missing or malformed tab id" };
     const raw = Buffer.from(id, "base64url");
+    // 43 characters carry 258 bits for 256: four spellings decode to the same bytes. Only the one we
+    // wrote is the id (tabs are looked up by the string), so another spelling is not ours.
+    if (raw.toString("base64url") !== id) {
+      return { ok: false, status: 403, reason: "tab id was not issued by this server to this session" };
+    }
     const expected = this.mac(sessionId, raw);
     const given = raw.subarray(NONCE_BYTES + TIME_BYTES);
     if (!timingSafeEqual(expected, given)) {

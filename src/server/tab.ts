@@ -369,6 +369,8 @@ export class Tab {
     }
     if (Object.keys(signals).length > 0) this.push(patchSignals(signals, { onlyIfMissing: fresh }));
     for (const stream of this.streams ?? []) stream.attached(report.streams.get(stream.id));
+    // Read by the lists; a list declared later starts from nothing.
+    this.report = NO_REPORT;
     sink.onClose(() => {
       if (this.sink === sink) this.detach(false);
     });

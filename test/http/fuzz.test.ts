@@ -1,16 +1,12 @@
 // The smoke version of `npm run fuzz`: 1,500 malformed requests (fixed seed) against the chat on the
 // embedded engine; every one must get its expected 4xx (with a reason) or valid 2xx, and afterwards
-// the server must be healthy and carry a chat message end to end.
+// the server must be healthy, carry a chat message end to end, and hold no more live tabs than the
+// streams that attached legitimately.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { formatReport, runFuzz } from "../../scripts/fuzz/run.ts";
 
 const SEED = 20_260_127;
-
-/**
- * Open findings documented in docs/RELIABILITY.md ("Fuzzing", open findings). They are printed but do
- * not fail this smoke test; `npm run fuzz` still fails on them. Delete an entry once it is fixed.
- */
 
 test("malformed requests get 4xx with a reason and the chat stays healthy", { timeout: 90_000 }, async () => {
   const report = await runFuzz({ seed: SEED, count: 1500 });
@@ -19,4 +15,8 @@ test("malformed requests get 4xx with a reason and the chat stays healthy", { ti
   assert.equal(report.after.healthz, 200);
   assert.equal(report.after.roundTrip, "ok");
   assert.equal(report.findings.length, 0, formatReport(report));
+  // Refused and forged requests allocate nothing: the live tabs are the legitimate ones.
+  const { live, legit, forged } = report.after.tabs;
+  assert.equal(forged, 0, `${forged} tabs were started by forged ids`);
+  assert.ok(live <= legit, `${live} live tabs, ${legit} legitimate`);
 });
