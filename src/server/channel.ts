@@ -29,8 +29,7 @@ export class Channel {
     if (!tab.live || tab.disposed) return () => {};
     if (!this.members.has(tab)) {
       this.members.add(tab);
-      tab.channels ??= [];
-      tab.channels.push(this);
+      tab.addChannel(this);
     }
     return () => this.leave(tab);
   }
@@ -38,8 +37,7 @@ export class Channel {
   /** @internal */
   leave(tab: Tab): void {
     if (!this.members.delete(tab)) return;
-    const i = tab.channels?.indexOf(this) ?? -1;
-    if (i >= 0) tab.channels!.splice(i, 1);
+    tab.removeChannel(this);
     if (this.members.size === 0) this.onEmpty(this);
   }
 

@@ -21,7 +21,7 @@ export class Session {
   #data: Map<string, unknown> | undefined;
   #limiter: TokenBucket | undefined;
   /** Live tabs of this session: a session with any is never swept. */
-  readonly tabs = new Set<string>();
+  liveTabs = 0;
   lastSeen = Date.now();
 
   constructor(
@@ -98,7 +98,7 @@ export class SessionStore {
   private sweep(): void {
     const cutoff = Date.now() - this.opts.idleTtlMs;
     for (const [id, s] of this.sessions) {
-      if (s.tabs.size === 0 && s.lastSeen < cutoff) this.sessions.delete(id);
+      if (s.liveTabs === 0 && s.lastSeen < cutoff) this.sessions.delete(id);
     }
   }
 

@@ -21,27 +21,35 @@ function kindOf(v: unknown): Kind {
   return typeof v as Kind;
 }
 
+/** Who is told when the server sets a signal (the tab, which pushes it). */
+export interface SignalOwner {
+  signalChanged(name: string): void;
+}
+
+// Thousands of tabs declare signals: a signal holds its owner and the default check's kind, not
+// closures of its own.
 export class Signal<T extends Json = Json> {
   #value: T;
   /** Set by the server since the browser last sent its values: re-sent on a resync. */
   serverSet = false;
-  private readonly parse: (value: unknown) => T;
+  private readonly kind: Kind;
 
   constructor(
     readonly name: string,
     initial: T,
-    private readonly onSet: (signal: Signal<T>) => void,
-    parse?: (value: unknown) => T,
+    private readonly owner: SignalOwner,
+    private readonly parse?: (value: unknown) => T,
   ) {
     this.#value = initial;
-    const kind = kindOf(initial);
-    this.parse =
-      parse ??
-      ((v: unknown) => {
-        if (kind !== "null" && kindOf(v) !== kind) throw new Error(`must be of type ${kind}`);
-        if (kind === "number" && !Number.isFinite(v)) throw new Error("must be a finite number");
-        return v as T;
-      });
+    this.kind = kindOf(initial);
+  }
+
+  /** The default check: the same JSON type as the initial value (null accepts anything). */
+  private check(v: unknown): T {
+    const kind = this.kind;
+    if (kind !== "null" && kindOf(v) !== kind) throw new Error(`must be of type ${kind}`);
+    if (kind === "number" && !Number.isFinite(v)) throw new Error("must be a finite number");
+    return v as T;
   }
 
   get value(): T {
@@ -52,7 +60,7 @@ export class Signal<T extends Json = Json> {
   set(value: T): void {
     this.#value = value;
     this.serverSet = true;
-    this.onSet(this);
+    this.owner.signalChanged(this.name);
   }
 
   /** Attributes for an input: `<input {...draft.bind()} />` keeps the value in sync both ways. */
@@ -77,7 +85,7 @@ export class Signal<T extends Json = Json> {
   /** Validate a value the browser sent (before the action is queued); throws HttpError(400). */
   parseFromBrowser(value: unknown): T {
     try {
-      return this.parse(value);
+      return this.parse ? this.parse(value) : this.check(value);
     } catch (err) {
       throw new HttpError(400, `signal ${this.name} ${(err as Error).message}`);
     }

@@ -17,7 +17,7 @@ import { ActionError, Context } from "./context.ts";
 import { hashView, VIEW_ID, viewHtml } from "./html.ts";
 import { TokenBucket } from "./rate-limit.ts";
 import type { Session } from "./session.ts";
-import { type Json, Signal, type SignalOptions } from "./signal.ts";
+import { type Json, Signal, type SignalOptions, type SignalOwner } from "./signal.ts";
 import { customEvent, patchElements, patchSignals } from "./sse/encoder.ts";
 import { type Chunk, chunkBytes, type QueuedKind, TabQueue } from "./sse/queue.ts";
 import type { EventSink } from "./sse/sink.ts";
@@ -65,9 +65,17 @@ function flushTabs(): void {
   }
 }
 
+/**
+ * `list` with `item` added, as a new array of exactly that length. Tabs hold several short lists made
+ * once (signals, actions, listeners): pushing onto an empty array would reserve room for 17 items.
+ */
+function withItem<T>(list: readonly T[] | undefined, item: T): T[] {
+  return list === undefined ? [item] : [...list, item];
+}
+
 // Tabs are counted in thousands per process, so whatever most tabs never use (a logger with the
-// tab's id, the rate limiter, listener lists, the queue) is made on first use.
-export class Tab {
+// tab's id, the rate limiter, listener lists, the queue) is made on first use, and lists are exact.
+export class Tab implements SignalOwner {
   readonly ctx: Context;
   render: (() => Html) | undefined;
   disposed = false;
@@ -77,9 +85,15 @@ export class Tab {
   channels: Channel[] | undefined;
   private disposers: Array<() => void> | undefined;
   private connectionListeners: Array<(connected: boolean) => void> | undefined;
-  private readonly signals: Array<Signal<Json>> = [];
-  private readonly actions: Action[] = [];
+  private signals: ReadonlyArray<Signal<Json>> = [];
+  private actions: readonly Action[] = [];
   private pendingSignals: Set<string> | undefined;
+  /**
+   * Output waiting for the next flush. The common case, one event per tick (a broadcast), is held in
+   * `next` alone; a second event, or a socket that is backed up, moves them into a queue.
+   */
+  private next: Chunk | undefined;
+  private nextSize = 0;
   private queue: TabQueue | undefined;
   private sink: EventSink | undefined;
   private waitingForDrain = false;
@@ -90,7 +104,7 @@ export class Tab {
   #log: Logger | undefined;
   #limiter: TokenBucket | undefined;
   private ttlTimer: NodeJS.Timeout | undefined;
-  private actionChain: Promise<void> = Promise.resolve();
+  private actionChain: Promise<void> | undefined;
 
   constructor(
     readonly id: string,
@@ -102,7 +116,7 @@ export class Tab {
   ) {
     this.ctx = new Context(this, params, path);
     // A live tab keeps its session from being swept while it lives.
-    if (live) session.tabs.add(id);
+    if (live) session.liveTabs++;
   }
 
   get log(): Logger {
@@ -126,7 +140,7 @@ export class Tab {
 
   /** Bytes the server holds for this tab: its queue plus what its socket still buffers. */
   get pendingBytes(): number {
-    return (this.queue?.bytes ?? 0) + (this.sink?.buffered ?? 0);
+    return this.nextSize + (this.queue?.bytes ?? 0) + (this.sink?.buffered ?? 0);
   }
 
   /** The socket refused the last write: events queue until it drains (a slow or stalled reader). */
@@ -140,8 +154,8 @@ export class Tab {
     const name = opts.name ?? `s${this.signals.length + 1}`;
     if (!/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(name)) throw new Error(`signal name ${JSON.stringify(name)} is invalid`);
     if (this.signalNamed(name)) throw new Error(`signal ${name} is declared twice`);
-    const sig = new Signal<T>(name, initial, () => this.signalChanged(name), opts.parse);
-    this.signals.push(sig as unknown as Signal<Json>);
+    const sig = new Signal<T>(name, initial, this, opts.parse);
+    this.signals = withItem(this.signals, sig as unknown as Signal<Json>);
     return sig;
   }
 
@@ -155,7 +169,7 @@ export class Tab {
     if (!ACTION_ID.test(id)) throw new Error(`action name ${JSON.stringify(id)} is invalid`);
     if (this.actionNamed(id)) throw new Error(`action ${id} is declared twice`);
     const action = new Action(id, fn, opts.page);
-    this.actions.push(action);
+    this.actions = withItem(this.actions, action);
     return action;
   }
 
@@ -170,19 +184,26 @@ export class Tab {
 
   addStream(stream: Stream): void {
     if (this.streams?.some((s) => s.id === stream.id)) throw new Error(`stream #${stream.id} is declared twice`);
-    this.streams ??= [];
-    this.streams.push(stream);
+    this.streams = withItem(this.streams, stream);
   }
 
   onDispose(fn: () => void): void {
-    this.disposers ??= [];
-    this.disposers.push(fn);
+    this.disposers = withItem(this.disposers, fn);
   }
 
   onConnectionChange(fn: (connected: boolean) => void): void {
-    if (!this.live) return;
-    this.connectionListeners ??= [];
-    this.connectionListeners.push(fn);
+    if (this.live) this.connectionListeners = withItem(this.connectionListeners, fn);
+  }
+
+  /** @internal A channel this tab joined (left on dispose). */
+  addChannel(channel: Channel): void {
+    this.channels = withItem(this.channels, channel);
+  }
+
+  /** @internal */
+  removeChannel(channel: Channel): void {
+    const rest = this.channels?.filter((c) => c !== channel);
+    this.channels = rest && rest.length > 0 ? rest : undefined;
   }
 
   /** Signal values to embed in the page (the browser's initial store). */
@@ -226,8 +247,12 @@ export class Tab {
       for (const [sig, value] of accepted) sig.acceptFromBrowser(value);
       await this.guard(`action ${actionId}`, () => action.fn(cursor));
     };
-    const done = this.actionChain.then(run);
+    const done = this.actionChain ? this.actionChain.then(run) : run();
     this.actionChain = done;
+    // The chain is dropped once it is idle, so an idle tab holds no promise.
+    void done.finally(() => {
+      if (this.actionChain === done) this.actionChain = undefined;
+    });
     return done;
   }
 
@@ -266,7 +291,8 @@ export class Tab {
     }
   }
 
-  private signalChanged(name: string): void {
+  /** @internal A signal was set on the server: push it with the next flush. */
+  signalChanged(name: string): void {
     if (!this.live) return;
     this.pendingSignals ??= new Set();
     this.pendingSignals.add(name);
@@ -279,9 +305,21 @@ export class Tab {
    */
   push(chunk: Chunk, kind: QueuedKind = "patch", size = chunkBytes(chunk)): void {
     if (this.disposed || !this.sink) return;
+    if (!this.queue && this.next === undefined && !this.waitingForDrain && kind === "patch") {
+      this.next = chunk;
+      this.nextSize = size;
+      this.host.held(this, size);
+      this.scheduleFlush();
+      return;
+    }
     this.queue ??= new TabQueue({ capBytes: this.host.queueCapBytes });
     const queue = this.queue;
-    const before = queue.bytes;
+    const before = queue.bytes + this.nextSize;
+    if (this.next !== undefined) {
+      queue.push(this.next, "patch", 0, this.nextSize);
+      this.next = undefined;
+      this.nextSize = 0;
+    }
     // What the socket still buffers counts too: a stalled reader holds at most the cap in all.
     if (!queue.push(chunk, kind, this.sink.buffered, size)) {
       this.host.held(this, -before);
@@ -312,11 +350,23 @@ export class Tab {
   flush(): void {
     this.flushSignals();
     const sink = this.sink;
-    const queue = this.queue;
-    if (!sink || this.waitingForDrain || !queue || queue.length === 0) return;
-    const queued = queue.bytes;
-    const ok = sink.write(queue.takeAll());
-    this.host.held(this, -queued);
+    if (!sink || this.waitingForDrain) return;
+    let ok: boolean;
+    if (this.next !== undefined) {
+      const size = this.nextSize;
+      ok = sink.write1(this.next);
+      this.next = undefined;
+      this.nextSize = 0;
+      this.host.held(this, -size);
+    } else {
+      const queue = this.queue;
+      if (!queue || queue.length === 0) return;
+      const queued = queue.bytes;
+      ok = sink.write(queue.takeAll());
+      this.host.held(this, -queued);
+      // An idle tab keeps no queue: it is made again when a tick brings more than one event.
+      if (ok) this.queue = undefined;
+    }
     this.sampleBuffered();
     if (ok) return;
     // Respect backpressure: keep queueing (bounded, coalescing) until the socket drains.
@@ -390,7 +440,9 @@ export class Tab {
 
   /** Write a keepalive comment unless the socket is backed up (then the reader is not idle anyway). */
   keepalive(comment: Buffer): void {
-    if (this.sink && !this.waitingForDrain && (this.queue?.length ?? 0) === 0) this.sink.write([comment]);
+    if (this.sink && !this.waitingForDrain && this.next === undefined && (this.queue?.length ?? 0) === 0) {
+      this.sink.write1(comment);
+    }
   }
 
   /** End the stream with a final event (server shutdown). */
@@ -417,8 +469,10 @@ export class Tab {
   }
 
   private dropQueue(): void {
-    const held = (this.queue?.bytes ?? 0) + this.bufferedSample;
+    const held = this.nextSize + (this.queue?.bytes ?? 0) + this.bufferedSample;
     if (held !== 0) this.host.held(this, -held);
+    this.next = undefined;
+    this.nextSize = 0;
     this.queue = undefined;
     this.bufferedSample = 0;
   }
@@ -461,7 +515,7 @@ export class Tab {
       }
     }
     if (this.live) {
-      this.session.tabs.delete(this.id);
+      this.session.liveTabs--;
       this.log.debug({ reason }, "tab disposed");
       this.host.disposed(this);
     }

@@ -39,7 +39,13 @@ export class EventSink {
     return this.socket.writableLength;
   }
 
-  /** Writes the chunks in order; false when the socket asks us to wait for `drain`. */
+  /** Writes one event; false when the socket asks us to wait for `drain`. */
+  write1(chunk: Chunk): boolean {
+    const socket = this.socket;
+    return socket.destroyed ? true : socket.write(chunk);
+  }
+
+  /** Writes the events in order, in one system call; false when the socket asks us to wait for `drain`. */
   write(chunks: readonly Chunk[]): boolean {
     const socket = this.socket;
     if (socket.destroyed) return true;
