@@ -326,6 +326,12 @@ export class FeedStream<T, M> extends Stream {
           await this.resetToLastPage(topic, generation);
           continue;
         }
+        // The list already holds the newest message this process knows of, and the subscription
+        // delivers everything after it: nothing to read (the common case, a page just loaded).
+        if (topic.known > 0 && this.pos === topic.known) {
+          this.following = true;
+          return;
+        }
         const missed = await this.feed.history(this.subject, { afterSeq: this.pos, limit: this.feed.fillLimit + 1 });
         if (!this.tab.connected) return;
         // Reattached meanwhile: the browser reported a new position, read from there.
