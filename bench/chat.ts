@@ -3,13 +3,16 @@
 // same clients pattern, in one run. Our chat runs twice: on the embedded engine and on a nats-server.
 //
 // Per scenario and system: a fresh server process, client processes (bench/chat/clients.ts) that open
-// the tabs, then (a, b) an open-loop phase at a fixed message rate (latency, bytes on the wire) and a
-// closed-loop phase (deliveries/s at saturation), and a loss check after each. Definitions: the HELP
-// text below and docs/BENCHMARKS.md ("Chat under load").
+// the tabs, then what the scenario measures: (a, b) an open-loop phase at a fixed message rate
+// (latency, bytes on the wire) and a closed-loop phase (deliveries/s at saturation), with a loss
+// check after each; (c) memory with idle tabs; (ramp) tabs joining one room until its presence shows
+// them all; (pages) memory after page loads that never open their stream; (growth) memory before and
+// after a fixed number of messages. Definitions: the HELP text below and docs/BENCHMARKS.md ("Chat
+// under load").
 
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { intOption } from "../scripts/lib/cli.ts";
 import { natsServerBin } from "../test/support/nats-server.ts";
@@ -21,9 +24,15 @@ import type {
   FinishArgs,
   FinishResult,
   OpenLoopArgs,
+  PageLoadArgs,
+  PageLoadResult,
+  PresenceArgs,
+  PresenceResult,
   SendResult,
 } from "./chat/clients.ts";
 import {
+  BIG_MESSAGE_BYTES,
+  BIG_MESSAGE_CHARS,
   Histogram,
   MESSAGE_CHARS,
   protocolOf,
@@ -47,19 +56,27 @@ import type { Child } from "./sse/ipc.ts";
 
 const HELP = `Usage: npm run bench:chat -- [options]
 
-Load on the chat example through its real protocol (page GET, event stream, "say" action), with
+Load on the chat app through its real protocol (page GET, event stream, "say" action), with
 protocol-level clients in separate processes, next to a raw node:http SSE chat and a Socket.IO 4
 chat under the same pattern, and our chat on the embedded engine and on a real nats-server.
 
 Scenarios (each on a fresh server process per system):
-  a   1,000 tabs in one room, one message every 50 ms (senders rotate over the tabs)
-  b   5,000 tabs over 50 rooms, 200 messages/s in total spread over the rooms
-  c   10,000 idle tabs over the same 50 rooms (memory only)
+  a       1,000 tabs in one room, one message every 50 ms (senders rotate over the tabs)
+  b       5,000 tabs over 50 rooms, 200 messages/s in total spread over the rooms
+  c       10,000 idle tabs over the same 50 rooms (memory only)
+  ramp    10,000 tabs join ONE room (--ramp-tabs), each a new browser session: page GET, then its
+          stream; until every tab shows the room's presence count at N (raw, embedded, nats)
+  pages   500 page loads (--pages), each a new session, that never open their stream, then 200
+          messages of ~${(BIG_MESSAGE_BYTES / 1000).toFixed(1)} KB (--page-messages; ${BIG_MESSAGE_CHARS.toLocaleString("en")} characters, the chat's limit) sent by one
+          attached tab into the same room, at 10/s (the chat's per-session limit) (raw, embedded, nats)
+  growth  1,000 tabs in one room (--growth-tabs), then 1,000 messages (--growth-messages) in a
+          closed loop; server memory after forced GCs before and after the messages
 
 Per scenario and system:
-  latency       send stamp (in the text) → arrival of the <li> in a recipient tab's stream, over
-                every recipient except the sender; open-loop phase at the scenario's rate, after
-                1 s of warm-up messages (sent and checked, not timed)
+  latency       send stamp (in the text) → arrival of the message's stored copy in a recipient
+                tab's stream (an append into #messages of an item with a position), over every
+                recipient except the sender; open-loop phase at the scenario's rate, after 1 s of
+                warm-up messages (sent and checked, not timed)
   deliveries/s  closed-loop phase ("saturation"): each client process keeps M messages in flight
                 (--inflight; default 16,000 deliveries in flight in all, M = 16,000 / clients /
                 tabs per room, within 8-128); a message is complete when every tab of that process
@@ -69,23 +86,47 @@ Per scenario and system:
   bytes/deliv.  bytes read by every client socket (event streams with HTTP framing and keepalives,
                 send responses, WebSocket frames) from the first measured send of the open loop
                 until every message had arrived, ÷ the measured recipient deliveries
+  CPU/1,000     server CPU time (/proc/<pid>/stat) over the open loop, until its last message
+                arrived, ÷ its recipient deliveries × 1,000
   RSS/tab       (server VmRSS from /proc/<pid>/status with N tabs open − before the first tab) ÷ N,
                 each read after a settle delay (2 s); also shown after forced full GCs
+  ramp          from the first page GET until every tab's stream is open ("attached") and until
+                every tab has been sent the room's presence count N ("presence N on every tab";
+                the chat sends a room's presence changes once per interval, 100 ms or 1 ms per 10
+                tabs if more, at most 2 s, and raw does the same); 50 tabs open at once per client
+                process
+  pages         server VmRSS growth (settled) from before the page loads (the sending tab open)
+                to after the messages; also after forced full GCs at both ends
+  growth        server VmRSS and V8 heap used after forced full GCs, with the tabs open, before and
+                after the messages: growth in % of before
   lost          a recipient that never got a message of its room, or a sender that never saw its
-                message stored (or echoed); any loss or duplicate exits non-zero
+                message stored (or echoed); duplicate: one message text reaching a tab twice under
+                different ids (a re-sent item with an id the tab holds is an upsert, not a new
+                delivery); any loss or duplicate exits non-zero
 
 Options:
-  --quick              smoke run: 100-400 tabs, 1 s phases, 1 client process, under a minute
-  --scenario <s>       a | b | c | all (default all)
-  --systems <list>     comma-separated, of raw,socketio,embedded,nats (default all four)
+  --quick              smoke run: 100-400 tabs, 1 s phases, 1 client process, small new scenarios
+                       (ramp 200 tabs, 50 page loads + 20 messages, growth 100 tabs × 100 messages)
+  --scenario <list>    comma-separated, of a,b,c,ramp,pages,growth, or all (default all)
+  --systems <list>     comma-separated, of raw,socketio,embedded,nats (default all four; ramp and
+                       pages leave socketio out: they need a page GET)
   --seconds <s>        length of the open-loop and of the closed-loop phase (default 10; quick 1)
   --inflight <n>       closed loop: messages in flight per client process (default: 16,000
                        deliveries in flight in all, i.e. 16,000 / clients / tabs per room, 8-128)
   --clients <n>        client processes (default 2, quick 1; at least 2 for 10,000 tabs)
+  --ramp-tabs <n>      tabs of the ramp scenario (default 10,000; quick 200)
+  --pages <n>          page loads without a stream in the pages scenario (default 500; quick 50)
+  --page-messages <n>  ~6 KB messages in the pages scenario (default 200; quick 20)
+  --growth-tabs <n>    tabs of the growth scenario (default 1,000; quick 100)
+  --growth-messages <n>  messages of the growth scenario (default 1,000; quick 100)
+  --json <file>        also write every table, target and result to <file> as JSON
   --profile <dir>      write a V8 CPU profile of every server process to <dir>: of the traffic
-                       phases (a, b) or of the ramp (c), as <scenario>-<system>.cpuprofile
-  --heap-snapshots <dir>  write a heap snapshot of every server before the first tab and with all
-                       tabs open (both after forced GCs) to <dir>, as <scenario>-<system>-<tabs>.heapsnapshot
+                       phases (a, b, growth) or of the ramp (c, ramp) or of the whole run (pages),
+                       as <scenario>-<system>.cpuprofile
+  --heap-snapshots <dir>  write a heap snapshot of every server before the first tab (pages: with
+                       its one tab), with all tabs open and (a, b, pages, growth) after the
+                       messages, each after forced GCs, to <dir>, as
+                       <scenario>-<system>-<tabs | after-messages>.heapsnapshot
   --help               show this help
 `;
 
@@ -99,6 +140,12 @@ function parse() {
       seconds: { type: "string" },
       inflight: { type: "string" },
       clients: { type: "string" },
+      "ramp-tabs": { type: "string" },
+      pages: { type: "string" },
+      "page-messages": { type: "string" },
+      "growth-tabs": { type: "string" },
+      "growth-messages": { type: "string" },
+      json: { type: "string" },
       profile: { type: "string" },
       "heap-snapshots": { type: "string" },
       help: { type: "boolean" },
@@ -118,38 +165,69 @@ if (values.help) {
 
 const QUICK = values.quick === true;
 
+type ScenarioId = "a" | "b" | "c" | "ramp" | "pages" | "growth";
+const SCENARIO_IDS: ScenarioId[] = ["a", "b", "c", "ramp", "pages", "growth"];
+type Kind = "traffic" | "idle" | "ramp" | "pages" | "growth";
+
 interface Scenario {
-  id: "a" | "b" | "c";
+  id: ScenarioId;
+  kind: Kind;
   tabs: number;
   rooms: number;
-  /** Messages per second in the open-loop phase; 0: idle (memory only). */
+  /** Messages per second in the open-loop phase (traffic); pages: the send rate. */
   rate: number;
+  /** pages: page loads without a stream. */
+  pages?: number;
+  /** pages, growth: messages sent. */
+  messages?: number;
 }
 
-const SCENARIOS: Scenario[] = QUICK
-  ? [
-      { id: "a", tabs: 100, rooms: 1, rate: 20 },
-      { id: "b", tabs: 200, rooms: 10, rate: 40 },
-      { id: "c", tabs: 400, rooms: 10, rate: 0 },
-    ]
-  : [
-      { id: "a", tabs: 1000, rooms: 1, rate: 20 },
-      { id: "b", tabs: 5000, rooms: 50, rate: 200 },
-      { id: "c", tabs: 10000, rooms: 50, rate: 0 },
-    ];
+const WORKERS = intOption("clients", values.clients, QUICK ? 1 : 2, 1, 8);
+// Each client process holds at most this many tabs: a socket per tab against a 20,000 fd limit.
+const MAX_TABS_PER_WORKER = 8000;
+const RAMP_TABS = intOption("ramp-tabs", values["ramp-tabs"], QUICK ? 200 : 10_000, 2, MAX_TABS_PER_WORKER * 8);
+const PAGES = intOption("pages", values.pages, QUICK ? 50 : 500, 1, 100_000);
+const PAGE_MESSAGES = intOption("page-messages", values["page-messages"], QUICK ? 20 : 200, 1, 10_000);
+const GROWTH_TABS = intOption("growth-tabs", values["growth-tabs"], QUICK ? 100 : 1000, 2, MAX_TABS_PER_WORKER * 8);
+const GROWTH_MESSAGES = intOption("growth-messages", values["growth-messages"], QUICK ? 100 : 1000, 1, 1_000_000);
+/** The pages scenario's sender: the chat's per-session limit at --send-rate 10 (bursts of 50). */
+const PAGE_SEND_RATE = 10;
 
-const scenarioArg = values.scenario ?? "all";
-if (!["a", "b", "c", "all"].includes(scenarioArg)) {
-  process.stderr.write(`--scenario must be a, b, c or all, got ${JSON.stringify(scenarioArg)}\n`);
-  process.exit(2);
+const SCENARIOS: Scenario[] = [
+  ...(QUICK
+    ? [
+        { id: "a", kind: "traffic", tabs: 100, rooms: 1, rate: 20 } as const,
+        { id: "b", kind: "traffic", tabs: 200, rooms: 10, rate: 40 } as const,
+        { id: "c", kind: "idle", tabs: 400, rooms: 10, rate: 0 } as const,
+      ]
+    : [
+        { id: "a", kind: "traffic", tabs: 1000, rooms: 1, rate: 20 } as const,
+        { id: "b", kind: "traffic", tabs: 5000, rooms: 50, rate: 200 } as const,
+        { id: "c", kind: "idle", tabs: 10000, rooms: 50, rate: 0 } as const,
+      ]),
+  { id: "ramp", kind: "ramp", tabs: RAMP_TABS, rooms: 1, rate: 0 },
+  { id: "pages", kind: "pages", tabs: 1, rooms: 1, rate: PAGE_SEND_RATE, pages: PAGES, messages: PAGE_MESSAGES },
+  { id: "growth", kind: "growth", tabs: GROWTH_TABS, rooms: 1, rate: 0, messages: GROWTH_MESSAGES },
+];
+
+const scenarioArg = (values.scenario ?? "all").split(",").map((s) => s.trim());
+for (const s of scenarioArg) {
+  if (s !== "all" && !SCENARIO_IDS.includes(s as ScenarioId)) {
+    process.stderr.write(`--scenario takes a list of ${SCENARIO_IDS.join(", ")} (or all); got ${JSON.stringify(s)}\n`);
+    process.exit(2);
+  }
 }
-const scenarios = SCENARIOS.filter((s) => scenarioArg === "all" || s.id === scenarioArg);
+const scenarios = SCENARIOS.filter((s) => scenarioArg.includes("all") || scenarioArg.includes(s.id));
 const systems = (values.systems ?? SYSTEMS.join(",")).split(",").map((s) => s.trim()) as System[];
 for (const s of systems) {
   if (!SYSTEMS.includes(s)) {
     process.stderr.write(`--systems takes a list of ${SYSTEMS.join(", ")}; got ${JSON.stringify(s)}\n`);
     process.exit(2);
   }
+}
+/** The systems a scenario runs on: ramp and pages load pages, which Socket.IO has none of. */
+function systemsOf(scn: Scenario): System[] {
+  return scn.kind === "ramp" || scn.kind === "pages" ? systems.filter((s) => s !== "socketio") : systems;
 }
 /** Length of the open-loop and of the closed-loop phase. */
 const PHASE_MS = values.seconds === undefined && QUICK ? 1000 : intOption("seconds", values.seconds, 10, 1, 120) * 1000;
@@ -163,22 +241,25 @@ function inflightOf(scn: Scenario): number {
   const perRoom = scn.tabs / scn.rooms;
   return Math.min(128, Math.max(8, Math.ceil(INFLIGHT_DELIVERIES / WORKERS / perRoom)));
 }
-const WORKERS = intOption("clients", values.clients, QUICK ? 1 : 2, 1, 8);
-// Each client process holds at most this many tabs: a socket per tab against a 20,000 fd limit.
-const MAX_TABS_PER_WORKER = 8000;
+/** Client processes a scenario uses: pages has one tab. */
+function workersOf(scn: Scenario): number {
+  return scn.kind === "pages" ? 1 : WORKERS;
+}
 for (const s of scenarios) {
-  if (Math.ceil(s.tabs / WORKERS) > MAX_TABS_PER_WORKER) {
+  if (Math.ceil(s.tabs / workersOf(s)) > MAX_TABS_PER_WORKER) {
     process.stderr.write(
-      `scenario ${s.id}: ${s.tabs} tabs need at least ${Math.ceil(s.tabs / MAX_TABS_PER_WORKER)} client processes\n`,
+      `scenario ${s.id}: ${s.tabs} tabs need at least ${Math.ceil(s.tabs / MAX_TABS_PER_WORKER)} client processes (--clients)\n`,
     );
     process.exit(2);
   }
 }
+const JSON_FILE = values.json ? resolve(values.json) : undefined;
+if (JSON_FILE) mkdirSync(dirname(JSON_FILE), { recursive: true });
 const PROFILE_DIR = values.profile ? resolve(values.profile) : undefined;
 if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
 const SNAPSHOT_DIR = values["heap-snapshots"] ? resolve(values["heap-snapshots"]) : undefined;
 if (SNAPSHOT_DIR) mkdirSync(SNAPSHOT_DIR, { recursive: true });
-if (systems.includes("nats") && !existsSync(natsServerBin())) {
+if (scenarios.some((s) => systemsOf(s).includes("nats")) && !existsSync(natsServerBin())) {
   process.stderr.write(
     `nats-server not found at ${natsServerBin()} (apt-get install nats-server, or set NATS_SERVER_BIN); ` +
       "leave nats out of --systems to run without it\n",
@@ -194,16 +275,27 @@ const WARMUP_MS = QUICK ? 250 : 1000;
 const LEAD_MS = 200;
 /** Tabs each client process opens at once. */
 const CONNECT_CONCURRENCY = 50;
+/** Page loads the pages scenario makes at once. */
+const PAGE_CONCURRENCY = 16;
 const FINISH_TIMEOUT_MS = QUICK ? 5_000 : 15_000;
+/** How long every tab may take to show the room's presence count N once all are attached. */
+const PRESENCE_TIMEOUT_MS = 30_000;
 const STALL_MS = 10_000;
-const WATCHDOG_MS = (QUICK ? 3 : 30) * 60_000;
+const WATCHDOG_MS = (QUICK ? 5 : 45) * 60_000;
 
 const TARGET = {
-  p99VsRaw: 2,
-  deliveriesVsRaw: 0.5,
+  /** Scenario a: p99 ≤ this × raw's. */
+  p99VsRaw: { embedded: 1.5, nats: 2 } as Record<"embedded" | "nats", number>,
+  deliveriesVsRaw: 0.6,
   deliveriesVsSocketIo: 1.5,
   idleTabKiB: 20,
   bytesPerDelivery: 2048,
+  /** The ramp: this many tabs in at most rampSeconds (ours), rawRampSeconds (raw). */
+  rampTabs: 10_000,
+  rampSeconds: 20,
+  rawRampSeconds: 4,
+  pagesGrowthMiB: 20,
+  growthPct: 10,
 };
 
 // ---- process hygiene: children are ended on exit (systems.ts, chat-process.ts, nats-server.ts) ----
@@ -224,7 +316,7 @@ function roomNames(n: number): string[] {
   return n === 1 ? ["Lobby"] : Array.from({ length: n }, (_, i) => `room-${String(i + 1).padStart(2, "0")}`);
 }
 
-// ---- one run: one scenario on one system ----
+// ---- results ----
 
 interface PhaseStats {
   hist: Histogram;
@@ -249,6 +341,7 @@ interface SaturationStats extends PhaseStats {
   /** Recipient deliveries per read on the SSE streams: > 1 when the server wrote several messages at once. */
   deliveriesPerRead: number;
   windowHist: Histogram;
+  windowMs: number;
   stalls: number;
 }
 
@@ -265,41 +358,65 @@ interface RunResult {
   gcBefore: HeapFigures;
   gcAfter: HeapFigures;
   rampMs: number;
-  /** Server VmRSS once both traffic phases are over (a, b). */
+  /** ramp: when every stream was open, when a tab and every tab showed presence N (from the first page GET). */
+  attachedMs?: number;
+  presenceFirstMs?: number;
+  presenceAllMs?: number;
+  /** ramp: tabs that showed presence N, and the highest count any tab showed. */
+  presenceReached?: number;
+  presenceMax?: number;
+  /** Server CPU time while the tabs opened (until presence N on every tab), its share of a core, and the busiest client process's. */
+  rampCpuMs?: number;
+  rampServerCpuPct?: number;
+  rampClientCpuPct?: number;
+  /** Server VmRSS once the traffic is over (a, b, growth; pages: after its messages). */
   rssAfterTraffic?: number;
   /** The same after forced GCs: what the messages of the run left live in the server. */
   gcAfterTraffic?: HeapFigures;
+  /** pages: page loads made, how long they took, their bytes; server VmRSS after them. */
+  pagesLoaded?: number;
+  pagesMs?: number;
+  pageBytes?: number;
+  rssAfterPages?: number;
+  /** pages: send → the sender saw its message stored, p50 and p99 (ms). */
+  confirmP50?: number;
+  confirmP99?: number;
   timed?: PhaseStats;
   saturation?: SaturationStats;
   counters: Counters;
 }
 
-function mergeCounters(list: Counters[]): Counters {
-  const out: Counters = {
+function emptyCounters(): Counters {
+  return {
     closed: 0,
     resyncs: 0,
     toasts: 0,
     toastSample: "",
     byes: 0,
     unexpected: 0,
+    unexpectedSample: "",
     failed: 0,
     statuses: {},
     sendErrors: 0,
     sendErrorSample: "",
     staleRetries: 0,
+    upserts: 0,
+    outOfOrder: 0,
+    viewRenders: 0,
+    trims: 0,
+    prepends: 0,
   };
+}
+
+function mergeCounters(list: Counters[]): Counters {
+  const out = emptyCounters();
   for (const c of list) {
-    out.closed += c.closed;
-    out.resyncs += c.resyncs;
-    out.toasts += c.toasts;
-    out.toastSample ||= c.toastSample;
-    out.byes += c.byes;
-    out.unexpected += c.unexpected;
-    out.failed += c.failed;
-    out.sendErrors += c.sendErrors;
-    out.sendErrorSample ||= c.sendErrorSample;
-    out.staleRetries += c.staleRetries;
-    for (const [k, v] of Object.entries(c.statuses)) out.statuses[k] = (out.statuses[k] ?? 0) + v;
+    for (const k of Object.keys(out) as Array<keyof Counters>) {
+      if (k === "statuses") {
+        for (const [s, v] of Object.entries(c.statuses)) out.statuses[s] = (out.statuses[s] ?? 0) + v;
+      } else if (typeof out[k] === "number") (out[k] as number) += c[k] as number;
+      else if (!out[k]) (out[k] as string) = c[k] as string;
+    }
   }
   return out;
 }
@@ -372,182 +489,76 @@ function phaseStats(
   };
 }
 
-async function runOne(scn: Scenario, system: System): Promise<RunResult> {
+// ---- one run: one scenario on one system ----
+
+/** What a run works with: the server (and nats-server), the client processes, meters. */
+interface Bench {
+  scn: Scenario;
+  system: System;
+  srv: RunningSystem;
+  workers: Child[];
+  rooms: string[];
+  started: number;
+  meters(): Meters;
+  read(m: Meters): { server: number; serverMs: number; nats: number; clients: number };
+  /** A heap snapshot named by tab count (or a label) when --heap-snapshots is given. */
+  snapshot(label: number | string): Promise<void>;
+  startProfile(): Promise<void>;
+}
+
+interface Meters {
+  server: CpuMeter;
+  nats: CpuMeter | undefined;
+  clients: CpuMeter;
+}
+
+/** Starts the system and the client processes, runs `body`, and always stops them all. */
+async function withBench(scn: Scenario, system: System, body: (b: Bench) => Promise<RunResult>): Promise<RunResult> {
   const rooms = roomNames(scn.rooms);
   const started = performance.now();
-  const loadAtStart = loadavg()[0]!;
-  const workers = Array.from({ length: WORKERS }, (_, i) => spawnChild(`clients ${i + 1}`, "clients"));
+  const workers = Array.from({ length: workersOf(scn) }, (_, i) => spawnChild(`clients ${i + 1}`, "clients"));
   let srv: RunningSystem | undefined;
+  let profiling = false;
   try {
     const [server] = await Promise.all([startSystem(system, rooms), ...workers.map((w) => w.ready)]);
     srv = server;
-    const natsPid = srv.natsPid;
+    const s = server;
+    const natsPid = s.natsPid;
     const workerPids = workers.map((w) => w.pid!);
-    await sleep(SETTLE_MS);
-    const rssBefore = readRss(srv.pid);
-    const natsRssBefore = natsPid ? readRss(natsPid) : Number.NaN;
-
-    const gcBefore = await gcAndMeasure(srv.pid, GC_PAUSE_MS);
-    const snapshot = async (tabs: number) => {
-      if (!SNAPSHOT_DIR) return;
-      const file = join(SNAPSHOT_DIR, `${scn.id}-${system}-${tabs}.heapsnapshot`);
-      await control(srv!.pid, { cmd: "heap-snapshot", file }, 300_000);
-      log(`${scn.id}/${system}: heap snapshot ${file}`);
-    };
-    await snapshot(0);
-    // --profile: the ramp in an idle scenario, else the traffic phases.
-    const startProfile = async () => {
-      if (PROFILE_DIR) await control(srv!.pid, { cmd: "profile-start" });
-    };
-    if (scn.rate === 0) await startProfile();
-
-    // Tabs: tab i is in room i mod R and lives in client process i mod W.
-    const t0 = performance.now();
-    const connects = await Promise.all(
-      workers.map((w, wi) => {
-        const tabs: Array<[number, number]> = [];
-        for (let i = wi; i < scn.tabs; i += WORKERS) tabs.push([i, i % scn.rooms]);
-        return w.call<ConnectResult>(
-          "connect",
-          {
-            protocol: protocolOf(system),
-            port: srv!.port,
-            rooms,
-            tabs,
-            concurrency: CONNECT_CONCURRENCY,
-            timeoutMs: 60_000,
-          } satisfies ConnectArgs,
-          20 * 60_000,
-        );
-      }),
-    );
-    const rampMs = performance.now() - t0;
-    const open = connects.reduce((a, c) => a + c.open, 0);
-    if (open !== scn.tabs) throw new Error(`${system}: only ${open} of ${scn.tabs} tabs are open`);
-    await sleep(SETTLE_MS);
-    const rssAfter = readRss(srv.pid);
-    const natsRssAfter = natsPid ? readRss(natsPid) : Number.NaN;
-    const gcAfter = await gcAndMeasure(srv.pid, GC_PAUSE_MS);
-    await snapshot(scn.tabs);
-
-    log(
-      `${scn.id}/${system}: ${scn.tabs} tabs open in ${(rampMs / 1000).toFixed(1)} s; server RSS ` +
-        `${mib(rssBefore)} → ${mib(rssAfter)} MiB = ${kib((rssAfter - rssBefore) / scn.tabs)} KiB/tab`,
-    );
-    const perTab = (f: keyof HeapFigures) => kib((gcAfter[f] - gcBefore[f]) / scn.tabs);
-    log(
-      `${scn.id}/${system}: after forced GCs: RSS ${mib(gcBefore.rss)} → ${mib(gcAfter.rss)} MiB ` +
-        `(${perTab("rss")} KiB/tab), V8 heap used ${perTab("heapUsed")}, heap total ${perTab("heapTotal")}, ` +
-        `external ${perTab("external")} KiB/tab`,
-    );
-    const result: RunResult = {
+    const bench: Bench = {
+      scn,
       system,
-      scenario: scn,
-      loadAtStart,
-      rssBefore,
-      rssAfter,
-      natsRssBefore,
-      natsRssAfter,
-      gcBefore,
-      gcAfter,
-      rampMs,
-      counters: mergeCounters([]),
+      srv: s,
+      workers,
+      rooms,
+      started,
+      meters: () => ({
+        server: new CpuMeter([s.pid]),
+        nats: natsPid ? new CpuMeter([natsPid]) : undefined,
+        clients: new CpuMeter(workerPids),
+      }),
+      read: (m) => ({
+        server: m.server.maxPct(),
+        serverMs: m.server.firstMs(),
+        nats: m.nats?.maxPct() ?? Number.NaN,
+        clients: m.clients.maxPct(),
+      }),
+      snapshot: async (label) => {
+        if (!SNAPSHOT_DIR) return;
+        const file = join(SNAPSHOT_DIR, `${scn.id}-${system}-${label}.heapsnapshot`);
+        await control(s.pid, { cmd: "heap-snapshot", file }, 300_000);
+        log(`${scn.id}/${system}: heap snapshot ${file}`);
+      },
+      startProfile: async () => {
+        if (!PROFILE_DIR || profiling) return;
+        profiling = true;
+        await control(s.pid, { cmd: "profile-start" });
+      },
     };
-
-    const meters = () => ({
-      server: new CpuMeter([srv!.pid]),
-      nats: natsPid ? new CpuMeter([natsPid]) : undefined,
-      clients: new CpuMeter(workerPids),
-    });
-    const readMeters = (m: ReturnType<typeof meters>) => ({
-      server: m.server.maxPct(),
-      serverMs: m.server.firstMs(),
-      nats: m.nats?.maxPct() ?? Number.NaN,
-      clients: m.clients.maxPct(),
-    });
-
-    if (scn.rate > 0) {
-      await startProfile();
-      // Open loop: message k (seq k + 1) at startAt + k / rate, from tab k mod N, after a warm-up.
-      const warmup = Math.round((scn.rate * WARMUP_MS) / 1000);
-      const count = warmup + Math.round((scn.rate * PHASE_MS) / 1000);
-      const open: OpenLoopArgs = {
-        startAt: wallNow() + LEAD_MS,
-        intervalMs: 1000 / scn.rate,
-        firstSeq: 1,
-        count,
-        totalTabs: scn.tabs,
-        measuredFrom: 1 + warmup,
-      };
-      let m = meters();
-      const sends = await Promise.all(workers.map((w) => w.call<SendResult>("openLoop", open, PHASE_MS + 120_000)));
-      const timedCheck = await checkPhase(workers, sends);
-      result.timed = phaseStats(timedCheck.fin, timedCheck.sent, timedCheck.rejected, readMeters(m));
-      const t = result.timed;
-      log(
-        `${scn.id}/${system}: open loop ${scn.rate} msg/s: ${t.deliveries}/${t.expected - recipientsOf(scn, warmup)} ` +
-          `measured deliveries, p50 ${ms(t.hist.percentile(50))} p99 ${ms(t.hist.percentile(99))} ` +
-          `max ${ms(t.hist.max)} ms, ${Math.round(t.bytes / Math.max(1, t.deliveries))} B/delivery, ` +
-          `lost ${t.lostMessages} msgs (${t.lostDeliveries} deliveries), server CPU ${pct(t.serverCpuPct)}`,
-      );
-
-      log(`${scn.id}/${system}: open loop: ${sendTimes(sends)}`);
-
-      // Closed loop (saturation).
-      m = meters();
-      const closed: Omit<ClosedLoopArgs, "workerIndex"> = {
-        startAt: wallNow() + LEAD_MS,
-        durationMs: PHASE_MS,
-        inflight: inflightOf(scn),
-        seqBase: 1 + count,
-        workers: WORKERS,
-        stallMs: STALL_MS,
-      };
-      const satSends = await Promise.all(
-        workers.map((w, wi) =>
-          w.call<SendResult>(
-            "closedLoop",
-            { ...closed, workerIndex: wi } satisfies ClosedLoopArgs,
-            PHASE_MS + STALL_MS + 120_000,
-          ),
-        ),
-      );
-      const cpu = readMeters(m);
-      const satCheck = await checkPhase(workers, satSends);
-      const windowHist = new Histogram();
-      for (const s of satSends) windowHist.merge(s.windowHist);
-      const windowMs = Math.max(...satSends.map((s) => s.windowMs));
-      const windowDeliveries = satSends.reduce((a, s) => a + s.windowDeliveries, 0);
-      result.saturation = {
-        ...phaseStats(satCheck.fin, satCheck.sent, satCheck.rejected, cpu),
-        deliveriesPerSec: (windowDeliveries / windowMs) * 1000,
-        deliveriesPerRead:
-          protocolOf(system) === "socketio"
-            ? Number.NaN
-            : windowDeliveries /
-              Math.max(
-                1,
-                satSends.reduce((a, s) => a + s.windowReads, 0),
-              ),
-        windowHist,
-        stalls: satSends.reduce((a, s) => a + s.stalls, 0),
-      };
-      const s = result.saturation;
-      log(`${scn.id}/${system}: closed loop: ${sendTimes(satSends)}`);
-      log(
-        `${scn.id}/${system}: closed loop, ${inflightOf(scn)}×${WORKERS} in flight: ${s.sent} msgs, ` +
-          `${Math.round(s.deliveriesPerSec)} deliveries/s (p50 ${ms(windowHist.percentile(50))} p99 ` +
-          `${ms(windowHist.percentile(99))} ms), lost ${s.lostMessages} msgs, stalls ${s.stalls}, ` +
-          `server CPU ${pct(s.serverCpuPct)}, busiest client ${pct(s.clientCpuPct)}`,
-      );
-    }
-    if (scn.rate > 0) {
-      result.rssAfterTraffic = readRss(srv.pid);
-      result.gcAfterTraffic = await gcAndMeasure(srv.pid, GC_PAUSE_MS);
-    }
-    if (PROFILE_DIR) {
-      const file = join(PROFILE_DIR, `${scn.id}-${system}.cpuprofile`);
-      await control(srv.pid, { cmd: "profile-stop", file });
+    const result = await body(bench);
+    if (profiling) {
+      const file = join(PROFILE_DIR!, `${scn.id}-${system}.cpuprofile`);
+      await control(s.pid, { cmd: "profile-stop", file });
       log(`${scn.id}/${system}: CPU profile in ${file}`);
     }
     result.counters = mergeCounters(await Promise.all(workers.map((w) => w.call<Counters>("counters"))));
@@ -561,6 +572,333 @@ async function runOne(scn: Scenario, system: System): Promise<RunResult> {
     await Promise.all(workers.map((w) => w.call("stop", undefined, 10_000).catch(() => {})));
     await Promise.all([...workers.map((w) => stopChild(w)), srv?.stop()]);
   }
+}
+
+/** Opens the scenario's tabs: tab i is in room i mod R and lives in client process i mod W. */
+async function openTabs(b: Bench, presenceTarget = 0): Promise<{ ms: number; endAt: number; startAt: number }> {
+  const { scn, workers } = b;
+  const startAt = wallNow();
+  const t0 = performance.now();
+  const connects = await Promise.all(
+    workers.map((w, wi) => {
+      const tabs: Array<[number, number]> = [];
+      for (let i = wi; i < scn.tabs; i += workers.length) tabs.push([i, i % scn.rooms]);
+      return w.call<ConnectResult>(
+        "connect",
+        {
+          protocol: protocolOf(b.system),
+          port: b.srv.port,
+          rooms: b.rooms,
+          tabs,
+          concurrency: CONNECT_CONCURRENCY,
+          timeoutMs: 60_000,
+          presenceTarget,
+        } satisfies ConnectArgs,
+        20 * 60_000,
+      );
+    }),
+  );
+  const ms = performance.now() - t0;
+  const open = connects.reduce((a, c) => a + c.open, 0);
+  if (open !== scn.tabs) throw new Error(`${b.system}: only ${open} of ${scn.tabs} tabs are open`);
+  return { ms, endAt: Math.max(...connects.map((c) => c.endAt)), startAt };
+}
+
+/** Server RSS (and nats-server's) after the settle delay, then after forced GCs. */
+async function memory(b: Bench): Promise<{ rss: number; natsRss: number; gc: HeapFigures }> {
+  await sleep(SETTLE_MS);
+  const rss = readRss(b.srv.pid);
+  const natsRss = b.srv.natsPid ? readRss(b.srv.natsPid) : Number.NaN;
+  const gc = await gcAndMeasure(b.srv.pid, GC_PAUSE_MS);
+  return { rss, natsRss, gc };
+}
+
+function baseResult(b: Bench, loadAtStart: number, before: Awaited<ReturnType<typeof memory>>): RunResult {
+  return {
+    system: b.system,
+    scenario: b.scn,
+    loadAtStart,
+    rssBefore: before.rss,
+    rssAfter: Number.NaN,
+    natsRssBefore: before.natsRss,
+    natsRssAfter: Number.NaN,
+    gcBefore: before.gc,
+    gcAfter: before.gc,
+    rampMs: Number.NaN,
+    counters: emptyCounters(),
+  };
+}
+
+function logTabs(b: Bench, r: RunResult): void {
+  const { scn, system } = b;
+  log(
+    `${scn.id}/${system}: ${scn.tabs} tabs open in ${(r.rampMs / 1000).toFixed(1)} s; server RSS ` +
+      `${mib(r.rssBefore)} → ${mib(r.rssAfter)} MiB = ${kib((r.rssAfter - r.rssBefore) / scn.tabs)} KiB/tab`,
+  );
+  const perTab = (f: keyof HeapFigures) => kib((r.gcAfter[f] - r.gcBefore[f]) / scn.tabs);
+  log(
+    `${scn.id}/${system}: after forced GCs: RSS ${mib(r.gcBefore.rss)} → ${mib(r.gcAfter.rss)} MiB ` +
+      `(${perTab("rss")} KiB/tab), V8 heap used ${perTab("heapUsed")}, heap total ${perTab("heapTotal")}, ` +
+      `external ${perTab("external")} KiB/tab`,
+  );
+}
+
+/** Closed loop on every client process; `maxMessages` in all (split over the processes) or the window only. */
+async function closedLoop(b: Bench, maxMessages?: number): Promise<SaturationStats> {
+  const { workers } = b;
+  const m = b.meters();
+  const closed: Omit<ClosedLoopArgs, "workerIndex"> = {
+    startAt: wallNow() + LEAD_MS,
+    durationMs: maxMessages === undefined ? PHASE_MS : 30 * 60_000,
+    inflight: inflightOf(b.scn),
+    seqBase: 1_000_000,
+    workers: workers.length,
+    stallMs: STALL_MS,
+  };
+  const durationCap = maxMessages === undefined ? PHASE_MS : 30 * 60_000;
+  const satSends = await Promise.all(
+    workers.map((w, wi) =>
+      w.call<SendResult>(
+        "closedLoop",
+        {
+          ...closed,
+          workerIndex: wi,
+          ...(maxMessages === undefined
+            ? {}
+            : { maxMessages: Math.floor(maxMessages / workers.length) + (wi < maxMessages % workers.length ? 1 : 0) }),
+        } satisfies ClosedLoopArgs,
+        durationCap + STALL_MS + 120_000,
+      ),
+    ),
+  );
+  const cpu = b.read(m);
+  const satCheck = await checkPhase(workers, satSends);
+  const windowHist = new Histogram();
+  for (const s of satSends) windowHist.merge(s.windowHist);
+  const windowMs = Math.max(...satSends.map((s) => s.windowMs));
+  const windowDeliveries = satSends.reduce((a, s) => a + s.windowDeliveries, 0);
+  const stats: SaturationStats = {
+    ...phaseStats(satCheck.fin, satCheck.sent, satCheck.rejected, cpu),
+    deliveriesPerSec: (windowDeliveries / windowMs) * 1000,
+    deliveriesPerRead:
+      protocolOf(b.system) === "socketio"
+        ? Number.NaN
+        : windowDeliveries /
+          Math.max(
+            1,
+            satSends.reduce((a, s) => a + s.windowReads, 0),
+          ),
+    windowHist,
+    windowMs,
+    stalls: satSends.reduce((a, s) => a + s.stalls, 0),
+  };
+  log(`${b.scn.id}/${b.system}: closed loop: ${sendTimes(satSends)}`);
+  log(
+    `${b.scn.id}/${b.system}: closed loop, ${inflightOf(b.scn)}×${workers.length} in flight: ${stats.sent} msgs, ` +
+      `${Math.round(stats.deliveriesPerSec)} deliveries/s (p50 ${ms(windowHist.percentile(50))} p99 ` +
+      `${ms(windowHist.percentile(99))} ms), lost ${stats.lostMessages} msgs, stalls ${stats.stalls}, ` +
+      `server CPU ${pct(stats.serverCpuPct)}, busiest client ${pct(stats.clientCpuPct)}`,
+  );
+  return stats;
+}
+
+/** a, b (traffic) and c (idle): the tabs, then (a, b) the open loop and the closed loop. */
+async function runTraffic(b: Bench): Promise<RunResult> {
+  const { scn, system, srv, workers } = b;
+  const loadAtStart = loadavg()[0]!;
+  const before = await memory(b);
+  await b.snapshot(0);
+  // --profile: the ramp in an idle scenario, else the traffic phases.
+  if (scn.kind === "idle") await b.startProfile();
+  const ramp = await openTabs(b);
+  const after = await memory(b);
+  await b.snapshot(scn.tabs);
+  const result = baseResult(b, loadAtStart, before);
+  Object.assign(result, { rampMs: ramp.ms, rssAfter: after.rss, natsRssAfter: after.natsRss, gcAfter: after.gc });
+  logTabs(b, result);
+  if (scn.kind === "idle") return result;
+
+  await b.startProfile();
+  // Open loop: message k (seq k + 1) at startAt + k / rate, from tab k mod N, after a warm-up.
+  const warmup = Math.round((scn.rate * WARMUP_MS) / 1000);
+  const count = warmup + Math.round((scn.rate * PHASE_MS) / 1000);
+  const open: OpenLoopArgs = {
+    startAt: wallNow() + LEAD_MS,
+    intervalMs: 1000 / scn.rate,
+    firstSeq: 1,
+    count,
+    totalTabs: scn.tabs,
+    measuredFrom: 1 + warmup,
+  };
+  const m = b.meters();
+  const sends = await Promise.all(workers.map((w) => w.call<SendResult>("openLoop", open, PHASE_MS + 120_000)));
+  const timedCheck = await checkPhase(workers, sends);
+  result.timed = phaseStats(timedCheck.fin, timedCheck.sent, timedCheck.rejected, b.read(m));
+  const t = result.timed;
+  log(
+    `${scn.id}/${system}: open loop ${scn.rate} msg/s: ${t.deliveries}/${t.expected - recipientsOf(scn, warmup)} ` +
+      `measured deliveries, p50 ${ms(t.hist.percentile(50))} p99 ${ms(t.hist.percentile(99))} ` +
+      `max ${ms(t.hist.max)} ms, ${Math.round(t.bytes / Math.max(1, t.deliveries))} B/delivery, ` +
+      `lost ${t.lostMessages} msgs (${t.lostDeliveries} deliveries), server CPU ${pct(t.serverCpuPct)}`,
+  );
+  log(`${scn.id}/${system}: open loop: ${sendTimes(sends)}`);
+
+  result.saturation = await closedLoop(b);
+  result.rssAfterTraffic = readRss(srv.pid);
+  result.gcAfterTraffic = await gcAndMeasure(srv.pid, GC_PAUSE_MS);
+  await b.snapshot("after-messages");
+  return result;
+}
+
+/** ramp: N new sessions join one room; until all are attached and every tab shows presence N. */
+async function runRamp(b: Bench): Promise<RunResult> {
+  const { scn, system, workers } = b;
+  const loadAtStart = loadavg()[0]!;
+  const before = await memory(b);
+  await b.snapshot(0);
+  await b.startProfile();
+  const m = b.meters();
+  const ramp = await openTabs(b, scn.tabs);
+  const pres = await Promise.all(
+    workers.map((w) =>
+      w.call<PresenceResult>(
+        "presence",
+        { timeoutMs: PRESENCE_TIMEOUT_MS } satisfies PresenceArgs,
+        PRESENCE_TIMEOUT_MS + 30_000,
+      ),
+    ),
+  );
+  const rampCpuMs = m.server.firstMs();
+  const rampClientCpuPct = m.clients.maxPct();
+  const rampServerCpuPct = m.server.maxPct();
+  const reached = pres.reduce((a, p) => a + p.reached, 0);
+  const firsts = pres.map((p) => p.firstAt).filter((t) => t > 0);
+  const all = pres.every((p) => p.allAt > 0) ? Math.max(...pres.map((p) => p.allAt)) : Number.NaN;
+  const after = await memory(b);
+  await b.snapshot(scn.tabs);
+  const result = baseResult(b, loadAtStart, before);
+  Object.assign(result, {
+    rampMs: ramp.ms,
+    rssAfter: after.rss,
+    natsRssAfter: after.natsRss,
+    gcAfter: after.gc,
+    attachedMs: ramp.endAt - ramp.startAt,
+    presenceFirstMs: firsts.length > 0 ? Math.min(...firsts) - ramp.startAt : Number.NaN,
+    presenceAllMs: all - ramp.startAt,
+    presenceReached: reached,
+    presenceMax: Math.max(...pres.map((p) => p.maxSeen)),
+    rampCpuMs,
+    rampServerCpuPct,
+    rampClientCpuPct,
+  } satisfies Partial<RunResult>);
+  log(
+    `${scn.id}/${system}: ${scn.tabs} tabs attached in ${sec(result.attachedMs!)} s; presence ${scn.tabs} on a tab at ` +
+      `${sec(result.presenceFirstMs!)} s, on every tab at ${sec(result.presenceAllMs!)} s ` +
+      `(${reached}/${scn.tabs} tabs showed it; highest count seen ${result.presenceMax}); server CPU ` +
+      `${(rampCpuMs / 1000).toFixed(1)} s`,
+  );
+  logTabs(b, result);
+  return result;
+}
+
+/** pages: page loads that never open their stream, then big messages from one attached tab. */
+async function runPages(b: Bench): Promise<RunResult> {
+  const { scn, system, srv, workers } = b;
+  const w = workers[0]!;
+  const loadAtStart = loadavg()[0]!;
+  await b.startProfile();
+  // The sender: one attached tab, opened before the first reading.
+  const ramp = await openTabs(b);
+  const before = await memory(b);
+  await b.snapshot(scn.tabs);
+  const pages = await w.call<PageLoadResult>(
+    "pageLoads",
+    {
+      protocol: protocolOf(system),
+      port: srv.port,
+      room: b.rooms[0]!,
+      count: scn.pages!,
+      concurrency: PAGE_CONCURRENCY,
+      timeoutMs: 60_000,
+    } satisfies PageLoadArgs,
+    20 * 60_000,
+  );
+  await sleep(SETTLE_MS);
+  const rssAfterPages = readRss(srv.pid);
+  log(
+    `${scn.id}/${system}: ${pages.loaded} page loads without a stream in ${sec(pages.ms)} s ` +
+      `(${kib(pages.bytes / Math.max(1, pages.loaded))} KiB each); server RSS ${mib(before.rss)} → ${mib(rssAfterPages)} MiB`,
+  );
+  const m = b.meters();
+  const open: OpenLoopArgs = {
+    startAt: wallNow() + LEAD_MS,
+    intervalMs: 1000 / scn.rate,
+    firstSeq: 1,
+    count: scn.messages!,
+    totalTabs: 1,
+    measuredFrom: 1,
+    size: "big",
+  };
+  const sends = [await w.call<SendResult>("openLoop", open, (scn.messages! / scn.rate) * 1000 + 120_000)];
+  const check = await checkPhase(workers, sends);
+  const result = baseResult(b, loadAtStart, before);
+  result.timed = phaseStats(check.fin, check.sent, check.rejected, b.read(m));
+  const after = await memory(b);
+  await b.snapshot("after-messages");
+  Object.assign(result, {
+    rampMs: ramp.ms,
+    pagesLoaded: pages.loaded,
+    pagesMs: pages.ms,
+    pageBytes: pages.bytes,
+    rssAfterPages,
+    rssAfterTraffic: after.rss,
+    gcAfterTraffic: after.gc,
+    rssAfter: after.rss,
+    natsRssAfter: after.natsRss,
+  } satisfies Partial<RunResult>);
+  log(
+    `${scn.id}/${system}: ${check.sent} messages of ~${(BIG_MESSAGE_BYTES / 1000).toFixed(1)} KB sent (${check.rejected} refused), ` +
+      `${result.timed.lostMessages} unconfirmed; server RSS ${mib(before.rss)} → ${mib(after.rss)} MiB ` +
+      `(${after.rss >= before.rss ? "+" : ""}${mib(after.rss - before.rss)}); after forced GCs ${mib(before.gc.rss)} → ${mib(after.gc.rss)} MiB, ` +
+      `heap used ${mib(before.gc.heapUsed)} → ${mib(after.gc.heapUsed)} MiB`,
+  );
+  log(`${scn.id}/${system}: ${sendTimes(sends)}`);
+  const confirm = mergeHist(sends, "confirmHist");
+  result.confirmP50 = confirm.percentile(50);
+  result.confirmP99 = confirm.percentile(99);
+  return result;
+}
+
+/** growth: tabs in one room, then a fixed number of messages; memory after forced GCs before and after. */
+async function runGrowth(b: Bench): Promise<RunResult> {
+  const { scn, system } = b;
+  const loadAtStart = loadavg()[0]!;
+  const before = await memory(b);
+  await b.snapshot(0);
+  const ramp = await openTabs(b);
+  const open = await memory(b);
+  await b.snapshot(scn.tabs);
+  const result = baseResult(b, loadAtStart, before);
+  Object.assign(result, { rampMs: ramp.ms, rssAfter: open.rss, natsRssAfter: open.natsRss, gcAfter: open.gc });
+  logTabs(b, result);
+  await b.startProfile();
+  result.saturation = await closedLoop(b, scn.messages!);
+  const after = await memory(b);
+  result.rssAfterTraffic = after.rss;
+  result.gcAfterTraffic = after.gc;
+  await b.snapshot("after-messages");
+  const g = growthOf(result);
+  log(
+    `${scn.id}/${system}: ${result.saturation.sent} messages; after forced GCs RSS ${mib(open.gc.rss)} → ` +
+      `${mib(after.gc.rss)} MiB (${signedPct(g.rss)}), heap used ${mib(open.gc.heapUsed)} → ` +
+      `${mib(after.gc.heapUsed)} MiB (${signedPct(g.heap)})`,
+  );
+  return result;
+}
+
+function runOne(scn: Scenario, system: System): Promise<RunResult> {
+  const body = { traffic: runTraffic, idle: runTraffic, ramp: runRamp, pages: runPages, growth: runGrowth }[scn.kind];
+  return withBench(scn, system, body);
 }
 
 function mergeHist(sends: SendResult[], key: "requestHist" | "confirmHist" | "completeHist"): Histogram {
@@ -587,6 +925,13 @@ function recipientsOf(scn: Scenario, n: number): number {
   return n * (scn.tabs / scn.rooms - 1);
 }
 
+/** growth: forced-GC RSS and heap used after the messages vs before, as fractions of before. */
+function growthOf(r: RunResult): { rss: number; heap: number } {
+  const a = r.gcAfterTraffic;
+  if (!a) return { rss: Number.NaN, heap: Number.NaN };
+  return { rss: a.rss / r.gcAfter.rss - 1, heap: a.heapUsed / r.gcAfter.heapUsed - 1 };
+}
+
 // ---- formatting ----
 
 function mib(bytes: number): string {
@@ -598,8 +943,14 @@ function kib(bytes: number): string {
 function ms(v: number): string {
   return Number.isFinite(v) ? v.toFixed(v < 10 ? 2 : 1) : "n/a";
 }
+function sec(v: number): string {
+  return Number.isFinite(v) ? (v / 1000).toFixed(v < 10_000 ? 2 : 1) : "n/a";
+}
 function pct(v: number): string {
   return Number.isFinite(v) ? `${v.toFixed(0)} %` : "n/a";
+}
+function signedPct(fraction: number): string {
+  return Number.isFinite(fraction) ? `${fraction >= 0 ? "+" : ""}${(fraction * 100).toFixed(1)} %` : "n/a";
 }
 function num(v: number, digits = 0): string {
   return Number.isFinite(v) ? v.toLocaleString("en-US", { maximumFractionDigits: digits }) : "n/a";
@@ -622,91 +973,327 @@ interface Metric {
   format: (v: number) => string;
   /** Show ratios against raw and Socket.IO. */
   ratios?: boolean;
-  idle?: boolean;
+  /** Shown for which kinds of scenario. */
+  kinds: Kind[];
 }
+
+const TRAFFIC: Kind[] = ["traffic"];
+const TABS_MEMORY: Kind[] = ["traffic", "idle", "ramp"];
+const ALL_KINDS: Kind[] = ["traffic", "idle", "ramp", "pages", "growth"];
+const MESSAGE_KINDS: Kind[] = ["traffic", "idle", "pages", "growth"];
 
 const rssPerTab = (r: RunResult) => (r.rssAfter - r.rssBefore) / r.scenario.tabs;
 const bytesPerDelivery = (r: RunResult) => (r.timed ? r.timed.bytes / Math.max(1, r.timed.deliveries) : undefined);
+const cpuPer1k = (r: RunResult) => (r.timed ? (r.timed.serverCpuMs / r.timed.expected) * 1000 : undefined);
+const pagesGrowth = (r: RunResult) => (r.rssAfterTraffic ?? Number.NaN) - r.rssBefore;
+const pagesGcGrowth = (r: RunResult) => (r.gcAfterTraffic ? r.gcAfterTraffic.rss - r.gcBefore.rss : undefined);
 
 const METRICS: Metric[] = [
-  { label: "latency p50 (ms)", value: (r) => r.timed?.hist.percentile(50), format: ms, ratios: true },
-  { label: "latency p99 (ms)", value: (r) => r.timed?.hist.percentile(99), format: ms, ratios: true },
-  { label: "latency max (ms)", value: (r) => r.timed?.hist.max, format: ms, ratios: true },
+  // ramp
+  { label: "all tabs attached (s)", value: (r) => r.attachedMs, format: sec, ratios: true, kinds: ["ramp"] },
+  {
+    label: "presence N shown on a tab (s)",
+    value: (r) => r.presenceFirstMs,
+    format: sec,
+    ratios: true,
+    kinds: ["ramp"],
+  },
+  {
+    label: "presence N shown on every tab (s)",
+    value: (r) => r.presenceAllMs,
+    format: sec,
+    ratios: true,
+    kinds: ["ramp"],
+  },
+  {
+    label: "  tabs joined per second (to presence N on every tab)",
+    value: (r) => (r.presenceAllMs ? (r.scenario.tabs / r.presenceAllMs) * 1000 : undefined),
+    format: (v) => num(v),
+    ratios: true,
+    kinds: ["ramp"],
+  },
+  {
+    label: "  tabs that showed presence N",
+    value: (r) => r.presenceReached,
+    format: (v) => num(v),
+    kinds: ["ramp"],
+  },
+  {
+    label: "  server CPU per joined tab (ms)",
+    value: (r) => (r.rampCpuMs !== undefined ? r.rampCpuMs / r.scenario.tabs : undefined),
+    format: (v) => v.toFixed(2),
+    ratios: true,
+    kinds: ["ramp"],
+  },
+  {
+    label: "  server CPU during the ramp",
+    value: (r) => r.rampServerCpuPct,
+    format: pct,
+    kinds: ["ramp"],
+  },
+  {
+    label: "  busiest client process CPU during the ramp",
+    value: (r) => r.rampClientCpuPct,
+    format: pct,
+    kinds: ["ramp"],
+  },
+  {
+    label: "  whole-view renders sent on attach (stale page hash)",
+    value: (r) => (r.scenario.kind === "ramp" ? r.counters.viewRenders : undefined),
+    format: (v) => num(v),
+    kinds: ["ramp"],
+  },
+  // pages
+  {
+    label: "page loads without a stream",
+    value: (r) => r.pagesLoaded,
+    format: (v) => num(v),
+    kinds: ["pages"],
+  },
+  {
+    label: "  page loads per second",
+    value: (r) => (r.pagesLoaded && r.pagesMs ? (r.pagesLoaded / r.pagesMs) * 1000 : undefined),
+    format: (v) => num(v),
+    ratios: true,
+    kinds: ["pages"],
+  },
+  {
+    label: "  page size (KiB)",
+    value: (r) => (r.pageBytes && r.pagesLoaded ? r.pageBytes / r.pagesLoaded : undefined),
+    format: kib,
+    kinds: ["pages"],
+  },
+  {
+    label: "server RSS before the page loads (MiB)",
+    value: (r) => (r.scenario.kind === "pages" ? r.rssBefore : undefined),
+    format: mib,
+    kinds: ["pages"],
+  },
+  {
+    label: "RSS growth after the page loads (MiB)",
+    value: (r) => (r.rssAfterPages !== undefined ? r.rssAfterPages - r.rssBefore : undefined),
+    format: mib,
+    ratios: true,
+    kinds: ["pages"],
+  },
+  {
+    label: "RSS growth after the page loads and the messages (MiB)",
+    value: (r) => (r.scenario.kind === "pages" ? pagesGrowth(r) : undefined),
+    format: mib,
+    ratios: true,
+    kinds: ["pages"],
+  },
+  {
+    label: "  the same after forced GCs (MiB)",
+    value: (r) => (r.scenario.kind === "pages" ? pagesGcGrowth(r) : undefined),
+    format: mib,
+    ratios: true,
+    kinds: ["pages"],
+  },
+  {
+    label: "  JS heap growth after forced GCs (MiB)",
+    value: (r) =>
+      r.scenario.kind === "pages" && r.gcAfterTraffic ? r.gcAfterTraffic.heapUsed - r.gcBefore.heapUsed : undefined,
+    format: mib,
+    ratios: true,
+    kinds: ["pages"],
+  },
+  {
+    label: "messages sent by the attached tab",
+    value: (r) => (r.scenario.kind === "pages" ? r.timed?.sent : undefined),
+    format: (v) => num(v),
+    kinds: ["pages"],
+  },
+  {
+    label: "  sender's confirmation p50 / p99 (ms)",
+    value: (r) => (r.scenario.kind === "pages" ? r.confirmP99 : undefined),
+    format: ms,
+    kinds: ["pages"],
+  },
+  // growth
+  {
+    label: "messages (closed loop)",
+    value: (r) => (r.scenario.kind === "growth" ? r.saturation?.sent : undefined),
+    format: (v) => num(v),
+    kinds: ["growth"],
+  },
+  {
+    label: "  deliveries/s",
+    value: (r) => (r.scenario.kind === "growth" ? r.saturation?.deliveriesPerSec : undefined),
+    format: (v) => num(v),
+    ratios: true,
+    kinds: ["growth"],
+  },
+  {
+    label: "RSS after forced GCs, tabs open, before the messages (MiB)",
+    value: (r) => (r.scenario.kind === "growth" ? r.gcAfter.rss : undefined),
+    format: mib,
+    kinds: ["growth"],
+  },
+  {
+    label: "  after the messages (MiB)",
+    value: (r) => r.gcAfterTraffic?.rss,
+    format: mib,
+    kinds: ["growth"],
+  },
+  {
+    label: "  RSS growth (%)",
+    value: (r) => growthOf(r).rss * 100,
+    format: (v) => v.toFixed(1),
+    kinds: ["growth"],
+  },
+  {
+    label: "JS heap used after forced GCs, before the messages (MiB)",
+    value: (r) => (r.scenario.kind === "growth" ? r.gcAfter.heapUsed : undefined),
+    format: mib,
+    kinds: ["growth"],
+  },
+  {
+    label: "  after the messages (MiB)",
+    value: (r) => r.gcAfterTraffic?.heapUsed,
+    format: mib,
+    kinds: ["growth"],
+  },
+  {
+    label: "  JS heap growth (%)",
+    value: (r) => growthOf(r).heap * 100,
+    format: (v) => v.toFixed(1),
+    kinds: ["growth"],
+  },
+  {
+    label: "RSS without forced GCs, before / after the messages (MiB)",
+    value: (r) => (r.scenario.kind === "growth" ? r.rssAfter : undefined),
+    format: mib,
+    kinds: ["growth"],
+  },
+  // a, b
+  { label: "latency p50 (ms)", value: (r) => r.timed?.hist.percentile(50), format: ms, ratios: true, kinds: TRAFFIC },
+  { label: "latency p99 (ms)", value: (r) => r.timed?.hist.percentile(99), format: ms, ratios: true, kinds: TRAFFIC },
+  { label: "latency max (ms)", value: (r) => r.timed?.hist.max, format: ms, ratios: true, kinds: TRAFFIC },
   {
     label: "measured deliveries (open loop)",
     value: (r) => r.timed?.deliveries,
     format: (v) => num(v),
+    kinds: TRAFFIC,
   },
-  { label: "bytes on the wire per delivery", value: bytesPerDelivery, format: (v) => num(v), ratios: true },
-  { label: "server CPU, open loop", value: (r) => r.timed?.serverCpuPct, format: pct },
+  {
+    label: "bytes on the wire per delivery",
+    value: bytesPerDelivery,
+    format: (v) => num(v),
+    ratios: true,
+    kinds: TRAFFIC,
+  },
+  { label: "server CPU, open loop", value: (r) => r.timed?.serverCpuPct, format: pct, kinds: TRAFFIC },
   {
     label: "server CPU per 1,000 deliveries, open loop (ms)",
-    value: (r) => (r.timed ? (r.timed.serverCpuMs / r.timed.expected) * 1000 : undefined),
+    value: cpuPer1k,
     format: (v) => v.toFixed(1),
     ratios: true,
+    kinds: TRAFFIC,
   },
   {
     label: "deliveries/s at saturation",
     value: (r) => r.saturation?.deliveriesPerSec,
     format: (v) => num(v),
     ratios: true,
+    kinds: TRAFFIC,
   },
-  { label: "  messages/s at saturation", value: (r) => msgsPerSec(r), format: (v) => num(v, 1) },
+  { label: "  messages/s at saturation", value: (r) => msgsPerSec(r), format: (v) => num(v, 1), kinds: TRAFFIC },
   {
     label: "  latency p50 / p99 at saturation (ms)",
     value: (r) => r.saturation?.windowHist.percentile(50),
     format: ms,
+    kinds: ["traffic", "growth"],
   },
-  { label: "  server CPU at saturation", value: (r) => r.saturation?.serverCpuPct, format: pct },
+  {
+    label: "  server CPU at saturation",
+    value: (r) => r.saturation?.serverCpuPct,
+    format: pct,
+    kinds: ["traffic", "growth"],
+  },
   {
     label: "  server CPU per 1,000 deliveries (ms)",
     value: (r) => (r.saturation ? (r.saturation.serverCpuMs / r.saturation.expected) * 1000 : undefined),
     format: (v) => v.toFixed(1),
     ratios: true,
+    kinds: ["traffic", "growth"],
   },
   {
     label: "  deliveries per stream read (server batching)",
     value: (r) => r.saturation?.deliveriesPerRead,
     format: (v) => (Number.isFinite(v) ? v.toFixed(2) : "n/a"),
+    kinds: ["traffic", "growth"],
   },
-  { label: "  busiest client process CPU", value: (r) => r.saturation?.clientCpuPct, format: pct },
-  { label: "  nats-server CPU at saturation", value: (r) => r.saturation?.natsCpuPct, format: pct },
-  { label: "RSS per tab (KiB)", value: rssPerTab, format: kib, ratios: true, idle: true },
+  {
+    label: "  busiest client process CPU",
+    value: (r) => r.saturation?.clientCpuPct,
+    format: pct,
+    kinds: ["traffic", "growth"],
+  },
+  {
+    label: "  nats-server CPU at saturation",
+    value: (r) => r.saturation?.natsCpuPct,
+    format: pct,
+    kinds: ["traffic", "growth"],
+  },
+  // tabs' memory
+  { label: "RSS per tab (KiB)", value: rssPerTab, format: kib, ratios: true, kinds: [...TABS_MEMORY, "growth"] },
   {
     label: "  RSS per tab after forced GCs (KiB)",
     value: (r) => (r.gcAfter.rss - r.gcBefore.rss) / r.scenario.tabs,
     format: kib,
     ratios: true,
-    idle: true,
+    kinds: [...TABS_MEMORY, "growth"],
   },
   {
     label: "  JS heap per tab after forced GCs (KiB)",
     value: (r) => (r.gcAfter.heapUsed - r.gcBefore.heapUsed) / r.scenario.tabs,
     format: kib,
     ratios: true,
-    idle: true,
+    kinds: [...TABS_MEMORY, "growth"],
   },
-  { label: "server RSS before the first tab (MiB)", value: (r) => r.rssBefore, format: mib, idle: true },
-  { label: "server RSS after the traffic (MiB)", value: (r) => r.rssAfterTraffic, format: mib },
+  {
+    label: "server RSS before the first tab (MiB)",
+    value: (r) => r.rssBefore,
+    format: mib,
+    kinds: [...TABS_MEMORY, "growth"],
+  },
+  { label: "server RSS after the traffic (MiB)", value: (r) => r.rssAfterTraffic, format: mib, kinds: TRAFFIC },
   {
     label: "  JS heap growth over the traffic, after forced GCs (MiB)",
     value: (r) => (r.gcAfterTraffic ? r.gcAfterTraffic.heapUsed - r.gcAfter.heapUsed : undefined),
     format: mib,
     ratios: true,
+    kinds: TRAFFIC,
   },
   {
     label: "nats-server RSS per tab (KiB, not in the target)",
     value: (r) => (r.system === "nats" ? (r.natsRssAfter - r.natsRssBefore) / r.scenario.tabs : undefined),
     format: kib,
-    idle: true,
+    kinds: TABS_MEMORY,
   },
-  { label: "load average at the start (1 min)", value: (r) => r.loadAtStart, format: (v) => v.toFixed(2), idle: true },
-  { label: "ramp: all tabs open (s)", value: (r) => r.rampMs / 1000, format: (v) => v.toFixed(1), idle: true },
-  { label: "sends refused (non-2xx)", value: (r) => refused(r), format: (v) => num(v), idle: false },
-  { label: "lost messages", value: (r) => lostMessages(r), format: (v) => num(v), idle: true },
-  { label: "lost deliveries", value: (r) => lostDeliveries(r), format: (v) => num(v), idle: true },
-  { label: "duplicate deliveries", value: (r) => dupes(r), format: (v) => num(v), idle: true },
-  { label: "streams closed during the run", value: (r) => r.counters.closed, format: (v) => num(v), idle: true },
+  {
+    label: "load average at the start (1 min)",
+    value: (r) => r.loadAtStart,
+    format: (v) => v.toFixed(2),
+    kinds: ALL_KINDS,
+  },
+  {
+    label: "ramp: all tabs open (s)",
+    value: (r) => r.rampMs / 1000,
+    format: (v) => v.toFixed(1),
+    kinds: ["traffic", "idle", "growth"],
+  },
+  { label: "sends refused (non-2xx)", value: (r) => refused(r), format: (v) => num(v), kinds: MESSAGE_KINDS },
+  { label: "lost messages", value: (r) => lostMessages(r), format: (v) => num(v), kinds: MESSAGE_KINDS },
+  { label: "lost deliveries", value: (r) => lostDeliveries(r), format: (v) => num(v), kinds: MESSAGE_KINDS },
+  { label: "duplicate deliveries", value: (r) => dupes(r), format: (v) => num(v), kinds: MESSAGE_KINDS },
+  {
+    label: "streams closed during the run",
+    value: (r) => r.counters.closed,
+    format: (v) => num(v),
+    kinds: ALL_KINDS,
+  },
 ];
 
 function msgsPerSec(r: RunResult): number | undefined {
@@ -727,20 +1314,52 @@ function dupes(r: RunResult): number {
 }
 
 function scenarioTitle(s: Scenario): string {
-  if (s.rate === 0) return `scenario ${s.id}: ${num(s.tabs)} idle tabs over ${s.rooms} room(s) (memory only)`;
-  return (
-    `scenario ${s.id}: ${num(s.tabs)} tabs over ${s.rooms} room(s), ${s.rate} msg/s open loop for ${PHASE_MS / 1000} s ` +
-    `(+${WARMUP_MS / 1000} s warm-up); closed loop ${inflightOf(s)} in flight × ${WORKERS} client processes for ${PHASE_MS / 1000} s`
-  );
+  switch (s.kind) {
+    case "idle":
+      return `scenario ${s.id}: ${num(s.tabs)} idle tabs over ${s.rooms} room(s) (memory only)`;
+    case "ramp":
+      return (
+        `scenario ramp: ${num(s.tabs)} tabs join one room, each a new session (page GET, then its stream), ` +
+        `${CONNECT_CONCURRENCY} at a time × ${workersOf(s)} client processes, until every tab shows presence ${num(s.tabs)}`
+      );
+    case "pages":
+      return (
+        `scenario pages: ${num(s.pages!)} page loads (new sessions) that never open their stream, then ` +
+        `${num(s.messages!)} messages of ~${(BIG_MESSAGE_BYTES / 1000).toFixed(1)} KB at ${s.rate}/s from one attached tab, one room`
+      );
+    case "growth":
+      return (
+        `scenario growth: ${num(s.tabs)} tabs in one room, then ${num(s.messages!)} messages in a closed loop ` +
+        `(${inflightOf(s)} in flight × ${workersOf(s)} client processes); memory after forced GCs before and after`
+      );
+    default:
+      return (
+        `scenario ${s.id}: ${num(s.tabs)} tabs over ${s.rooms} room(s), ${s.rate} msg/s open loop for ${PHASE_MS / 1000} s ` +
+        `(+${WARMUP_MS / 1000} s warm-up); closed loop ${inflightOf(s)} in flight × ${workersOf(s)} client processes for ${PHASE_MS / 1000} s`
+      );
+  }
 }
 
-function scenarioTable(scn: Scenario, results: RunResult[]): string {
+interface TableData {
+  header: string[];
+  rows: string[][];
+  /** The numbers behind the rows: label → system → value (null: none). */
+  values: Array<{ label: string; values: Record<string, number | null> }>;
+}
+
+function scenarioTable(scn: Scenario, results: RunResult[]): TableData {
   const by = (s: System) => results.find((r) => r.system === s);
   const ours = (["embedded", "nats"] as const).filter((s) => by(s));
-  const header = ["metric", ...results.map((r) => r.system), ...ours.flatMap((s) => [`${s} / raw`, `${s} / socketio`])];
+  const bases = (["raw", "socketio"] as const).filter((s) => by(s));
+  const header = [
+    "metric",
+    ...results.map((r) => r.system),
+    ...ours.flatMap((s) => bases.map((base) => `${s} / ${base}`)),
+  ];
   const rows: string[][] = [];
+  const values: TableData["values"] = [];
   for (const m of METRICS) {
-    if (scn.rate === 0 && !m.idle) continue;
+    if (!m.kinds.includes(scn.kind)) continue;
     const vals = results.map((r) => m.value(r));
     if (vals.every((v) => v === undefined)) continue;
     let cells = vals.map((v) => (v === undefined ? "" : m.format(v)));
@@ -750,18 +1369,25 @@ function scenarioTable(scn: Scenario, results: RunResult[]): string {
           ? `${ms(r.saturation.windowHist.percentile(50))} / ${ms(r.saturation.windowHist.percentile(99))}`
           : "",
       );
+    } else if (m.label.startsWith("  sender's confirmation")) {
+      cells = results.map((r) =>
+        r.timed ? `${ms(r.confirmP50 ?? Number.NaN)} / ${ms(r.confirmP99 ?? Number.NaN)}` : "",
+      );
+    } else if (m.label.startsWith("RSS without forced GCs")) {
+      cells = results.map((r) => `${mib(r.rssAfter)} / ${mib(r.rssAfterTraffic ?? Number.NaN)}`);
     }
     const ratioCells = ours.flatMap((s) =>
-      m.ratios
-        ? [
-            ratio(m.value(by(s)!), by("raw") && m.value(by("raw")!)),
-            ratio(m.value(by(s)!), by("socketio") && m.value(by("socketio")!)),
-          ]
-        : ["", ""],
+      bases.map((base) => (m.ratios ? ratio(m.value(by(s)!), m.value(by(base)!)) : "")),
     );
     rows.push([m.label, ...cells, ...ratioCells]);
+    values.push({
+      label: m.label.trim(),
+      values: Object.fromEntries(
+        results.map((r, i) => [r.system, vals[i] === undefined || !Number.isFinite(vals[i]) ? null : vals[i]!]),
+      ),
+    });
   }
-  return table(header, rows);
+  return { header, rows, values };
 }
 
 interface TargetRow {
@@ -776,63 +1402,128 @@ function targets(all: RunResult[]): TargetRow[] {
   const rows: TargetRow[] = [];
   const find = (scn: Scenario, s: System) => all.find((r) => r.scenario === scn && r.system === s);
   for (const scn of scenarios) {
+    const raw = find(scn, "raw");
+    const sio = find(scn, "socketio");
+    if (scn.kind === "ramp" && raw) {
+      const t = rampTime(raw);
+      rows.push({
+        target: `ramp: ${num(TARGET.rampTabs)} tabs attached and showing presence N in < ${TARGET.rawRampSeconds} s (raw baseline)`,
+        scenario: scn.id,
+        system: "raw",
+        measured: rampMeasured(scn, t),
+        met: scn.tabs === TARGET.rampTabs && Number.isFinite(t) ? t < TARGET.rawRampSeconds * 1000 : undefined,
+      });
+    }
     for (const s of ["embedded", "nats"] as const) {
       const r = find(scn, s);
       if (!r) continue;
-      const raw = find(scn, "raw");
-      const sio = find(scn, "socketio");
-      if (scn.rate > 0) {
-        const p99 = r.timed!.hist.percentile(99);
-        const rawP99 = raw?.timed?.hist.percentile(99);
-        rows.push({
-          target: `latency p99 ≤ ${TARGET.p99VsRaw}× raw`,
-          scenario: scn.id,
-          system: s,
-          measured: rawP99
-            ? `${ms(p99)} ms = ${ratio(p99, rawP99)} raw (${ms(rawP99)} ms)`
-            : `${ms(p99)} ms (no raw run)`,
-          met: rawP99 ? p99 <= TARGET.p99VsRaw * rawP99 : undefined,
-        });
+      const row = (target: string, measured: string, met: boolean | undefined) =>
+        rows.push({ target, scenario: scn.id, system: s, measured, met });
+      if (scn.kind === "traffic") {
+        if (scn.id === "a") {
+          const cpu = cpuPer1k(r)!;
+          const rawCpu = raw && cpuPer1k(raw);
+          const sioCpu = sio && cpuPer1k(sio);
+          row(
+            "server CPU per 1,000 deliveries, open loop ≤ raw's",
+            rawCpu
+              ? `${cpu.toFixed(1)} ms = ${ratio(cpu, rawCpu)} raw (${rawCpu.toFixed(1)} ms)`
+              : `${cpu.toFixed(1)} ms (no raw run)`,
+            rawCpu ? cpu <= rawCpu : undefined,
+          );
+          row(
+            "server CPU per 1,000 deliveries, open loop < Socket.IO's",
+            sioCpu
+              ? `${cpu.toFixed(1)} ms = ${ratio(cpu, sioCpu)} Socket.IO (${sioCpu.toFixed(1)} ms)`
+              : `${cpu.toFixed(1)} ms (no Socket.IO run)`,
+            sioCpu ? cpu < sioCpu : undefined,
+          );
+          const p99 = r.timed!.hist.percentile(99);
+          const rawP99 = raw?.timed?.hist.percentile(99);
+          const k = TARGET.p99VsRaw[s];
+          row(
+            `latency p99 ≤ ${k}× raw`,
+            rawP99 ? `${ms(p99)} ms = ${ratio(p99, rawP99)} raw (${ms(rawP99)} ms)` : `${ms(p99)} ms (no raw run)`,
+            rawP99 ? p99 <= k * rawP99 : undefined,
+          );
+        }
         const d = r.saturation!.deliveriesPerSec;
         const rawD = raw?.saturation?.deliveriesPerSec;
-        rows.push({
-          target: `deliveries/s ≥ ${TARGET.deliveriesVsRaw * 100} % of raw`,
-          scenario: scn.id,
-          system: s,
-          measured: rawD ? `${num(d)}/s = ${ratio(d, rawD)} raw (${num(rawD)}/s)` : `${num(d)}/s (no raw run)`,
-          met: rawD ? d >= TARGET.deliveriesVsRaw * rawD : undefined,
-        });
+        row(
+          `deliveries/s at saturation ≥ ${TARGET.deliveriesVsRaw * 100} % of raw`,
+          rawD ? `${num(d)}/s = ${ratio(d, rawD)} raw (${num(rawD)}/s)` : `${num(d)}/s (no raw run)`,
+          rawD ? d >= TARGET.deliveriesVsRaw * rawD : undefined,
+        );
         const sioD = sio?.saturation?.deliveriesPerSec;
-        rows.push({
-          target: `deliveries/s ≥ ${TARGET.deliveriesVsSocketIo}× Socket.IO`,
-          scenario: scn.id,
-          system: s,
-          measured: sioD
-            ? `${num(d)}/s = ${ratio(d, sioD)} Socket.IO (${num(sioD)}/s)`
-            : `${num(d)}/s (no Socket.IO run)`,
-          met: sioD ? d >= TARGET.deliveriesVsSocketIo * sioD : undefined,
-        });
+        row(
+          `deliveries/s at saturation ≥ ${TARGET.deliveriesVsSocketIo}× Socket.IO`,
+          sioD ? `${num(d)}/s = ${ratio(d, sioD)} Socket.IO (${num(sioD)}/s)` : `${num(d)}/s (no Socket.IO run)`,
+          sioD ? d >= TARGET.deliveriesVsSocketIo * sioD : undefined,
+        );
         const b = bytesPerDelivery(r)!;
-        rows.push({
-          target: `≤ ${TARGET.bytesPerDelivery / 1024} KiB on the wire per delivered ${MESSAGE_CHARS}-byte message`,
-          scenario: scn.id,
-          system: s,
-          measured: `${num(b)} B`,
-          met: b <= TARGET.bytesPerDelivery,
-        });
-      } else {
+        row(
+          `≤ ${TARGET.bytesPerDelivery / 1024} KiB on the wire per delivered ${MESSAGE_CHARS}-byte message`,
+          `${num(b)} B`,
+          b <= TARGET.bytesPerDelivery,
+        );
+      } else if (scn.kind === "idle" || scn.kind === "ramp") {
+        if (scn.kind === "ramp") {
+          const t = rampTime(r);
+          row(
+            `ramp: ${num(TARGET.rampTabs)} tabs attached and showing presence N in ≤ ${TARGET.rampSeconds} s`,
+            rampMeasured(scn, t, raw && rampTime(raw)),
+            // Presence never at N on every tab: missed at any size; otherwise judged at the target's size only.
+            !Number.isFinite(t) ? false : scn.tabs === TARGET.rampTabs ? t <= TARGET.rampSeconds * 1000 : undefined,
+          );
+        }
         const k = rssPerTab(r);
-        rows.push({
-          target: `≤ ${TARGET.idleTabKiB} KiB server RSS per idle tab`,
-          scenario: scn.id,
-          system: s,
-          measured: `${kib(k)} KiB`,
-          met: k <= TARGET.idleTabKiB * 1024,
-        });
+        const gc = (r.gcAfter.rss - r.gcBefore.rss) / scn.tabs;
+        row(
+          `≤ ${TARGET.idleTabKiB} KiB server RSS per idle tab`,
+          `${kib(k)} KiB at ${num(scn.tabs)} tabs (after forced GCs ${kib(gc)} KiB)`,
+          k <= TARGET.idleTabKiB * 1024,
+        );
+      } else if (scn.kind === "pages") {
+        const g = pagesGrowth(r);
+        const gc = pagesGcGrowth(r) ?? Number.NaN;
+        row(
+          `≤ ${TARGET.pagesGrowthMiB} MiB server RSS growth: ${num(scn.pages!)} page loads without a stream + ` +
+            `${num(scn.messages!)} messages of ~${(BIG_MESSAGE_BYTES / 1000).toFixed(1)} KB`,
+          `${mib(g)} MiB (after forced GCs ${mib(gc)} MiB)${raw ? `; raw ${mib(pagesGrowth(raw))} MiB` : ""}`,
+          Number.isFinite(g) ? g <= TARGET.pagesGrowthMiB * 1024 * 1024 : undefined,
+        );
+      } else if (scn.kind === "growth") {
+        const g = growthOf(r);
+        const rg = raw ? growthOf(raw) : undefined;
+        row(
+          `server RSS after forced GCs within ${TARGET.growthPct} % after ${num(scn.messages!)} messages (${num(scn.tabs)} tabs)`,
+          `${signedPct(g.rss)} (${mib(r.gcAfter.rss)} → ${mib(r.gcAfterTraffic!.rss)} MiB)${rg ? `; raw ${signedPct(rg.rss)}` : ""}`,
+          Number.isFinite(g.rss) ? g.rss <= TARGET.growthPct / 100 : undefined,
+        );
+        row(
+          `JS heap used after forced GCs within ${TARGET.growthPct} % after ${num(scn.messages!)} messages (${num(scn.tabs)} tabs)`,
+          `${signedPct(g.heap)} (${mib(r.gcAfter.heapUsed)} → ${mib(r.gcAfterTraffic!.heapUsed)} MiB)${rg ? `; raw ${signedPct(rg.heap)}` : ""}`,
+          Number.isFinite(g.heap) ? g.heap <= TARGET.growthPct / 100 : undefined,
+        );
       }
     }
   }
   return rows;
+}
+
+/** The ramp's time: every tab attached and showing presence N (NaN if some never did). */
+function rampTime(r: RunResult): number {
+  return Math.max(r.attachedMs ?? Number.NaN, r.presenceAllMs ?? Number.NaN);
+}
+
+function rampMeasured(scn: Scenario, t: number, rawT?: number): string {
+  if (!Number.isFinite(t)) return `presence ${num(scn.tabs)} never showed on every tab`;
+  const vsRaw = rawT && Number.isFinite(rawT) ? ` = ${ratio(t, rawT)} raw (${sec(rawT)} s)` : "";
+  if (scn.tabs === TARGET.rampTabs) return `${sec(t)} s${vsRaw}`;
+  return (
+    `${sec(t)} s for ${num(scn.tabs)} tabs${vsRaw}; target is for ${num(TARGET.rampTabs)} ` +
+    `(≈ ${sec((t * TARGET.rampTabs) / scn.tabs)} s at this rate)`
+  );
 }
 
 // ---- main ----
@@ -843,16 +1534,18 @@ const loadText = () =>
   loadavg()
     .map((l) => l.toFixed(2))
     .join(" / ");
+const command = `npm run bench:chat${argv.length > 0 ? ` -- ${argv.join(" ")}` : ""}`;
+const loadBefore = loadText();
+const plan =
+  `scenarios ${scenarios.map((s) => s.id).join(", ")} × systems ${systems.join(", ")}; ` +
+  `${WORKERS} client processes; ${MESSAGE_CHARS}-byte messages; settle ${SETTLE_MS} ms before each RSS reading`;
 console.log("bench:chat — the chat under load, next to raw node:http SSE and Socket.IO 4");
-console.log(`command: npm run bench:chat${argv.length > 0 ? ` -- ${argv.join(" ")}` : ""}`);
+console.log(`command: ${command}`);
 console.log(`node:    ${process.version} (${process.platform}/${process.arch})`);
 console.log(`cpu:     ${cpuModel} × ${cpus().length} cores`);
 console.log(`date:    ${new Date().toISOString()}`);
-console.log(`load:    ${loadText()} (1/5/15 min load average before the run)`);
-console.log(
-  `plan:    scenarios ${scenarios.map((s) => s.id).join(", ")} × systems ${systems.join(", ")}; ` +
-    `${WORKERS} client processes; ${MESSAGE_CHARS}-byte messages; settle ${SETTLE_MS} ms before each RSS reading`,
-);
+console.log(`load:    ${loadBefore} (1/5/15 min load average before the run)`);
+console.log(`plan:    ${plan}`);
 console.log(`systems: ${systems.map((s) => `${s} = ${SYSTEM_LABEL[s]}`).join("; ")}`);
 // The definitions, as in --help.
 console.log(HELP.slice(HELP.indexOf("Per scenario and system:"), HELP.indexOf("Options:")).trimEnd());
@@ -860,59 +1553,65 @@ console.log("");
 
 const started = performance.now();
 const results: RunResult[] = [];
-let broken = false;
+const failures: Array<{ scenario: string; system: System; error: string }> = [];
 for (const scn of scenarios) {
   console.log(scenarioTitle(scn));
-  for (const system of systems) {
+  for (const system of systemsOf(scn)) {
     try {
       results.push(await runOne(scn, system));
     } catch (err) {
-      broken = true;
+      failures.push({ scenario: scn.id, system, error: String((err as Error).stack ?? err) });
       process.stderr.write(`bench:chat: ${scn.id}/${system} failed: ${(err as Error).stack ?? err}\n`);
     }
   }
   console.log("");
 }
 
+const tables: Array<{ scenario: string; title: string; table: TableData; notes: string[] }> = [];
 for (const scn of scenarios) {
   const rs = results.filter((r) => r.scenario === scn);
   if (rs.length === 0) continue;
+  const data = scenarioTable(scn, rs);
+  const notes: string[] = [];
   console.log(scenarioTitle(scn));
-  console.log(scenarioTable(scn, rs));
+  console.log(table(data.header, data.rows));
   for (const r of rs) {
     const c = r.counters;
-    const notes: string[] = [];
+    const n: string[] = [];
     const statuses = Object.entries(c.statuses).filter(([k]) => !accepted(Number(k)));
-    if (statuses.length > 0) notes.push(`refused sends by status: ${statuses.map(([k, v]) => `${k}×${v}`).join(", ")}`);
-    if (c.toasts > 0) notes.push(`${c.toasts} error toasts (${c.toastSample})`);
-    if (c.resyncs > 0) notes.push(`${c.resyncs} resyncs`);
-    if (c.byes > 0) notes.push(`${c.byes} via-bye/via-reload`);
-    if (c.failed > 0) notes.push(`${c.failed} messages marked "not sent"`);
-    if (c.unexpected > 0) notes.push(`${c.unexpected} unexpected patches`);
+    if (statuses.length > 0) n.push(`refused sends by status: ${statuses.map(([k, v]) => `${k}×${v}`).join(", ")}`);
+    if (c.toasts > 0) n.push(`${c.toasts} error toasts (${c.toastSample})`);
+    if (c.resyncs > 0) n.push(`${c.resyncs} #messages resets (inner)`);
+    if (c.byes > 0) n.push(`${c.byes} via-bye/via-reload`);
+    if (c.failed > 0) n.push(`${c.failed} messages marked "not sent"`);
+    if (c.unexpected > 0) n.push(`${c.unexpected} unexpected items/patches (first: ${c.unexpectedSample})`);
+    if (c.outOfOrder > 0) n.push(`${c.outOfOrder} stored copies out of position order`);
+    if (c.upserts > 0) n.push(`${c.upserts} upserts of an item the tab held`);
+    if (c.viewRenders > 0) n.push(`${c.viewRenders} whole-view renders`);
+    if (c.trims > 0 || c.prepends > 0) n.push(`${c.trims} list trims, ${c.prepends} prepends`);
     if (c.staleRetries > 0)
-      notes.push(`${c.staleRetries} sends repeated after a reset on a stale keep-alive connection`);
-    if (c.sendErrors > 0) notes.push(`${c.sendErrors} send errors (${c.sendErrorSample})`);
-    if (r.saturation && r.saturation.stalls > 0) notes.push(`${r.saturation.stalls} closed-loop stalls`);
+      n.push(`${c.staleRetries} requests repeated after a reset on a stale keep-alive connection`);
+    if (c.sendErrors > 0) n.push(`${c.sendErrors} send errors (${c.sendErrorSample})`);
+    if (r.saturation && r.saturation.stalls > 0) n.push(`${r.saturation.stalls} closed-loop stalls`);
     const mis = (r.timed?.misrouted ?? 0) + (r.saturation?.misrouted ?? 0);
-    if (mis > 0) notes.push(`${mis} deliveries to a tab of another room`);
-    if (notes.length > 0) console.log(`  ${r.system}: ${notes.join("; ")}`);
+    if (mis > 0) n.push(`${mis} deliveries to a tab of another room`);
+    if (n.length > 0) {
+      notes.push(`${r.system}: ${n.join("; ")}`);
+      console.log(`  ${r.system}: ${n.join("; ")}`);
+    }
   }
   console.log("");
+  tables.push({ scenario: scn.id, title: scenarioTitle(scn), table: data, notes });
 }
 
 const targetRows = targets(results);
+const resultText = (t: TargetRow) => (t.met === undefined ? "n/a" : t.met ? "MET" : "MISSED");
 if (targetRows.length > 0) {
-  console.log("targets (our chat; a missed target does not fail the run):");
+  console.log("targets (our chat, and raw's ramp; a missed target does not fail the run):");
   console.log(
     table(
       ["target", "scenario", "system", "measured", "result"],
-      targetRows.map((t) => [
-        t.target,
-        t.scenario,
-        t.system,
-        t.measured,
-        t.met === undefined ? "n/a" : t.met ? "MET" : "MISSED",
-      ]),
+      targetRows.map((t) => [t.target, t.scenario, t.system, t.measured, resultText(t)]),
     ),
   );
   console.log("");
@@ -925,17 +1624,59 @@ for (const r of results) {
       `${dupes(r)} duplicates`,
   );
 }
-console.log(`load average after the run: ${loadText()}`);
-console.log(`took ${((performance.now() - started) / 1000).toFixed(0)} s`);
-clearTimeout(watchdog);
-if (lossy.length > 0) {
+// A ramp whose presence never reached N on every tab measured nothing: a failure, like a broken run.
+const stuck = results.filter((r) => r.scenario.kind === "ramp" && !Number.isFinite(rampTime(r)));
+for (const r of stuck) {
   console.log(
-    `FAIL: messages were lost or duplicated in ${lossy.map((r) => `${r.scenario.id}/${r.system}`).join(", ")}`,
+    `ramp/${r.system}: presence ${r.scenario.tabs} showed on ${r.presenceReached}/${r.scenario.tabs} tabs within ` +
+      `${PRESENCE_TIMEOUT_MS / 1000} s (highest count seen ${r.presenceMax})`,
   );
-  process.exit(1);
 }
-if (broken) {
-  console.log("FAIL: a run broke (see the errors above)");
-  process.exit(1);
+const loadAfter = loadText();
+const tookS = Math.round((performance.now() - started) / 1000);
+console.log(`load average after the run: ${loadAfter}`);
+console.log(`took ${tookS} s`);
+clearTimeout(watchdog);
+
+let exitCode = 0;
+let verdict = "ok";
+if (lossy.length > 0) {
+  verdict = `FAIL: messages were lost or duplicated in ${lossy.map((r) => `${r.scenario.id}/${r.system}`).join(", ")}`;
+  exitCode = 1;
+} else if (failures.length > 0 || stuck.length > 0) {
+  verdict = "FAIL: a run broke (see the errors above)";
+  exitCode = 1;
 }
-process.exit(0);
+
+if (JSON_FILE) {
+  const histogram = (h: Histogram) => ({
+    n: h.n,
+    p50: h.percentile(50),
+    p99: h.percentile(99),
+    max: h.max,
+    mean: h.n > 0 ? h.sum / h.n : null,
+  });
+  const replacer = (_key: string, v: unknown) => (v instanceof Histogram ? histogram(v) : v);
+  const doc = {
+    bench: "bench:chat",
+    command,
+    node: `${process.version} (${process.platform}/${process.arch})`,
+    cpu: { model: cpuModel, cores: cpus().length },
+    date: new Date().toISOString(),
+    loadBefore,
+    loadAfter,
+    plan,
+    tookSeconds: tookS,
+    exitCode,
+    verdict,
+    targetsDefinition: TARGET,
+    tables,
+    targets: targetRows.map((t) => ({ ...t, result: resultText(t) })),
+    results: results.map((r) => ({ ...r, scenario: r.scenario.id, scenarioSpec: r.scenario })),
+    failures,
+  };
+  writeFileSync(JSON_FILE, `${JSON.stringify(doc, replacer, 2)}\n`);
+  console.log(`json:    ${JSON_FILE}`);
+}
+if (exitCode !== 0) console.log(verdict);
+process.exit(exitCode);

@@ -4,27 +4,44 @@
 //
 // A tab speaks the system's own protocol:
 // - via (our chat, either engine): `GET /room/<name>` without a cookie (a new browser session: the
-//   tab's own cookie jar), the session cookie and `via-boot` (tab id, signals) read from the page, the
-//   `say` action id read from the Send button's `data-on-click`; then `GET /_via/sse?tab=…` on a raw
-//   socket. A message is `POST /_via/action/<say>` with `Via-Request: 1`, `Via-Tab`, the cookie and
+//   tab's own cookie jar), the session cookie, `via-boot` (tab id, signals, runtime version), the view's
+//   hash (`data-via-hash`), what the #messages list holds (newest `data-via-pos`, item count,
+//   `data-via-more`) and the `say` action id (the Send button's `data-on-click`) read from the page;
+//   then, as the runtime does, `GET /_via/sse?tab=…&path=…&v=…&h=<hash>&streams=messages:<newest>:
+//   <count>:<more>` on the same keep-alive connection (a raw socket, as a browser reuses it), before
+//   any action (an action of a tab whose stream never attached gets 410). A message is
+//   `POST /_via/action/<say>` with `Via-Request: 1`, `Via-Tab`, the cookie and
 //   `{"signals":{...bootSignals,"statement":text}}`.
-// - raw: `GET /sse?room=R` on a raw socket; a message is `POST /send?room=R` with the text as body.
+// - raw: `GET /room/<name>` (a static page and a new cookie), then `GET /sse?room=R` on the same
+//   connection; a message is `POST /send?room=R` with the text as body.
 // - socketio: socket.io-client over WebSocket (`transports: ["websocket"]`), the room in the handshake
 //   query; a message is `emit("say", text)`.
 //
-// Delivery: an SSE tab parses the stream (chunked transfer decoding, events split on blank lines) and
-// looks for `<li class="chat-message …">` elements in `append` patches into `#messages`; the text
-// (HTML-unescaped) carries the seq and the send stamp. Our chat's sender sees its own message first as
-// an `append` marked "sending" (from the action), then as an `outer` patch of `#m-<id>` once stored
-// ("sent"): that is the sender's confirmation. raw and Socket.IO echo the message to the sender too: the
-// echo is its confirmation. Bytes on the wire are `bytesRead` of every socket this process opened.
+// Delivery: an SSE tab parses the stream (chunked transfer decoding when the response uses it, events
+// split on blank lines) and reads the `<li … class="chat-message…" id="m-…">` items of patches into
+// #messages; the text (HTML-unescaped) carries the seq and the send stamp. A recipient's delivery is the
+// message's stored copy: an `append` into #messages of an item with a `data-via-pos`. An item whose id
+// this tab already holds (an upsert in place) is not a new delivery; the same text under two different
+// ids is a duplicate. Our chat's sender sees its own message first as an `append` marked "sending"
+// (from the action), then as the stored copy or an ack patch (same id, no longer "sending"): the first
+// of those is the sender's confirmation. raw and Socket.IO echo the message to the sender too: the
+// echo is its confirmation. Presence: the count in `#presence` patches, per tab. Bytes on the wire are
+// `bytesRead` of every socket this process opened.
 
 import { Agent, type ClientRequestArgs, request } from "node:http";
 import { type NetConnectOpts, connect as netConnect, type Socket } from "node:net";
 import type { Socket as IoSocket } from "socket.io-client";
 import { unescapeHtml } from "../../src/server/html.ts";
 import { serveIpc } from "../sse/ipc.ts";
-import { Histogram, type HistogramData, messageText, type Protocol, parseMessageText, wallNow } from "./shared.ts";
+import {
+  Histogram,
+  type HistogramData,
+  type MessageSize,
+  messageText,
+  type Protocol,
+  parseMessageText,
+  wallNow,
+} from "./shared.ts";
 
 const HOST = "127.0.0.1";
 
@@ -40,11 +57,47 @@ export interface ConnectArgs {
   /** Tabs being opened at once. */
   concurrency: number;
   timeoutMs: number;
+  /** Note when each tab first shows this presence count (see "presence"); 0: don't. */
+  presenceTarget?: number;
 }
 
 export interface ConnectResult {
   open: number;
   ms: number;
+  /** Wall-clock time the last of these tabs had its stream open. */
+  endAt: number;
+}
+
+export interface PresenceArgs {
+  /** Wait until every local tab has shown the connect's presenceTarget, at most this long. */
+  timeoutMs: number;
+}
+
+export interface PresenceResult {
+  /** Wall-clock time a local tab first showed the target count (0: none did). */
+  firstAt: number;
+  /** Wall-clock time the last local tab showed it (0: not every tab did). */
+  allAt: number;
+  /** Local tabs that showed it, and the highest count any local tab showed. */
+  reached: number;
+  tabs: number;
+  maxSeen: number;
+}
+
+export interface PageLoadArgs {
+  protocol: Protocol;
+  port: number;
+  room: string;
+  count: number;
+  concurrency: number;
+  timeoutMs: number;
+}
+
+export interface PageLoadResult {
+  loaded: number;
+  ms: number;
+  /** Page bytes read (bodies and heads), to show the loads were real. */
+  bytes: number;
 }
 
 export interface OpenLoopArgs {
@@ -57,6 +110,8 @@ export interface OpenLoopArgs {
   totalTabs: number;
   /** Messages with seq ≥ this are measured (latency, deliveries, bytes); earlier ones are the warm-up. */
   measuredFrom: number;
+  /** Message size (default small: 100 bytes). */
+  size?: MessageSize;
 }
 
 export interface ClosedLoopArgs {
@@ -70,6 +125,8 @@ export interface ClosedLoopArgs {
   workerIndex: number;
   /** Give up waiting for one message's completion after this long (counted as a stall). */
   stallMs: number;
+  /** Stop after this process sent this many messages (default: only the duration ends it). */
+  maxMessages?: number;
 }
 
 /** One send: [seq, room index, global sender tab index, HTTP status (0: Socket.IO, no status)]. */
@@ -106,6 +163,7 @@ export interface FinishResult {
   windowMs: number;
   expectedDeliveries: number;
   lostDeliveries: number;
+  /** A message delivered to a tab more than once under different ids (or echoed to its sender so). */
   duplicates: number;
   /** Seqs that missed at least one local recipient. */
   lostSeqs: number[];
@@ -118,15 +176,16 @@ export interface FinishResult {
 export interface Counters {
   /** Event streams / sockets that closed while the run was on (none should). */
   closed: number;
-  /** Chat messages seen outside a live append/confirmation (a whole-view render: a resync). */
+  /** #messages resets (`inner`): the list was replaced (its items are not counted as deliveries). */
   resyncs: number;
   /** Error toasts (the chat refused an action) and the first one's text. */
   toasts: number;
   toastSample: string;
   /** via-bye / via-reload events. */
   byes: number;
-  /** Other tabs' messages arriving as an outer/sending patch, duplicate confirmations, unparseable texts. */
+  /** Items of other tabs as "sending"/"failed", recipients' items without a position, unparseable texts, items outside #messages. */
   unexpected: number;
+  unexpectedSample: string;
   /** The chat marked one of our messages "not sent". */
   failed: number;
   /** HTTP status of every send (via, raw). */
@@ -135,6 +194,15 @@ export interface Counters {
   sendErrorSample: string;
   /** Sends repeated after a reset on a stale keep-alive connection (see post()). */
   staleRetries: number;
+  /** Items re-sent with an id the tab already held (upserts in place; the sender's ack and stored copy). */
+  upserts: number;
+  /** Stored copies that arrived with a position below one the tab already had. */
+  outOfOrder: number;
+  /** Whole-view renders (no selector): on attach when the page's hash is stale, when "Load older" appears. */
+  viewRenders: number;
+  /** `remove` trims of the oldest #messages items, and `prepend`s of older ones. */
+  trims: number;
+  prepends: number;
 }
 
 // ---- state ----
@@ -148,6 +216,7 @@ interface Tab {
   tabId: string;
   actionId: string;
   signals: Record<string, unknown>;
+  viewHash: string;
   // SSE parsing
   sock: Socket | undefined;
   chunked: boolean;
@@ -159,9 +228,17 @@ interface Tab {
   // Socket.IO
   io: IoSocket | undefined;
   closed: boolean;
-  /** Seqs delivered to this tab (others' messages), in arrival order. */
+  /** Seqs delivered to this tab (others' messages), in arrival order, and the (interned) item id of each. */
   received: Uint32Array;
+  receivedIds: Uint32Array;
   nReceived: number;
+  /** Ids (interned) of the items the page came with. */
+  pageIds: number[];
+  /** Newest list position this tab holds. */
+  maxPos: number;
+  /** Presence count last shown; whether it has shown the target. */
+  presence: number;
+  presenceReached: boolean;
 }
 
 let protocol: Protocol = "via";
@@ -191,21 +268,54 @@ const counters: Counters = {
   toastSample: "",
   byes: 0,
   unexpected: 0,
+  unexpectedSample: "",
   failed: 0,
   statuses: {},
   sendErrors: 0,
   sendErrorSample: "",
   staleRetries: 0,
+  upserts: 0,
+  outOfOrder: 0,
+  viewRenders: 0,
+  trims: 0,
+  prepends: 0,
 };
 let running = true;
 
+function unexpected(sample: string): void {
+  counters.unexpected++;
+  if (!counters.unexpectedSample) counters.unexpectedSample = sample.slice(0, 300);
+}
+
 /** seq → the local tab that sent it. */
 const sentBy = new Map<number, Tab>();
+/** seq → the (interned) id its sender first saw it under. */
+const sentIdOf = new Map<number, number>();
 const confirmed = new Set<number>();
+/** Seqs whose sender saw them under a second, different id. */
+const senderDuplicates = new Set<number>();
 /** seq → local recipient deliveries so far. */
 const deliveredCount = new Map<number, number>();
 /** Closed loop: seq → what is still missing locally before the next message may go. */
 const waiting = new Map<number, { left: number; done: () => void }>();
+
+/** Item ids as small integers (one entry per message, not per tab). */
+const idIndex = new Map<string, number>();
+function intern(id: string): number {
+  let i = idIndex.get(id);
+  if (i === undefined) {
+    i = idIndex.size + 1;
+    idIndex.set(id, i);
+  }
+  return i;
+}
+
+// Presence target of the current ramp.
+let presenceTarget = 0;
+let presenceFirstAt = 0;
+let presenceAllAt = 0;
+let presenceReached = 0;
+let presenceMax = 0;
 
 // Measurement of the current phase.
 let measuredFrom = Number.POSITIVE_INFINITY;
@@ -229,18 +339,35 @@ function bytesNow(): number {
 
 // ---- delivery ----
 
-type Kind = "append" | "sending" | "sent" | "failed";
+type State = "sending" | "failed" | "sent";
 
-function onMessage(t: Tab, seq: number, sentAt: number, kind: Kind): void {
+/** Position of an item that has none: Socket.IO (no positions in that protocol). */
+const NO_POSITIONS = -1;
+
+/**
+ * One chat message item that reached tab `t`: `id` its element id, `pos` its list position (0: none;
+ * NO_POSITIONS for Socket.IO), `state` from its classes.
+ */
+function onItem(t: Tab, seq: number, sentAt: number, id: string, pos: number, state: State): void {
   const at = wallNow();
+  const idx = intern(id);
+  const newest = pos > t.maxPos;
+  if (newest) t.maxPos = pos;
   if (sentBy.get(seq) === t) {
-    if (kind === "sending") return;
-    if (kind === "failed") {
+    // The sender's own message: "sending" from the action, then the stored copy or the ack (same id).
+    if (state === "failed") {
       counters.failed++;
       return;
     }
+    const first = sentIdOf.get(seq);
+    if (first === undefined) sentIdOf.set(seq, idx);
+    else if (first !== idx) {
+      senderDuplicates.add(seq);
+      return;
+    }
+    if (state === "sending") return;
     if (confirmed.has(seq)) {
-      counters.unexpected++;
+      counters.upserts++;
       return;
     }
     confirmed.add(seq);
@@ -248,16 +375,28 @@ function onMessage(t: Tab, seq: number, sentAt: number, kind: Kind): void {
     progress(seq);
     return;
   }
-  if (kind !== "append") {
-    counters.unexpected++;
+  if (state !== "sent" || pos === 0) {
+    unexpected(`tab ${t.index}: ${state} item m-${id} of #${seq}${pos === 0 ? " without a position" : ""}`);
     return;
+  }
+  if (pos !== NO_POSITIONS && !newest) {
+    // Not past the newest position this tab holds: an upsert of an item it holds, or a new item out of order.
+    if (holds(t, idx)) {
+      counters.upserts++;
+      return;
+    }
+    counters.outOfOrder++;
   }
   if (t.nReceived === t.received.length) {
     const bigger = new Uint32Array(t.received.length * 2);
     bigger.set(t.received);
     t.received = bigger;
+    const biggerIds = new Uint32Array(t.receivedIds.length * 2);
+    biggerIds.set(t.receivedIds);
+    t.receivedIds = biggerIds;
   }
-  t.received[t.nReceived++] = seq;
+  t.received[t.nReceived] = seq;
+  t.receivedIds[t.nReceived++] = idx;
   deliveredCount.set(seq, (deliveredCount.get(seq) ?? 0) + 1);
   if (seq >= measuredFrom) hist.add(at - sentAt);
   if (windowOpen) {
@@ -265,6 +404,12 @@ function onMessage(t: Tab, seq: number, sentAt: number, kind: Kind): void {
     windowHist.add(at - sentAt);
   }
   progress(seq);
+}
+
+/** Whether tab `t` already holds the item with (interned) id `idx`: rare, so a scan from the newest. */
+function holds(t: Tab, idx: number): boolean {
+  for (let i = t.nReceived - 1; i >= 0; i--) if (t.receivedIds[i] === idx) return true;
+  return t.pageIds.includes(idx);
 }
 
 function progress(seq: number): void {
@@ -275,42 +420,95 @@ function progress(seq: number): void {
   }
 }
 
-const LI = '<li class="chat-message';
+function onPresence(t: Tab, count: number): void {
+  t.presence = count;
+  if (count > presenceMax) presenceMax = count;
+  if (presenceTarget === 0 || count !== presenceTarget || t.presenceReached) return;
+  t.presenceReached = true;
+  const at = wallNow();
+  if (presenceFirstAt === 0) presenceFirstAt = at;
+  if (++presenceReached === tabs.length) presenceAllAt = at;
+}
+
+/** A chat message item: position, classes, id (the element is `#m-<id>`). */
+const ITEM = /<li(?: data-via-pos="(\d+)")? class="chat-message([^"]*)" id="m-([^"]+)">/g;
 const TEXT_OPEN = '<p class="text">';
+const COUNT = /<span class="count">([\d,]+) (?:person|people) here<\/span>/;
+const VIEW_HASH = /<div id="via-view" data-via-hash="([^"]*)"/;
+
+interface PageItem {
+  pos: number;
+  id: string;
+  cls: string;
+  text: string;
+}
+
+/** The chat message items of an HTML fragment, in order. */
+function items(html: string): PageItem[] {
+  const out: PageItem[] = [];
+  ITEM.lastIndex = 0;
+  for (let m = ITEM.exec(html); m; m = ITEM.exec(html)) {
+    const from = m.index + m[0].length;
+    const end = html.indexOf("</li>", from);
+    const open = html.indexOf(TEXT_OPEN, from);
+    const close = open < 0 ? -1 : html.indexOf("</p>", open);
+    const text = open < 0 || close < 0 || (end >= 0 && close > end) ? "" : html.slice(open + TEXT_OPEN.length, close);
+    out.push({ pos: m[1] ? Number(m[1]) : 0, cls: m[2]!, id: m[3]!, text: unescapeHtml(text) });
+  }
+  return out;
+}
 
 /** One complete SSE event (without its terminating blank line). */
 function onEvent(t: Tab, ev: string): void {
   if (ev.charCodeAt(0) === 58 /* ":" comment: keepalive */) return;
-  const li = ev.indexOf(LI);
-  if (li < 0) {
-    if (ev.includes("via-toast-error")) {
-      counters.toasts++;
-      const at = ev.indexOf("via-toast-error");
-      if (!counters.toastSample) counters.toastSample = ev.slice(at, at + 300);
-    } else if (ev.startsWith("event: via-bye") || ev.startsWith("event: via-reload")) {
-      counters.byes++;
-    }
-    return;
-  }
   const selector = lineValue(ev, "data: selector ");
-  const mode = lineValue(ev, "data: mode ") ?? "outer";
-  const classEnd = ev.indexOf('"', li + LI.length);
-  const cls = ev.slice(li + '<li class="'.length, classEnd);
-  const open = ev.indexOf(TEXT_OPEN, classEnd);
-  const close = open < 0 ? -1 : ev.indexOf("</p>", open);
-  const parsed = close < 0 ? undefined : parseMessageText(unescapeHtml(ev.slice(open + TEXT_OPEN.length, close)));
-  if (!parsed) {
-    counters.unexpected++;
+  if (selector === "#messages") {
+    const mode = lineValue(ev, "data: mode ") ?? "outer";
+    if (mode === "append") {
+      for (const item of items(ev)) {
+        const parsed = parseMessageText(item.text);
+        if (!parsed) {
+          unexpected(`unparseable item text: ${item.text.slice(0, 80)}`);
+          continue;
+        }
+        const classes = item.cls.split(" ");
+        const state: State = classes.includes("failed") ? "failed" : classes.includes("sending") ? "sending" : "sent";
+        onItem(t, parsed.seq, parsed.sentAt, item.id, item.pos, state);
+      }
+    } else if (mode === "inner") counters.resyncs++;
+    else if (mode === "prepend") counters.prepends++;
+    else unexpected(`#messages patch in mode ${mode}`);
     return;
   }
-  const state: Kind = cls.includes("failed") ? "failed" : cls.includes("sending") ? "sending" : "sent";
-  if (selector === "#messages" && mode === "append") {
-    onMessage(t, parsed.seq, parsed.sentAt, state === "sent" ? "append" : state);
-  } else if (selector?.startsWith("#m-") && mode === "outer") {
-    onMessage(t, parsed.seq, parsed.sentAt, state);
-  } else {
-    counters.resyncs++;
+  if (selector === "#presence") {
+    const m = COUNT.exec(ev);
+    if (m) onPresence(t, Number(m[1]!.replaceAll(",", "")));
+    else unexpected("#presence patch without a count");
+    return;
   }
+  if (selector?.startsWith("#messages > ")) {
+    counters.trims++;
+    return;
+  }
+  if (selector === undefined) {
+    if (ev.startsWith("event: via-bye") || ev.startsWith("event: via-reload")) {
+      counters.byes++;
+      return;
+    }
+    const hash = VIEW_HASH.exec(ev);
+    if (hash) {
+      counters.viewRenders++;
+      t.viewHash = hash[1]!;
+      // A view render carries the list element empty: the browser keeps its items.
+      if (ev.includes('class="chat-message')) unexpected("a view render with message items");
+      return;
+    }
+  }
+  if (ev.includes("via-toast-error")) {
+    counters.toasts++;
+    const at = ev.indexOf("via-toast-error");
+    if (!counters.toastSample) counters.toastSample = ev.slice(at, at + 300);
+  } else if (ev.includes('class="chat-message')) unexpected(`message items outside #messages: ${ev.slice(0, 200)}`);
 }
 
 function lineValue(ev: string, prefix: string): string | undefined {
@@ -335,7 +533,7 @@ function feed(t: Tab, text: string): void {
   t.scanFrom = Math.max(0, t.buf.length - 1);
 }
 
-/** Raw body bytes (latin1: one char per byte): undo chunked transfer coding, then feed. */
+/** Raw body bytes (latin1: one char per byte): undo chunked transfer coding (raw's responses use it), then feed. */
 function onBody(t: Tab, data: string): void {
   if (!t.chunked) {
     feed(t, data);
@@ -379,6 +577,7 @@ function newTab(index: number, room: number): Tab {
     tabId: "",
     actionId: "",
     signals: {},
+    viewHash: "",
     sock: undefined,
     chunked: false,
     chunkLeft: 0,
@@ -388,7 +587,12 @@ function newTab(index: number, room: number): Tab {
     io: undefined,
     closed: false,
     received: new Uint32Array(64),
+    receivedIds: new Uint32Array(64),
     nReceived: 0,
+    pageIds: [],
+    maxPos: 0,
+    presence: 0,
+    presenceReached: false,
   };
 }
 
@@ -398,7 +602,11 @@ function onClosed(t: Tab): void {
   if (running) counters.closed++;
 }
 
-/** Opens an event stream on a raw socket; resolves once the `200` response head is in. */
+/**
+ * Opens an event stream on a raw socket; resolves once the `200` response head is in. The body is read
+ * as latin1 (one char per byte, so chunk sizes count right): only ASCII is read from it (markup, and
+ * the seq and stamp at the start of a message's text).
+ */
 function openStream(t: Tab, path: string, cookie: string, timeoutMs: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const sock = netConnect({ host: HOST, port });
@@ -436,7 +644,7 @@ function openStream(t: Tab, path: string, cookie: string, timeoutMs: number): Pr
         return;
       }
       if (!head.startsWith("HTTP/1.1 200")) {
-        fail(new Error(`stream: ${head.slice(0, head.indexOf("\r\n"))}`));
+        fail(new Error(`stream: ${head.slice(0, head.indexOf("\r\n"))} ${head.slice(end + 4, end + 304)}`));
         return;
       }
       t.chunked = /\r\ntransfer-encoding:\s*chunked/i.test(head.slice(0, end));
@@ -444,6 +652,7 @@ function openStream(t: Tab, path: string, cookie: string, timeoutMs: number): Pr
       clearTimeout(timer);
       resolve();
       const rest = head.slice(end + 4);
+      head = "";
       if (rest) onBody(t, rest);
     });
     sock.on("error", (err) => fail(err));
@@ -463,30 +672,44 @@ function actionOf(html: string, elementId: string, event = "click"): string {
   return spec.startsWith("{") ? (JSON.parse(spec) as { action: string }).action : spec;
 }
 
+const LIST_OPEN = /<ol id="messages" data-via-stream=""( data-via-more="")?>/;
+
+/** What the page's #messages list holds, as the runtime reports it: `messages:<newest>:<count>:<more>`. */
+function readList(t: Tab, html: string): string {
+  const open = LIST_OPEN.exec(html);
+  if (!open) throw new Error('page without <ol id="messages" data-via-stream="">');
+  const rest = html.slice(open.index + open[0].length);
+  const list = items(rest.slice(0, rest.indexOf("</ol>")));
+  t.pageIds = list.map((i) => intern(i.id));
+  for (const i of list) if (i.pos > t.maxPos) t.maxPos = i.pos;
+  return `messages:${t.maxPos}:${list.length}:${open[1] ? 1 : 0}`;
+}
+
+interface Page {
+  status: number;
+  cookie: string;
+  body: string;
+  bytes: number;
+}
+
 /**
- * A first page load without a cookie: a new browser session and a new tab context. Resolves with the
- * runtime version. Like a browser, it repeats the request once after a reset on a reused keep-alive
- * connection before any response (the server had closed it as idle).
+ * A page load without a cookie: a new browser session. Like a browser, it repeats the request once
+ * after a reset on a reused keep-alive connection before any response (the server had closed it as
+ * idle).
  */
-function loadPage(t: Tab, agent: Agent, timeoutMs: number, retry = true): Promise<string> {
+function getPage(path: string, agent: Agent, timeoutMs: number, retry = true): Promise<Page> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: HOST, port, path: t.path, agent, timeout: timeoutMs }, (res) => {
+    const req = request({ host: HOST, port, path, agent, timeout: timeoutMs }, (res) => {
       let body = "";
+      let bytes = 0;
       res.setEncoding("utf8");
       res.on("data", (c: string) => {
         body += c;
+        bytes += Buffer.byteLength(c);
       });
       res.on("end", () => {
-        if (res.statusCode !== 200) return reject(new Error(`page GET ${t.path} → ${res.statusCode}: ${body}`));
-        const cookie = res.headers["set-cookie"]?.[0]?.split(";")[0];
-        const m = /<meta name="via-boot" content="([^"]*)">/.exec(body);
-        if (!cookie || !m) return reject(new Error("page without a session cookie or via-boot meta"));
-        const boot = JSON.parse(unescapeHtml(m[1]!)) as { tab: string; signals: Record<string, unknown>; v: string };
-        t.cookie = cookie;
-        t.tabId = boot.tab;
-        t.signals = boot.signals;
-        t.actionId = actionOf(body, "send");
-        resolve(boot.v);
+        const cookie = res.headers["set-cookie"]?.[0]?.split(";")[0] ?? "";
+        resolve({ status: res.statusCode ?? 0, cookie, body, bytes });
       });
       res.on("error", reject);
     });
@@ -494,23 +717,156 @@ function loadPage(t: Tab, agent: Agent, timeoutMs: number, retry = true): Promis
     req.on("error", (err: NodeJS.ErrnoException) => {
       if (retry && req.reusedSocket && err.code === "ECONNRESET") {
         counters.staleRetries++;
-        resolve(loadPage(t, agent, timeoutMs, false));
-      } else reject(new Error(`page GET ${t.path}: ${err.message} (${err.code})`));
+        resolve(getPage(path, agent, timeoutMs, false));
+      } else reject(new Error(`page GET ${path}: ${err.message} (${err.code})`));
     });
     req.end();
   });
 }
 
+/** Reads what tab `t`'s stream request needs from its page (a new session). Returns the stream URL. */
+function pageInfo(t: Tab, page: Page): string {
+  if (page.status !== 200) throw new Error(`page GET ${t.path} → ${page.status}: ${page.body.slice(0, 300)}`);
+  if (!page.cookie) throw new Error(`page GET ${t.path}: no session cookie`);
+  t.cookie = page.cookie;
+  if (protocol === "raw") return `/sse?room=${encodeURIComponent(rooms[t.room]!)}`;
+  const m = /<meta name="via-boot" content="([^"]*)">/.exec(page.body);
+  if (!m) throw new Error(`page GET ${t.path}: no via-boot meta`);
+  const boot = JSON.parse(unescapeHtml(m[1]!)) as { tab: string; signals: Record<string, unknown>; v: string };
+  t.tabId = boot.tab;
+  t.signals = boot.signals;
+  t.actionId = actionOf(page.body, "send");
+  t.viewHash = VIEW_HASH.exec(page.body)?.[1] ?? "";
+  // As the runtime's streamUrl(): tab, path, version, the view's hash, then what each streamed list holds.
+  const q = new URLSearchParams({ tab: t.tabId, path: t.path, v: boot.v });
+  if (t.viewHash) q.set("h", t.viewHash);
+  q.set("streams", readList(t, page.body));
+  return `/_via/sse?${q}`;
+}
+
+/**
+ * A whole HTTP/1.1 response in `raw` (latin1, one char per byte), or undefined while it is incomplete:
+ * a body by Content-Length or chunked coding; `close` when the server will close the connection.
+ */
+function parseResponse(raw: string): (Page & { close: boolean; rest: string }) | undefined {
+  const end = raw.indexOf("\r\n\r\n");
+  if (end < 0) return undefined;
+  const head = raw.slice(0, end);
+  const status = Number(head.slice(9, 12));
+  const cookie = /\r\nset-cookie:\s*([^;\r]*)/i.exec(head)?.[1] ?? "";
+  const close = /\r\nconnection:\s*close/i.test(head);
+  let i = end + 4;
+  let body = "";
+  if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) {
+    for (;;) {
+      const nl = raw.indexOf("\r\n", i);
+      if (nl < 0) return undefined;
+      const size = Number.parseInt(raw.slice(i, nl), 16);
+      if (raw.length < nl + 2 + size + 2) return undefined;
+      body += raw.slice(nl + 2, nl + 2 + size);
+      i = nl + 2 + size + 2;
+      if (size === 0) break;
+    }
+  } else {
+    const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+    if (raw.length < i + length) return undefined;
+    body = raw.slice(i, i + length);
+    i += length;
+  }
+  const bytes = i;
+  return { status, cookie, body: Buffer.from(body, "latin1").toString("utf8"), bytes, close, rest: raw.slice(i) };
+}
+
+/**
+ * A chat or raw tab, as a browser opens it: the page (a new session: no cookie) and then, on the same
+ * keep-alive connection, the event stream with the session cookie; resolves once the stream's `200`
+ * head is in. (A new connection for the stream if the server closes the page's.)
+ */
+function openPageAndStream(t: Tab, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const sock = netConnect({ host: HOST, port });
+    sockets.push(sock);
+    t.sock = sock;
+    let phase: "page" | "head" | "body" = "page";
+    let buf = "";
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new Error(`tab open timed out after ${timeoutMs} ms`)), timeoutMs);
+    sock.setEncoding("latin1");
+    sock.setNoDelay(true);
+    const get = (path: string, accept: string, cookie: string) =>
+      `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nAccept: ${accept}\r\n` +
+      (cookie ? `Cookie: ${cookie}\r\n` : "") +
+      "\r\n";
+    sock.on("connect", () => sock.write(get(t.path, "text/html", "")));
+    sock.on("data", (chunk: string) => {
+      if (phase === "body") {
+        if (windowOpen) windowReads++;
+        onBody(t, chunk);
+        return;
+      }
+      buf += chunk;
+      if (phase === "page") {
+        const page = parseResponse(buf);
+        if (!page) return;
+        let streamPath: string;
+        try {
+          streamPath = pageInfo(t, page);
+        } catch (err) {
+          fail(err as Error);
+          return;
+        }
+        if (page.close) {
+          // The server ends this connection: the stream goes on a new one, as a browser's would.
+          settled = true;
+          clearTimeout(timer);
+          sock.removeAllListeners("close");
+          sock.destroy();
+          openStream(t, streamPath, t.cookie, timeoutMs).then(resolve, reject);
+          return;
+        }
+        phase = "head";
+        buf = page.rest;
+        sock.write(get(streamPath, "text/event-stream", t.cookie));
+        if (!buf) return;
+      }
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) {
+        if (buf.length > 16_384) fail(new Error("response head too large"));
+        return;
+      }
+      if (!buf.startsWith("HTTP/1.1 200")) {
+        fail(new Error(`stream: ${buf.slice(0, buf.indexOf("\r\n"))} ${buf.slice(end + 4, end + 304)}`));
+        return;
+      }
+      t.chunked = /\r\ntransfer-encoding:\s*chunked/i.test(buf.slice(0, end));
+      phase = "body";
+      settled = true;
+      clearTimeout(timer);
+      resolve();
+      const rest = buf.slice(end + 4);
+      buf = "";
+      if (rest) onBody(t, rest);
+    });
+    sock.on("error", (err) => fail(err));
+    sock.on("close", () => {
+      if (!settled) fail(new Error(`socket closed before the ${phase === "page" ? "page" : "stream"} response`));
+      else onClosed(t);
+    });
+  });
+}
+
 async function openTab(t: Tab, pageAgent: Agent, timeoutMs: number): Promise<void> {
   const room = rooms[t.room]!;
-  if (protocol === "raw") {
-    return openStream(t, `/sse?room=${encodeURIComponent(room)}`, "", timeoutMs);
-  }
-  if (protocol === "via") {
+  if (protocol !== "socketio") {
     t.path = `/room/${encodeURIComponent(room)}`;
-    const v = await loadPage(t, pageAgent, timeoutMs);
-    const q = new URLSearchParams({ tab: t.tabId, path: t.path, v });
-    return openStream(t, `/_via/sse?${q}`, t.cookie, timeoutMs);
+    return openPageAndStream(t, timeoutMs);
   }
   // Loaded only when needed: it makes every other client process slower to start.
   const { io: ioClient } = await import("socket.io-client");
@@ -524,10 +880,10 @@ async function openTab(t: Tab, pageAgent: Agent, timeoutMs: number): Promise<voi
     agent: pageAgent as unknown as string,
   });
   t.io = s;
-  s.on("msg", (m: { text?: unknown }) => {
+  s.on("msg", (m: { id?: unknown; text?: unknown }) => {
     const parsed = typeof m?.text === "string" ? parseMessageText(m.text) : undefined;
-    if (parsed) onMessage(t, parsed.seq, parsed.sentAt, "append");
-    else counters.unexpected++;
+    if (parsed) onItem(t, parsed.seq, parsed.sentAt, String(m.id), NO_POSITIONS, "sent");
+    else unexpected("unparseable Socket.IO message");
   });
   await new Promise<void>((resolve, reject) => {
     s.once("connect", () => resolve());
@@ -541,6 +897,11 @@ async function connectAll(args: ConnectArgs): Promise<ConnectResult> {
   protocol = args.protocol;
   port = args.port;
   rooms = args.rooms;
+  presenceTarget = args.presenceTarget ?? 0;
+  presenceFirstAt = 0;
+  presenceAllAt = 0;
+  presenceReached = 0;
+  presenceMax = 0;
   localRoomCount = rooms.map(() => 0);
   const fresh = args.tabs.map(([index, room]) => {
     const t = newTab(index, room);
@@ -549,9 +910,9 @@ async function connectAll(args: ConnectArgs): Promise<ConnectResult> {
     localRoomCount[room]!++;
     return t;
   });
-  // Page loads share a few keep-alive connections, destroyed afterwards so that idle keep-alive
-  // sockets do not count in the server's memory. Socket.IO keeps one connection per tab through it.
-  const pageAgent = new CountingAgent({ keepAlive: protocol === "via", maxSockets: 32 });
+  // Socket.IO's connections go through this agent (counted sockets); chat and raw tabs load their
+  // page and open their stream on one connection of their own.
+  const pageAgent = new CountingAgent({ keepAlive: false });
   let next = 0;
   const worker = async () => {
     while (next < fresh.length) {
@@ -559,12 +920,49 @@ async function connectAll(args: ConnectArgs): Promise<ConnectResult> {
       await openTab(t, pageAgent, args.timeoutMs);
     }
   };
+  await Promise.all(Array.from({ length: Math.min(args.concurrency, fresh.length) }, worker));
+  return { open: tabs.filter((t) => !t.closed).length, ms: performance.now() - t0, endAt: wallNow() };
+}
+
+/** Waits until every local tab has shown the presence target (or the timeout). */
+async function presence(args: PresenceArgs): Promise<PresenceResult> {
+  const deadline = performance.now() + args.timeoutMs;
+  while (presenceReached < tabs.length && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  return {
+    firstAt: presenceFirstAt,
+    allAt: presenceReached === tabs.length ? presenceAllAt : 0,
+    reached: presenceReached,
+    tabs: tabs.length,
+    maxSeen: presenceMax,
+  };
+}
+
+/** `count` page loads, each a new session (no cookie), that never open their stream. */
+async function pageLoads(args: PageLoadArgs): Promise<PageLoadResult> {
+  const t0 = performance.now();
+  protocol = args.protocol;
+  port = args.port;
+  const agent = new CountingAgent({ keepAlive: true, maxSockets: args.concurrency });
+  const path = `/room/${encodeURIComponent(args.room)}`;
+  let next = 0;
+  let loaded = 0;
+  let bytes = 0;
+  const worker = async () => {
+    while (next < args.count) {
+      next++;
+      const page = await getPage(path, agent, args.timeoutMs);
+      if (page.status !== 200 || !page.cookie) throw new Error(`page GET ${path} → ${page.status}`);
+      if (protocol === "via" && !page.body.includes('<meta name="via-boot"')) throw new Error("page without via-boot");
+      loaded++;
+      bytes += page.bytes;
+    }
+  };
   try {
-    await Promise.all(Array.from({ length: Math.min(args.concurrency, fresh.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(args.concurrency, args.count) }, worker));
   } finally {
-    if (protocol === "via") pageAgent.destroy();
+    agent.destroy();
   }
-  return { open: tabs.filter((t) => !t.closed).length, ms: performance.now() - t0 };
+  return { loaded, ms: performance.now() - t0, bytes };
 }
 
 // ---- sending ----
@@ -606,16 +1004,16 @@ function post(path: string, headers: Record<string, string>, body: string, retry
 }
 
 /** Sends message `seq` from tab `t`; resolves with the HTTP status (0 for Socket.IO, which has none). */
-async function send(t: Tab, seq: number): Promise<number> {
+async function send(t: Tab, seq: number, size: MessageSize = "small"): Promise<number> {
   sentBy.set(seq, t);
   const sentAt = wallNow();
-  const text = messageText(seq, sentAt);
+  const text = messageText(seq, sentAt, size);
   let status = 0;
   if (protocol === "socketio") t.io!.emit("say", text);
   else if (protocol === "raw") {
     status = await post(
       `/send?room=${encodeURIComponent(rooms[t.room]!)}`,
-      { "Content-Type": "text/plain; charset=utf-8" },
+      { "Content-Type": "text/plain; charset=utf-8", Cookie: t.cookie },
       text,
     );
   } else {
@@ -662,7 +1060,7 @@ async function openLoop(args: OpenLoopArgs): Promise<SendResult> {
     if (!t) continue;
     await sleepUntil(args.startAt + k * args.intervalMs);
     const seq = args.firstSeq + k;
-    pending.push(send(t, seq).then((status) => [seq, t.room, t.index, status]));
+    pending.push(send(t, seq, args.size).then((status) => [seq, t.room, t.index, status]));
   }
   const records = await Promise.all(pending);
   if (wallNow() < windowAt) {
@@ -691,6 +1089,7 @@ async function closedLoop(args: ClosedLoopArgs): Promise<SendResult> {
   resetMeasurement(Number.POSITIVE_INFINITY);
   const local = [...tabs].sort((a, b) => a.index - b.index);
   const endAt = args.startAt + args.durationMs;
+  const max = args.maxMessages ?? Number.POSITIVE_INFINITY;
   let n = 0;
   let rotate = 0;
   let stalls = 0;
@@ -699,7 +1098,7 @@ async function closedLoop(args: ClosedLoopArgs): Promise<SendResult> {
   windowOpen = true;
   startWindow();
   const slot = async () => {
-    while (wallNow() < endAt) {
+    while (wallNow() < endAt && n < max) {
       const t = local[rotate++ % local.length]!;
       const seq = args.seqBase + n++ * args.workers + args.workerIndex;
       let done!: () => void;
@@ -728,11 +1127,18 @@ async function closedLoop(args: ClosedLoopArgs): Promise<SendResult> {
       } else completeHist.add(wallNow() - sentAt);
     }
   };
-  const windowEnd = sleepUntil(endAt).then(() => {
-    windowOpen = false;
-    return wallNow();
+  // The window ends at endAt, or when the last slot is done (maxMessages), whichever comes first.
+  let endWindow!: () => void;
+  const windowEnd = new Promise<number>((resolve) => {
+    endWindow = () => {
+      windowOpen = false;
+      resolve(wallNow());
+    };
   });
+  const windowTimer = setTimeout(endWindow, Math.max(0, endAt - wallNow()));
   await Promise.all(Array.from({ length: args.inflight }, slot));
+  clearTimeout(windowTimer);
+  endWindow();
   const endedAt = await windowEnd;
   return {
     records,
@@ -775,7 +1181,8 @@ async function finish(args: FinishArgs): Promise<FinishResult> {
   const bytes = bytesNow() - bytesAtWindowStart;
   const windowMs = wallNow() - windowStartedAt;
 
-  // Per tab: count each of its room's messages among what it received.
+  // Per tab: count each of its room's messages among what it received (an upsert of an id the tab
+  // held was not recorded, so a seq seen twice came under two ids).
   let lostDeliveries = 0;
   let duplicates = 0;
   let misrouted = 0;
@@ -802,6 +1209,7 @@ async function finish(args: FinishArgs): Promise<FinishResult> {
       } else if (c > 1) duplicates += c - 1;
     }
   }
+  for (const seq of mine) if (senderDuplicates.has(seq)) duplicates++;
   return {
     hist: hist.toData(),
     bytes,
@@ -818,6 +1226,8 @@ async function finish(args: FinishArgs): Promise<FinishResult> {
 serveIpc(
   {
     connect: (args) => connectAll(args as ConnectArgs),
+    presence: (args) => presence(args as PresenceArgs),
+    pageLoads: (args) => pageLoads(args as PageLoadArgs),
     openLoop: (args) => openLoop(args as OpenLoopArgs),
     closedLoop: (args) => closedLoop(args as ClosedLoopArgs),
     finish: (args) => finish(args as FinishArgs),

@@ -28,15 +28,26 @@ const FILLER =
   "The quick brown fox & the lazy dog carry this line through the chat to every tab in the room, again and again.";
 /** Characters (= UTF-8 bytes: the text is ASCII) of every message text. */
 export const MESSAGE_CHARS = 100;
+/** A big message (the page-load scenario): the chat's limit of 2,000 characters, most of them 3 UTF-8 bytes. */
+export const BIG_MESSAGE_CHARS = 2000;
+const WIDE = "語";
+
+/** Message sizes: `small` is 100 ASCII bytes, `big` ~5.9 KB (2,000 characters, the chat's limit). */
+export type MessageSize = "small" | "big";
 
 /**
- * The text of message `seq`: `#<seq> t=<send wall-clock ms> ` then filler, 100 characters in all. The
- * stamp is `performance.timeOrigin + performance.now()`, comparable between processes on one machine.
+ * The text of message `seq`: `#<seq> t=<send wall-clock ms> ` then filler, 100 characters in all (a
+ * big one: then 3-byte characters up to 2,000 characters). The stamp is `performance.timeOrigin +
+ * performance.now()`, comparable between processes on one machine.
  */
-export function messageText(seq: number, sentAt: number): string {
+export function messageText(seq: number, sentAt: number, size: MessageSize = "small"): string {
   const head = `#${seq} t=${sentAt.toFixed(3)} `;
+  if (size === "big") return head + WIDE.repeat(BIG_MESSAGE_CHARS - head.length);
   return head + FILLER.slice(0, Math.max(0, MESSAGE_CHARS - head.length));
 }
+
+/** UTF-8 bytes of a big message text (the head's length varies by a few bytes with the seq). */
+export const BIG_MESSAGE_BYTES = Buffer.byteLength(messageText(1000, 1.7e12, "big"));
 
 const TEXT_RE = /^#(\d+) t=(\d+\.\d+) /;
 

@@ -1,9 +1,9 @@
 // bench:sse client child: holds thousands of event streams open on raw node:net sockets and times
 // every fan-out message that arrives on them.
 //
-// A via "tab" is what a browser tab costs the server: a page GET without a cookie (a new session and
-// a new context; we read the session cookie and the via-boot tab id) and then the event stream with
-// that cookie. A raw "tab" is just the stream. Parsing is minimal: the SSE body is scanned for
+// A via "tab" is what a browser tab costs the server: a page GET without a cookie (a new session; we
+// read the session cookie, the via-boot tab id and the view's hash) and then the event stream with
+// that cookie and that hash, as the runtime opens it (the live context is built then). A raw "tab" is just the stream. Parsing is minimal: the SSE body is scanned for
 // `data-t="<send wall ms>:<seq>"`, which every fan-out element carries; nothing else is decoded.
 
 import { Agent, request } from "node:http";
@@ -174,8 +174,12 @@ function openStream(port: number, path: string, cookie: string | undefined, time
   });
 }
 
-/** A first page load without a cookie: a new session and a new tab context. */
-function loadPage(agent: Agent, port: number, timeoutMs: number): Promise<{ cookie: string; tab: string; v: string }> {
+/** A first page load without a cookie: a new session (the tab's context is built when its stream attaches). */
+function loadPage(
+  agent: Agent,
+  port: number,
+  timeoutMs: number,
+): Promise<{ cookie: string; tab: string; v: string; hash: string | undefined }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: HOST, port, path: "/", agent, timeout: timeoutMs }, (res) => {
       let body = "";
@@ -189,7 +193,8 @@ function loadPage(agent: Agent, port: number, timeoutMs: number): Promise<{ cook
         const m = /<meta name="via-boot" content="([^"]*)">/.exec(body);
         if (!cookie || !m) return reject(new Error("page without a session cookie or via-boot meta"));
         const boot = JSON.parse(unescapeHtml(m[1]!)) as { tab: string; v: string };
-        resolve({ cookie, tab: boot.tab, v: boot.v });
+        const hash = /<div id="via-view" data-via-hash="([^"]*)"/.exec(body)?.[1];
+        resolve({ cookie, tab: boot.tab, v: boot.v, hash });
       });
       res.on("error", reject);
     });
@@ -202,7 +207,9 @@ function loadPage(agent: Agent, port: number, timeoutMs: number): Promise<{ cook
 async function openTab(args: ConnectArgs, agent: Agent): Promise<Stream> {
   if (args.kind === "raw") return openStream(args.port, "/sse", undefined, args.timeoutMs);
   const page = await loadPage(agent, args.port, args.timeoutMs);
+  // As the runtime opens it: tab, path, version and the view's hash (the page has no streamed list).
   const q = new URLSearchParams({ tab: page.tab, path: "/", v: page.v });
+  if (page.hash) q.set("h", page.hash);
   return openStream(args.port, `/_via/sse?${q}`, page.cookie, args.timeoutMs);
 }
 

@@ -1,4 +1,4 @@
-// bench:sse server child: a via app with one page whose tabs all listen to one in-process publisher.
+// bench:sse server child: a via app with one page whose live tabs all listen to one in-process publisher.
 // On command it fans a `c.patch("#feed", <li …>, "append")` out to every tab at a fixed rate, or
 // reports its memory after a forced GC. Run with --expose-gc (the orchestrator does).
 import { createApp, createLogger } from "../../src/index.ts";
@@ -21,11 +21,14 @@ const app = createApp({ title: "bench:sse", logger: createLogger("silent") });
 const listeners = new Set<(stamp: string) => void>();
 
 app.page("/", (c) => {
-  const onTick = (t: string) => {
-    c.patch("#feed", <li data-t={t}>{PAYLOAD_TEXT}</li>, "append");
-  };
-  listeners.add(onTick);
-  c.onDispose(() => listeners.delete(onTick));
+  // The page GET runs this in a throwaway context: only the live one (its stream attached) listens.
+  if (c.live) {
+    const onTick = (t: string) => {
+      c.patch("#feed", <li data-t={t}>{PAYLOAD_TEXT}</li>, "append");
+    };
+    listeners.add(onTick);
+    c.onDispose(() => listeners.delete(onTick));
+  }
   c.view(() => (
     <main>
       <h1>bench:sse</h1>
