@@ -108,7 +108,8 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
   async function identityOf(c: Context): Promise<Identity> {
     const cached = c.session.get<Identity>("identity");
     if (cached) return cached;
-    const loaded = await identities.load(c.session.id);
+    // A browser's first page load has nothing stored: no lookup.
+    const loaded = c.session.isNew ? identities.fresh(c.session.id) : await identities.load(c.session.id);
     c.session.set("identity", loaded);
     return loaded;
   }

@@ -72,7 +72,12 @@ export class IdentityStore {
         // An unreadable record is replaced by a fresh identity below.
       }
     }
-    return { id, ...randomAuthor(), stored: false };
+    return this.fresh(sessionId);
+  }
+
+  /** A new random identity for the session, not stored yet. */
+  fresh(sessionId: string): Identity {
+    return { id: IdentityStore.idFor(sessionId), ...randomAuthor(), stored: false };
   }
 
   /** Stores the identity; resolves with it marked as stored. */

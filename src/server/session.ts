@@ -27,6 +27,11 @@ export class Session {
   constructor(
     readonly id: string,
     private readonly opts: SessionOptions,
+    /**
+     * Made here for a request that brought no session cookie: nothing can be stored under it yet, so
+     * an app can skip looking (the chat's identity lookup, for every first page load of a browser).
+     */
+    readonly isNew = false,
   ) {}
 
   get limiter(): TokenBucket {
@@ -82,7 +87,9 @@ export class SessionStore {
   }
 
   create(): Session {
-    return this.getOrAdopt(newId());
+    const s = new Session(newId(), this.opts, true);
+    this.sessions.set(s.id, s);
+    return s;
   }
 
   private getOrAdopt(id: string): Session {
