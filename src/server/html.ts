@@ -1,7 +1,7 @@
 // Rendering JSX to HTML strings. hono/jsx escapes text and attribute values by default; raw HTML only
 // enters through hono's explicit `raw()` (greppable). A plain string given where HTML is expected is
 // treated as text and escaped, never as markup.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { jsx } from "hono/jsx";
 import type { JSX } from "hono/jsx/jsx-runtime";
 
@@ -46,7 +46,7 @@ export function viewHtml(inner: string, hash: string): string {
 
 /** A short digest of a view's markup (not a secret: only compared with what the browser reports). */
 export function hashView(html: string): string {
-  return createHash("sha1").update(html).digest("base64url").slice(0, 16);
+  return hash("sha1", html, "base64url").slice(0, 16);
 }
 
 export function toastHtml(message: string, level: "info" | "error"): JSX.Element {

@@ -8,7 +8,6 @@
 // how many items it holds and whether older ones exist when its event stream attaches, which is how a
 // Feed resumes a list exactly where the page left it.
 
-import { randomBytes } from "node:crypto";
 import { raw } from "hono/html";
 import { renderHtml } from "./html.ts";
 import { patchElements } from "./sse/encoder.ts";
@@ -36,10 +35,9 @@ export interface ClientStreamState {
 export type InsertAt = "end" | "start";
 
 const STREAM_ID = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
-// Where a list's items go in the page render. A comment with a per-process nonce: escaped user text
-// cannot contain "<!--", and markup from raw() would have to guess the nonce.
-const NONCE = randomBytes(6).toString("hex");
-const MARKER = new RegExp(`<!--via-stream:${NONCE}:([A-Za-z0-9_-]+)-->`, "g");
+// Where a list's items go in the page render: a comment, which escaped user text cannot contain. It is
+// part of a view's hash, which must be the same on every instance and after a restart, so it is fixed.
+const MARKER_START = "<!--via-stream:";
 
 /** Removals are batched: the browser is trimmed once it holds this many items over the limit. */
 function pruneSlack(limit: number): number {
@@ -77,7 +75,7 @@ export class Stream {
     const attrs: Record<string, string | Html> = {
       id: this.id,
       "data-via-stream": "",
-      children: raw(`<!--via-stream:${NONCE}:${this.id}-->`),
+      children: raw(`${MARKER_START}${this.id}-->`),
     };
     if (this.more) attrs["data-via-more"] = "";
     return attrs;
@@ -168,19 +166,24 @@ export class Stream {
 }
 
 /**
- * The view's markup with each list's marker replaced: "page" puts the list's items in, "patch" and
- * "hash" leave the list element empty (the browser keeps its items on a re-render).
+ * The view's markup with each list's marker replaced: "page" puts the list's items in, "patch" leaves
+ * the list element empty (the browser keeps its items on a re-render).
  */
-export function renderStreams(
-  html: string,
-  streams: readonly Stream[] | undefined,
-  mode: "page" | "patch" | "hash",
-): string {
-  if (!html.includes("<!--via-stream:")) return html;
-  return html.replace(MARKER, (_, id: string) => {
-    if (mode !== "page") return "";
-    return streams?.find((s) => s.id === id)?.pageItems() ?? "";
-  });
+export function renderStreams(html: string, streams: readonly Stream[] | undefined, mode: "page" | "patch"): string {
+  let at = html.indexOf(MARKER_START);
+  if (at < 0) return html;
+  let out = "";
+  let from = 0;
+  while (at >= 0) {
+    const end = html.indexOf("-->", at);
+    if (end < 0) break;
+    const id = html.slice(at + MARKER_START.length, end);
+    out += html.slice(from, at);
+    if (mode === "page") out += streams?.find((s) => s.id === id)?.pageItems() ?? "";
+    from = end + 3;
+    at = html.indexOf(MARKER_START, from);
+  }
+  return out + html.slice(from);
 }
 
 /** An item's markup with its position as `data-via-pos` on its outermost element. */
