@@ -332,32 +332,33 @@ export class FeedStream<T, M> extends Stream {
           this.following = true;
           return;
         }
-        const missed = await this.feed.history(this.subject, { afterSeq: this.pos, limit: this.feed.fillLimit + 1 });
+        // Read from the list's newest message itself: while the store still has it, nothing after it
+        // was evicted (limits and expiry remove a subject's oldest first), so the fill has no hole. If
+        // it is gone (evicted, expired, or a stream recreated since), the list is reset instead.
+        const from = this.pos;
+        const read = await this.feed.history(this.subject, {
+          afterSeq: Math.max(0, from - 1),
+          limit: this.feed.fillLimit + 2,
+        });
         if (!this.tab.connected) return;
         // Reattached meanwhile: the browser reported a new position, read from there.
         if (generation !== this.generation) continue;
-        if (missed.length > this.feed.fillLimit) {
+        if (from > 0 && read[0]?.seq !== from) {
           this.needsReset = true;
           continue;
         }
-        for (const msg of missed) {
-          if (msg.seq <= this.pos) continue;
+        const missed = from > 0 ? read.slice(1) : read;
+        const frames = this.fillFrames(missed);
+        if (!frames) {
+          this.needsReset = true;
+          continue;
+        }
+        for (const [msg, frame] of frames) {
           if (msg.seq > topic.known) topic.known = msg.seq;
-          const frame = this.feed.frameOf(this, msg);
           if (frame) this.appendFrame(frame, msg.seq);
           else this.pos = msg.seq;
         }
-        if (missed.length === 0 && this.pos > topic.known) {
-          // The browser is ahead of anything this process has seen: either the stream was recreated
-          // (its positions mean nothing now) or this instance lags. Ask the store.
-          const [last] = await this.feed.history(this.subject, { last: 1 });
-          if (generation !== this.generation) continue;
-          if (last && last.seq > topic.known) topic.known = last.seq;
-          if (!last || last.seq < this.pos) {
-            this.needsReset = true;
-            continue;
-          }
-        }
+        if (from > topic.known) topic.known = from;
         if (this.pos >= topic.known) {
           this.following = true;
           return;
@@ -371,6 +372,25 @@ export class FeedStream<T, M> extends Stream {
     } finally {
       this.catchingUp = false;
     }
+  }
+
+  /**
+   * The frames that fill the list with `missed`, or undefined when filling is the wrong answer: more
+   * messages than `fillLimit`, or more bytes than half the tab's queue cap (they are queued at once, and
+   * a fill cut for overflow would be repeated by every reconnect). The last page replaces the list then.
+   */
+  private fillFrames(missed: readonly StreamMessage[]): Array<[StreamMessage, Buffer | undefined]> | undefined {
+    if (missed.length > this.feed.fillLimit) return undefined;
+    const budget = this.tab.queueCapBytes / 2;
+    let bytes = 0;
+    const out: Array<[StreamMessage, Buffer | undefined]> = [];
+    for (const msg of missed) {
+      const frame = this.feed.frameOf(this, msg);
+      bytes += frame?.length ?? 0;
+      if (bytes > budget) return undefined;
+      out.push([msg, frame]);
+    }
+    return out;
   }
 
   private async resetToLastPage(topic: { known: number }, generation: number): Promise<void> {

@@ -138,6 +138,11 @@ export class Tab implements SignalOwner {
     return this.sink !== undefined;
   }
 
+  /** Most bytes its queue may hold (AppOptions.queueCapBytes). */
+  get queueCapBytes(): number {
+    return this.host.queueCapBytes;
+  }
+
   /** Bytes the server holds for this tab: its queue plus what its socket still buffers. */
   get pendingBytes(): number {
     return this.nextSize + (this.queue?.bytes ?? 0) + (this.sink?.buffered ?? 0);

@@ -40,12 +40,14 @@ interface FeedTestOptions extends AppOptions {
   fillLimit?: number;
   /** A data dir of a previous start (a restart); a new one by default. */
   dir?: string;
+  /** The NOTES stream's messages per subject (default 5,000). */
+  perSubject?: number;
 }
 
 async function start(options: FeedTestOptions = {}) {
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "via-feed-")));
   const pubsub = await openPubSub({ dataDir: dir });
-  await pubsub.ensureStream({ name: "NOTES", subjects: ["notes.>"], maxMsgsPerSubject: 5_000 });
+  await pubsub.ensureStream({ name: "NOTES", subjects: ["notes.>"], maxMsgsPerSubject: options.perSubject ?? 5_000 });
   const fast = { ratePerSec: 10_000, burst: 10_000 };
   const app = createApp({ pubsub, tabRateLimit: fast, sessionRateLimit: fast, ...options });
   let renders = 0;
@@ -227,6 +229,41 @@ test("a tab that reconnects gets exactly what it missed, in order; a gap over fi
   assert.match(view.data.elements!, /id="older"/, "Load older appears after the reset");
   assert.ok(last > 0);
   third.close();
+});
+
+test("a list whose newest message the stream has evicted is reset to the last page, not filled past a hole", async () => {
+  const s = await start({ pageSize: 3, perSubject: 5 });
+  const tab = await new Browser(s.base).load("/room/e");
+  const first = await connectLikeRuntime(tab);
+  const seen = await say(s, "e", "seen");
+  await first.waitFor((e) => e.id === String(seen));
+  first.close();
+  while (s.app.stats().detached === 0) await new Promise((r) => setTimeout(r, 10));
+  // Six more: the room keeps five, so "seen" and the first message after it are gone.
+  for (let i = 0; i < 6; i++) await say(s, "e", `later ${i}`);
+  const again = await tab.connect(`&streams=notes:${seen}:1:0`);
+  const reset = await again.waitFor((e) => e.data.selector === "#notes" && e.data.mode === "inner");
+  assert.deepEqual([...(reset.data.elements ?? "").matchAll(/>(later \d)</g)].map((m) => m[1]), ["later 3", "later 4", "later 5"]);
+  assert.equal(appended(again).length, 0, "no fill across the hole");
+  again.close();
+});
+
+test("a fill bigger than half the queue cap resets the list instead of overflowing at every reconnect", async () => {
+  const s = await start({ pageSize: 3, queueCapBytes: 64 * 1024 });
+  const tab = await new Browser(s.base).load("/room/b");
+  const first = await connectLikeRuntime(tab);
+  const seen = await say(s, "b", "seen");
+  await first.waitFor((e) => e.id === String(seen));
+  first.close();
+  while (s.app.stats().detached === 0) await new Promise((r) => setTimeout(r, 10));
+  let last = 0;
+  for (let i = 0; i < 60; i++) last = await say(s, "b", `long ${i} ${"z".repeat(1_000)}`); // ~60 KB in all
+  const again = await tab.connect(`&streams=notes:${seen}:1:0`);
+  const reset = await again.waitFor((e) => e.data.selector === "#notes" && e.data.mode === "inner");
+  assert.match(reset.data.elements ?? "", new RegExp(`id="n-${last}"`));
+  assert.equal(s.app.stats().overflows, 0);
+  assert.equal(again.ended, false);
+  again.close();
 });
 
 test("a feed list resumes after a server restart from the position the page reports", async () => {
