@@ -1,8 +1,8 @@
 // `npm run drill:crash`: kill -9 the CHAT SERVER (the real chat CLI, a child process) at random moments
 // while 10 writer tabs send numbered messages through the chat's protocol, start it again on the same
 // port and data, and check that every message a writer saw stored is in the room exactly once and in
-// order: on a fresh tab after "Load older" to the start, and on the stream read through the pub/sub API.
-// Embedded engine (a data dir) and NATS JetStream (a real nats-server that stays up). See
+// order: on a fresh tab after "Load older" to the start, on the stream read through the pub/sub API, and
+// on the observer tabs that stayed open through every restart. Embedded engine (a data dir) and NATS JetStream (a real nats-server that stays up). See
 // scripts/drills/crash/drill.ts. The engine-level drill is `npm run drill:engine-crash`.
 // Exits non-zero if anything acknowledged is lost, duplicated or reordered (or the drill could not complete).
 import { existsSync } from "node:fs";
@@ -13,7 +13,8 @@ import { type ChatEngine, type CrashDrillResult, runCrashDrill, summary } from "
 const HELP = `Usage: npm run drill:crash -- [options]
 
 Kills the chat server with SIGKILL under a storm of writer tabs, restarts it on the same port and data,
-and checks every acknowledged message: present once, in each writer's order.
+and checks every acknowledged message: present once, in each writer's order (on a fresh tab, in the
+stream, and on the observer tabs, which reconnect after every restart).
 
 Options:
   --engine <e>     embedded | nats | both (default both)
@@ -79,6 +80,7 @@ async function main(): Promise<number> {
       for (const [what, c] of [
         ["fresh tab", r.tab],
         ["stream", r.stream],
+        ...r.observers.map((o, i) => [`observer ${i + 1}`, o] as const),
       ] as const) {
         if (c.lost.length > 0) console.log(`  ${what} lost: ${c.lost.slice(0, 20).join(", ")}`);
         if (c.duplicated.length > 0) console.log(`  ${what} duplicated: ${c.duplicated.slice(0, 20).join(", ")}`);
@@ -99,9 +101,10 @@ async function main(): Promise<number> {
   );
   console.log("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of results) {
-    const lost = Math.max(r.tab.lost.length, r.stream.lost.length);
-    const dup = Math.max(r.tab.duplicated.length, r.stream.duplicated.length);
-    const reo = Math.max(r.tab.reordered.length, r.stream.reordered.length);
+    const all = [r.tab, r.stream, ...r.observers];
+    const lost = Math.max(...all.map((c) => c.lost.length));
+    const dup = Math.max(...all.map((c) => c.duplicated.length));
+    const reo = Math.max(...all.map((c) => c.reordered.length));
     console.log(
       `| ${r.engine} | ${r.kills.length} | ${r.acked} | ${lost} | ${dup} | ${reo} | ${r.stream.unackedPresent} | ` +
         `${r.acceptedNotStored} | ${range(r.kills.map((k) => k.startMs))} | ${range(r.kills.map((k) => k.allReceiveMs))} | ` +

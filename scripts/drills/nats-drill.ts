@@ -16,8 +16,9 @@
 //   - acknowledged messages lost (acked before the failure, missing on an observer afterwards) and any
 //     message shown out of its writer's order, with the stream seqs involved.
 // At the end the writers stop, every accepted message must be stored (shown "sent" in its writer's tab),
-// every observer must show every acknowledged message once and in each writer's order, and so must a
-// fresh tab that pages the whole history in (minus what the stream's 1,000-per-room cap evicted).
+// every observer must show every acknowledged message from its list's oldest item on (the server keeps a
+// list to the room's newest ~1,000) once and in each writer's order, and so must a fresh tab that pages
+// the whole history in (minus what the stream's 1,000-per-room cap evicted).
 import { writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
@@ -38,6 +39,7 @@ import {
   describeCheck,
   type ListCheck,
   labelOf,
+  listStart,
   Traffic,
   type WriterStats,
 } from "./traffic.ts";
@@ -79,6 +81,8 @@ export function stats(values: Array<number | undefined>): string {
  */
 class StreamClock {
   readonly #stored = new Map<number, { time: number; text: string }>();
+  /** Stream position of each drill message, by label ("w3#17"). */
+  readonly #labels = new Map<string, number>();
   #maxSeq = 0;
   readonly #off: () => void;
   private constructor(readonly ps: PubSub) {
@@ -94,6 +98,8 @@ class StreamClock {
           // not a chat message
         }
         this.#stored.set(d.seq, { time: d.time, text });
+        const label = labelOf(text);
+        if (label) this.#labels.set(`w${label.writer}#${label.n}`, d.seq);
         this.#maxSeq = Math.max(this.#maxSeq, d.seq);
       },
       { fromSeq: 1 },
@@ -135,6 +141,11 @@ class StreamClock {
     } finally {
       await nc.close().catch(() => {});
     }
+  }
+
+  /** The stream position of a drill message (by label), if the drill's subscription has seen it stored. */
+  seqOf(label: string): number | undefined {
+    return this.#labels.get(label);
   }
 
   /** Every stored chat message seen so far: its text and seq, oldest first (for diagnostics). */
@@ -424,6 +435,7 @@ export class ChatDrill {
         ...(opts.intervalMs ? { intervalMs: opts.intervalMs } : {}),
       });
       const clock = await StreamClock.open(opts.servers);
+      traffic.addSeqSource((label) => clock.seqOf(label));
       return new ChatDrill(opts, chat, traffic, clock, new RetryPresser(traffic));
     } catch (err) {
       await traffic?.close().catch(() => {});
@@ -528,12 +540,21 @@ export class ChatDrill {
       await sleep(POLL_MS);
     }
 
-    // Acknowledged before the failure: on every observer now (they had all the time above to arrive).
+    // Acknowledged before the failure: on every observer now (they had all the time above to arrive),
+    // from each observer's oldest item on (the server trims a list to the room's newest ~1,000).
     let lostBefore: string[] = [];
     const lostDeadline = Math.min(deadline, now() + 5_000);
     for (;;) {
-      const lists = traffic.observers.map((o) => byLabel(o.tab.messages));
-      lostBefore = [...p.before.acked].filter((l) => lists.some((o) => !o.has(l)));
+      const lists = traffic.observers.map((o) => {
+        const shown = byLabel(o.tab.messages);
+        const start = listStart(o.tab.messages, o.tab.hasOlder, (l) => traffic.seqOf(l));
+        return (label: string) => {
+          if (shown.has(label)) return true;
+          const seq = start?.seqOf(label);
+          return seq !== undefined && seq < start!.oldestSeq;
+        };
+      });
+      lostBefore = [...p.before.acked].filter((l) => lists.some((expected) => !expected(l)));
       if (lostBefore.length === 0 || now() > lostDeadline) break;
       await sleep(POLL_MS);
     }
@@ -588,9 +609,11 @@ export class ChatDrill {
       );
     const storeDeadline = now() + limit;
     while (notStored().length > 0 && now() < storeDeadline) await sleep(100);
-    // A tab whose stream was cut (over the server's per-tab byte cap in a burst) re-renders with the chat's
-    // last 1,000 messages and a "Load older" button: a person scrolls up and presses it. So does the drill,
-    // on such tabs only, before judging them.
+    // A tab away for long (a stream cut over the server's per-tab byte cap in a burst, a long outage) can
+    // come back with its list reset to the room's last page, and every list shows only the room's newest
+    // ~1,000 with a "Load older" button: a person who misses a message scrolls up and presses it. So does
+    // the drill, on such tabs only, before judging them (a trimmed list is judged from its oldest item
+    // on, see ListStart in traffic.ts; pages of older items cannot fill a hole inside a list).
     const loadedOlder = { writers: 0, observers: 0 };
     if (notStored().length > 0) {
       for (let k = 0; k < traffic.writers.length; k++) {
@@ -619,39 +642,18 @@ export class ChatDrill {
       afterRetry = Math.max(afterRetry, byRetry.length);
       return { ...c, reordered: c.reordered.filter((l) => !retried.has(l)) };
     };
-    // What the stream's 1,000-per-room cap evicted cannot be on a list that shows the whole retained history.
-    const seqOf = new Map<string, number>();
-    for (const m of this.clock.all()) {
-      const l = labelOf(m.text);
-      if (l) seqOf.set(`w${l.writer}#${l.n}`, m.seq);
-    }
-    const withoutEvicted = (c: ListCheck, messages: readonly ShownMessage[]): { check: ListCheck; evicted: number } => {
-      if (messages.length < ROOM_HISTORY) return { check: c, evicted: 0 };
-      const oldest = Math.min(...messages.map((m) => m.seq ?? Number.POSITIVE_INFINITY));
-      const gone = new Set(c.lost.filter((l) => (seqOf.get(l) ?? Number.POSITIVE_INFINITY) < oldest));
-      return {
-        check: { ...c, lost: c.lost.filter((l) => !gone.has(l)), acked: c.acked - gone.size },
-        evicted: gone.size,
-      };
-    };
-    const observers = traffic
-      .checkObservers()
-      .map(orderByChoice)
-      .map((c, i) => withoutEvicted(c, observerTabs[i]!.messages).check);
+    // Each list is judged from its oldest item on: acknowledged messages older than that were trimmed
+    // from it by the server (observers) or evicted by the stream's 1,000-per-room cap (the fresh tab
+    // that paged the whole retained history in); `older` counts them.
+    const observers = traffic.checkObservers().map(orderByChoice);
 
     // A fresh tab pages the whole history in: every acknowledged message the stream still keeps.
     const fresh = await ChatTab.open(traffic.opts.base, traffic.opts.room);
     let freshCheck: FinalReport["fresh"];
     try {
       await fresh.loadAll(60_000);
-      const c = orderByChoice(
-        checkList(
-          fresh.messages.map((m) => m.text),
-          traffic.writers,
-        ),
-      );
-      const { check, evicted } = withoutEvicted(c, fresh.messages);
-      freshCheck = { ...check, shown: fresh.messages.length, evicted };
+      const check = orderByChoice(traffic.check(fresh));
+      freshCheck = { ...check, shown: fresh.messages.length, evicted: check.older };
     } finally {
       fresh.close();
     }
@@ -695,7 +697,7 @@ export class ChatDrill {
     lines.push(
       `  tab streams reopened during the drill: ${reopened(observerTabs)} of ${observerTabs.length} observers, ` +
         `${reopened(writerTabs)} of ${writerTabs.length} writers; Load older pressed on ${loadedOlder.observers} ` +
-        `observer and ${loadedOlder.writers} writer tabs that showed only the last ${ROOM_HISTORY}`,
+        `observer and ${loadedOlder.writers} writer tabs whose lists did not reach back far enough`,
       ...diagnosis,
     );
     for (const [i, c] of observers.entries()) {

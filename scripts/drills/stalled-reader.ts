@@ -13,6 +13,9 @@ Options:
   --observers <n>   observer tabs whose latency is measured (default 200; --quick 50)
   --writers <n>     writer tabs (default 10)
   --interval <ms>   pause between one writer's sends (default 200: 5 messages/s each)
+  --message-chars <n>
+                    message length in characters (default 1000); each press of Load older is answered
+                    with 50 of them: shorter pages may never fill the stalled tab's queue to the cap
   --rounds <n>      rounds, alternating without / with the stalled tab, odd so both kinds sit at the
                     same mean time (default 7; --quick 5)
   --round-ms <ms>   measured window per round (default 5000; --quick 3000)
@@ -28,6 +31,7 @@ const values = parseFlags(HELP, {
   observers: { type: "string" },
   writers: { type: "string" },
   interval: { type: "string" },
+  "message-chars": { type: "string" },
   rounds: { type: "string" },
   "round-ms": { type: "string" },
   cap: { type: "string" },
@@ -39,6 +43,7 @@ const quick = values.quick === true;
 const OBSERVERS = intOption("observers", values.observers, quick ? 50 : 200, 1, 5000);
 const WRITERS = intOption("writers", values.writers, 10, 1, 100);
 const INTERVAL = intOption("interval", values.interval, 200, 100, 10_000);
+const MESSAGE_CHARS = intOption("message-chars", values["message-chars"], 1000, 20, 2000);
 const ROUNDS = intOption("rounds", values.rounds, quick ? 5 : 7, 2, 51);
 const ROUND_MS = intOption("round-ms", values["round-ms"], quick ? 3_000 : 5_000, 1_000, 120_000);
 const CAP = intOption("cap", values.cap, 1024 * 1024, 64 * 1024, 64 * 1024 * 1024);
@@ -58,7 +63,8 @@ async function main(): Promise<number> {
   ))
     console.log(line);
   console.log(
-    `${OBSERVERS} observers + ${WRITERS} writers (a send every ${INTERVAL} ms each) in one room; ${ROUNDS} rounds of ` +
+    `${OBSERVERS} observers + ${WRITERS} writers (a send of ${MESSAGE_CHARS} characters every ${INTERVAL} ms each) ` +
+      `in one room; ${ROUNDS} rounds of ` +
       `${ROUND_MS} ms, alternating without / with the stalled tab; queue cap ${CAP} bytes\n`,
   );
   let r: StalledReaderResult;
@@ -67,6 +73,7 @@ async function main(): Promise<number> {
       observers: OBSERVERS,
       writers: WRITERS,
       intervalMs: INTERVAL,
+      messageChars: MESSAGE_CHARS,
       rounds: ROUNDS,
       roundMs: ROUND_MS,
       queueCapBytes: CAP,
@@ -86,7 +93,7 @@ async function main(): Promise<number> {
       `| ${x.index} | ${x.stalled ? "stalled" : "reading"} | ${x.samples} | ${ms(x.p50)} | ${ms(x.p99)} | ${ms(x.max)} | ` +
         `${x.serverCpu.toFixed(0)} / ${x.drillCpu.toFixed(0)} / ${x.otherCpu.toFixed(0)} | ` +
         `${kib(x.maxTabBytes)} | ${x.stalled ? (x.cut ? "yes" : "NO") : "-"} | ` +
-        `${x.recovery?.ok ? `yes (${x.recovery.compared} msgs${x.stalled ? `, ${Math.round(x.recovery.ms)} ms` : ""})` : "NO"} |`,
+        `${x.recovery?.ok ? `yes (${x.recovery.compared} msgs${x.stalled ? `, ${x.recovery.resumed ?? "not resumed"}, ${Math.round(x.recovery.ms)} ms` : `, ${x.recovery.delivered ?? 0} received`})` : "NO"} |`,
     );
   }
   const latencyOk = r.ratio <= 1 + TOLERANCE / 100;
@@ -111,8 +118,8 @@ async function main(): Promise<number> {
     `server CPU per window (median): without ${cpuWithout.toFixed(0)} %, with ${cpuWith.toFixed(0)} % of a core`,
   );
   console.log(
-    `most the server held for one tab: ${kib(r.maxTabBytes)} of the ${kib(r.capBytes)} cap (largest full view sent: ` +
-      `${kib(r.largestRender)}) → ${r.memoryOk ? "ok" : "OVER"}; ` +
+    `most the server held for one tab: ${kib(r.maxTabBytes)} of the ${kib(r.capBytes)} cap (largest single event sent: ` +
+      `${kib(r.largestEvent)}) → ${r.memoryOk ? "ok" : "OVER"}; ` +
       `server RSS ${(r.serverRss.min / 2 ** 20).toFixed(0)}-${(r.serverRss.max / 2 ** 20).toFixed(0)} MiB`,
   );
   console.log(

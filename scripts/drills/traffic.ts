@@ -3,6 +3,10 @@
 // runtime does when its stream drops (same tab id; a new page when the server asks for a reload).
 // A message is *acknowledged* once its writer's own tab shows it as stored ("sent"): that is the
 // promise the UI makes to the person who typed it, so it is what the drills hold the system to.
+// A tab's list shows the room's newest messages only (the server trims it to 1,000 by removing the
+// oldest; "Load older" brings them back), so a trimmed list is checked against the acknowledged messages
+// from its oldest item on: an acknowledged message whose stream position is older than that is not
+// expected on it, one whose position no tab ever showed is always expected (see `ListStart`).
 import { ChatTab, type ShownMessage } from "../../test/support/chat-client.ts";
 import { Browser } from "../../test/support/sse-client.ts";
 
@@ -89,9 +93,85 @@ export interface WriterStats {
   acked: Map<number, number>;
 }
 
+/**
+ * The server trims a chat list back to the room's newest 1,000 items (apps/chat/app.tsx, MAX_SHOWN) once
+ * it holds 1,100: a list that was trimmed holds at least this many.
+ */
+export const TRIMMED_LIST_MIN = 1000;
+
+/**
+ * Where a list starts. A list shows a contiguous run of the room's newest messages, and only messages at
+ * or after its oldest item belong on it when that start is explained: the server trimmed the list (it
+ * then holds at least TRIMMED_LIST_MIN items) or the list shows the start of the room (older messages
+ * were evicted by the stream's cap). An acknowledged message older than that is not checked against
+ * it; one whose position is not known is checked (a message no tab and no stream reader ever placed
+ * cannot be excused).
+ */
+export interface ListStart {
+  /** The oldest stream position the list shows. */
+  oldestSeq: number;
+  /** The stream position of a label ("w3#17"), if known. */
+  seqOf: (label: string) => number | undefined;
+}
+
+/**
+ * The start of a list for checkList: its oldest stored item, if that start is explained (see ListStart);
+ * undefined otherwise (a short list that does not show the room's start: every ack is checked).
+ * `hasOlder`: the list shows "Load older".
+ */
+export function listStart(
+  messages: readonly ShownMessage[],
+  hasOlder: boolean,
+  seqOf: (label: string) => number | undefined,
+): ListStart | undefined {
+  let oldestSeq: number | undefined;
+  let stored = 0;
+  for (const m of messages) {
+    if (m.seq === undefined) continue;
+    stored++;
+    if (oldestSeq === undefined || m.seq < oldestSeq) oldestSeq = m.seq;
+  }
+  if (oldestSeq === undefined || (hasOlder && stored < TRIMMED_LIST_MIN)) return undefined;
+  return { oldestSeq, seqOf };
+}
+
+/**
+ * Where a list skips messages of the room: consecutive items with room messages (by stream position)
+ * between them. A list must be a contiguous run of the room, whatever its oldest item: a gap filled
+ * from the wrong position, or a reset that should have happened and did not, shows here even where no
+ * other list overlaps it. `roomSeqs`: the positions of the room's messages, as far as the drill knows.
+ */
+export function listHoles(messages: readonly ShownMessage[], roomSeqs: Iterable<number>): string[] {
+  const room = Float64Array.from(new Set(roomSeqs)).sort();
+  /** Room positions < x. */
+  const below = (x: number) => {
+    let lo = 0;
+    let hi = room.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (room[mid]! < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const out: string[] = [];
+  let prev: number | undefined;
+  for (const m of messages) {
+    if (m.seq === undefined) continue;
+    if (prev !== undefined && m.seq > prev) {
+      const between = below(m.seq) - below(prev + 1);
+      if (between > 0) out.push(`seq ${prev} → ${m.seq} (${between} room messages between)`);
+    }
+    prev = m.seq;
+  }
+  return out;
+}
+
 export interface ListCheck {
   /** Acknowledged messages checked. */
   acked: number;
+  /** Acknowledged messages older than the list's oldest item (see ListStart): not expected on it, not checked. */
+  older: number;
   /** Acknowledged messages missing from the list. */
   lost: string[];
   /** Labels shown more than once. */
@@ -102,8 +182,11 @@ export interface ListCheck {
   unackedPresent: number;
 }
 
-/** Checks a room's message texts, oldest first, against what the writers saw acknowledged. */
-export function checkList(texts: readonly string[], writers: readonly WriterStats[]): ListCheck {
+/**
+ * Checks a room's message texts, oldest first, against what the writers saw acknowledged: every
+ * acknowledged message (from `start` on, if given) must be there.
+ */
+export function checkList(texts: readonly string[], writers: readonly WriterStats[], start?: ListStart): ListCheck {
   const seen = new Set<string>();
   const duplicated: string[] = [];
   const reordered: string[] = [];
@@ -124,13 +207,22 @@ export function checkList(texts: readonly string[], writers: readonly WriterStat
   }
   const lost: string[] = [];
   let acked = 0;
+  let older = 0;
   for (const w of writers) {
     for (const n of w.acked.keys()) {
+      const key = `w${w.writer}#${n}`;
+      if (!seen.has(key)) {
+        const seq = start?.seqOf(key);
+        if (seq !== undefined && seq < start!.oldestSeq) {
+          older++;
+          continue;
+        }
+        lost.push(key);
+      }
       acked++;
-      if (!seen.has(`w${w.writer}#${n}`)) lost.push(`w${w.writer}#${n}`);
     }
   }
-  return { acked, lost, duplicated, reordered, unackedPresent };
+  return { acked, older, lost, duplicated, reordered, unackedPresent };
 }
 
 export function checkPassed(c: ListCheck): boolean {
@@ -140,7 +232,10 @@ export function checkPassed(c: ListCheck): boolean {
 export function describeCheck(c: ListCheck): string {
   const few = (xs: string[]) =>
     xs.length === 0 ? "0" : `${xs.length} (${xs.slice(0, 5).join(", ")}${xs.length > 5 ? ", …" : ""})`;
-  return `acked ${c.acked}, lost ${few(c.lost)}, duplicated ${few(c.duplicated)}, reordered ${few(c.reordered)}, unacked but present ${c.unackedPresent}`;
+  return (
+    `acked ${c.acked}, lost ${few(c.lost)}, duplicated ${few(c.duplicated)}, reordered ${few(c.reordered)}, ` +
+    `unacked but present ${c.unackedPresent}${c.older > 0 ? `; ${c.older} acked older than the list's oldest item` : ""}`
+  );
 }
 
 export class Traffic {
@@ -152,6 +247,10 @@ export class Traffic {
   /** Latest arrival of any message on any observer (ms). */
   lastObserverArrival = 0;
   private arrivalWatch: Array<{ after: number; resolve: (t: number) => void }> = [];
+  /** The stream position of every message any tab showed with one, by label ("w3#17"). */
+  private readonly seqs = new Map<string, number>();
+  /** Where else positions are known (a drill's own reader of the stream). */
+  private readonly seqSources: Array<(label: string) => number | undefined> = [];
 
   private constructor(readonly opts: Required<TrafficOptions>) {}
 
@@ -168,16 +267,60 @@ export class Traffic {
     for (let k = 0; k < opts.writers; k++) {
       const stats: WriterStats = { writer: k, accepted: 0, rejected: 0, unanswered: [], acked: new Map() };
       t.writers.push(stats);
-      const live = new LiveTab(new Browser(opts.base), opts.room, (lt) => t.noteAcks(stats, lt.tab.messages));
+      const live = new LiveTab(new Browser(opts.base), opts.room, (lt) => {
+        t.noteSeqs(lt.tab.messages);
+        t.noteAcks(stats, lt.tab.messages);
+      });
       await live.open();
       t.writerTabs.push(live);
     }
     for (let i = 0; i < opts.observers; i++) {
-      const live = new LiveTab(new Browser(opts.base), opts.room, (lt) => t.noteArrivals(lt.tab));
+      const live = new LiveTab(new Browser(opts.base), opts.room, (lt) => {
+        t.noteSeqs(lt.tab.messages);
+        t.noteArrivals(lt.tab);
+      });
       await live.open();
       t.observers.push(live);
     }
     return t;
+  }
+
+  private noteSeqs(messages: readonly ShownMessage[]): void {
+    for (const m of messages) {
+      if (m.seq === undefined) continue;
+      const label = labelOf(m.text);
+      if (label) this.seqs.set(`w${label.writer}#${label.n}`, m.seq);
+    }
+  }
+
+  /** The stream position of a message (by label, "w3#17") as some tab showed it, if any did. */
+  seqOf(label: string): number | undefined {
+    const seq = this.seqs.get(label);
+    if (seq !== undefined) return seq;
+    for (const source of this.seqSources) {
+      const found = source(label);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
+  /** Adds a source of stream positions by label for seqOf (e.g. the drill's own subscription to the stream). */
+  addSeqSource(source: (label: string) => number | undefined): void {
+    this.seqSources.push(source);
+  }
+
+  /** The positions of every drill message some tab showed with one. */
+  roomSeqs(): IterableIterator<number> {
+    return this.seqs.values();
+  }
+
+  /** A tab's list checked against the acknowledgements, from its oldest item on (see ListStart). */
+  check(tab: ChatTab): ListCheck {
+    return checkList(
+      texts(tab.messages),
+      this.writers,
+      listStart(tab.messages, tab.hasOlder, (l) => this.seqOf(l)),
+    );
   }
 
   private noteAcks(w: WriterStats, messages: ShownMessage[]): void {
@@ -258,20 +401,20 @@ export class Traffic {
     return this.writers.reduce((sum, w) => sum + Math.max(0, w.accepted - w.acked.size), 0);
   }
 
-  /** Waits until every acknowledged message is on every observer (or throws with what is missing). */
+  /** Waits until every acknowledged message (from its list's oldest item on) is on every observer, or the timeout. */
   async settle(timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (const o of this.observers) {
       const left = Math.max(1, deadline - Date.now());
       await o.tab
-        .waitUntil((msgs) => checkList(texts(msgs), this.writers).lost.length === 0, left, "every acked message")
+        .waitUntil(() => this.check(o.tab).lost.length === 0, left, "every acked message")
         .catch(() => undefined);
     }
   }
 
-  /** Each observer's list checked against the acknowledgements. */
+  /** Each observer's list checked against the acknowledgements (from its oldest item on). */
   checkObservers(): ListCheck[] {
-    return this.observers.map((o) => checkList(texts(o.tab.messages), this.writers));
+    return this.observers.map((o) => this.check(o.tab));
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,8 @@
 // A short chat-level crash drill (the full one is `npm run drill:crash`): the real chat CLI is killed with
 // SIGKILL twice while 10 writer tabs send numbered messages, and started again on the same port and data.
 // Every message a writer saw stored must then be in the room exactly once and in order, on a fresh tab
-// after "Load older" to the start and in the stream read through the pub/sub API. The drill kills its
-// processes and removes its temp dirs in any case.
+// after "Load older" to the start, in the stream read through the pub/sub API, and on the observer tabs
+// that reconnected after every restart. The drill kills its processes and removes its temp dirs in any case.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { type ChatEngine, runCrashDrill, summary } from "../../scripts/drills/crash/drill.ts";
@@ -23,9 +23,9 @@ async function drill(engine: ChatEngine): Promise<void> {
   assert.ok(r.acked >= 60, `too few acks to mean anything\n${report}`);
   assert.deepEqual(
     {
-      lost: [...r.tab.lost, ...r.stream.lost],
-      duplicated: [...r.tab.duplicated, ...r.stream.duplicated],
-      reordered: [...r.tab.reordered, ...r.stream.reordered],
+      lost: [...r.tab.lost, ...r.stream.lost, ...r.observers.flatMap((c) => c.lost)],
+      duplicated: [...r.tab.duplicated, ...r.stream.duplicated, ...r.observers.flatMap((c) => c.duplicated)],
+      reordered: [...r.tab.reordered, ...r.stream.reordered, ...r.observers.flatMap((c) => c.reordered)],
     },
     { lost: [], duplicated: [], reordered: [] },
     report,

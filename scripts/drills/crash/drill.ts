@@ -67,6 +67,8 @@ export interface CrashDrillResult {
   tab: ListCheck;
   /** The stream itself, read through the pub/sub API after the chat stopped. */
   stream: ListCheck;
+  /** Each observer tab, connected throughout (reconnecting after every restart), from its list's oldest item on. */
+  observers: ListCheck[];
   /** Messages of the drill stored in the room. */
   stored: number;
   /** The fresh tab lists exactly what the stream holds, in the same order. */
@@ -244,11 +246,15 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
     await sleep(tail);
     await waitUntil("acks after the last start", () => t.ackedCount() >= since + minAcks);
     await t.stopSending();
-    // The last sends are acked within moments (nothing is killed any more); observers are not checked
-    // (after a restart a tab shows the room's last 50, by design), the fresh tab below is.
+    // The last sends are acked within moments (nothing is killed any more).
     const settleBy = Math.min(deadline, now() + 10_000);
     while (t.pendingCount() > 0 && now() < settleBy) await sleep(20);
     const stormMs = now() - stormStart;
+    // The observers lived through every restart: each reconnect re-bootstrapped the tab and resumed its
+    // list from the position it reported, so each must show every acknowledged message from its list's
+    // oldest item on, once and in order.
+    await t.settle(Math.max(1_000, Math.min(10_000, deadline - now())));
+    const observers = t.checkObservers();
 
     // What a user sees: a new tab, "Load older" down to the start of the room.
     fresh = await ChatTab.open(base, room);
@@ -277,6 +283,7 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
     const pass =
       checkPassed(tab) &&
       checkPassed(stream) &&
+      observers.every(checkPassed) &&
       tabMatchesStream &&
       !historyCapped &&
       kills.length === opts.kills &&
@@ -291,6 +298,7 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
       unanswered: sum((w) => w.unanswered.length),
       tab,
       stream,
+      observers,
       stored: storedLabels.size,
       tabMatchesStream,
       acceptedNotStored,
@@ -308,6 +316,7 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
 }
 
 export function summary(r: CrashDrillResult): string {
+  const sum = (k: "lost" | "duplicated" | "reordered") => r.observers.reduce((n, c) => n + c[k].length, 0);
   const ms = (xs: number[]) =>
     xs.length === 0 ? "-" : `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))} ms`;
   return (
@@ -318,7 +327,8 @@ export function summary(r: CrashDrillResult): string {
     `  chat start ${ms(r.kills.map((k) => k.startMs))}; after it, tabs receiving again in ` +
     `${ms(r.kills.map((k) => k.allReceiveMs))} (all observers), first own ack ${ms(r.kills.map((k) => k.firstAckMs))}\n` +
     `  fresh tab after Load older: lost ${r.tab.lost.length}, duplicated ${r.tab.duplicated.length}, ` +
-    `reordered ${r.tab.reordered.length}; stream: lost ${r.stream.lost.length}, duplicated ${r.stream.duplicated.length}, ` +
+    `reordered ${r.tab.reordered.length}; observers: lost ${sum("lost")}, duplicated ${sum("duplicated")}, reordered ` +
+    `${sum("reordered")}; stream: lost ${r.stream.lost.length}, duplicated ${r.stream.duplicated.length}, ` +
     `reordered ${r.stream.reordered.length}; tab = stream: ${r.tabMatchesStream ? "yes" : "NO"}` +
     `${r.historyCapped ? "; ROOM HISTORY CAP REACHED (check void)" : ""} → ${r.pass ? "PASS" : "FAIL"}`
   );

@@ -6,17 +6,25 @@
 // time every message), writer tabs posting numbered messages through the chat's protocol, and a reference
 // tab that never drops. Rounds alternate without and with a stalled tab; every round has one extra tab,
 // which in a round "with" opens its stream and then stops reading it (the socket is paused, so TCP
-// backpressure builds up to the server), and in a round "without" reads on (a control: the same joins,
-// presses and renders, so the only difference between the rounds is the stall). A round:
+// backpressure builds up to the server), and in a round "without" reads on (a control: the same joins
+// and presses, so the only difference between the rounds is the stall). A round:
 //
-//   1. the extra tab presses "Load older" (full renders of its view): the stalled one until the server
-//      reports its stream backed up (on loopback the kernel buffers ~4 MiB per socket, which live
-//      messages alone would take minutes to fill), the control one as many times;
+//   1. the extra tab presses "Load older" with an explicit cursor just past its newest message, so every
+//      press answers a full page of 50 items (a prepend; the runtime would send its oldest position and
+//      stop at the start of the room): the stalled one until the server reports its stream backed up (on
+//      loopback the kernel buffers 4-12 MB per socket, which live messages alone would take minutes to
+//      fill), the control one as many times;
 //   2. the measured window: every observer's delivery latency (send → arrival), while the stalled tab's
 //      events queue on the server;
-//   3. the extra tab presses on: the stalled one until the server cuts its stream at the queue cap;
-//   4. it reads again: the stalled one meets the cut, reconnects like the runtime (same tab id, `last`)
-//      and must show every message the reference tab shows, once, in order (the control one too).
+//   3. the extra tab presses on: the stalled one until the server cuts its stream at the queue cap (the
+//      cut disposes its tab context);
+//   4. it reads again: the stalled one meets the cut and reconnects like the runtime (same tab id, the
+//      view's hash and the list's newest position; the server re-bootstraps its context and resumes the
+//      list from there, or resets it to the last page if the gap is over 1,000 messages) and must show
+//      every message the reference tab shows over the range both show, once, in order, and skip no
+//      message of the room anywhere in its list. The control tab is checked the same way, and since the
+//      server trims its list early (it counts every page the tab was sent, though the tab keeps one copy
+//      of each item), it must also have received every message stored while it was open.
 //
 // Throughout, `app.stats()` is polled: the bytes the server holds for any one tab (queue plus the
 // response's unsent buffer) must stay under the cap. Latency: the median of the rounds' p99 with the
@@ -30,7 +38,7 @@ import { join } from "node:path";
 import type { AppStats } from "../../../src/server/app.ts";
 import { ChatTab, parseMessages, type ShownMessage } from "../../../test/support/chat-client.ts";
 import { actionIn, Browser, parseEvents, type TabClient } from "../../../test/support/sse-client.ts";
-import { checkList, type ListCheck, labelOf, type WriterStats } from "../traffic.ts";
+import { checkList, type ListCheck, labelOf, listHoles, listStart, type WriterStats } from "../traffic.ts";
 import type { ServerReply, ServerRequest } from "./protocol.ts";
 
 export interface StalledReaderOptions {
@@ -40,7 +48,13 @@ export interface StalledReaderOptions {
   writers?: number;
   /** Pause between one writer's sends (default 200 ms: 5 messages/s each). */
   intervalMs?: number;
-  /** Message length in characters (default 100). */
+  /**
+   * Message length in characters (default 1,000). A press of "Load older" is answered with 50 of them
+   * (~65 KB at 1,000), so this sets how fast the presses fill the stalled tab's socket and queue. With
+   * short messages (~20 KB a page, 200 KB/s at the tab's 10 presses/s) a paused loopback socket keeps
+   * taking them in (the kernel keeps reclaiming receive memory and reopening the window), so the
+   * stalled tab's queue may never reach the cap.
+   */
   messageChars?: number;
   /**
    * Rounds, alternating without and with the stalled tab, starting and ending without (default 7: an odd
@@ -56,7 +70,7 @@ export interface StalledReaderOptions {
   /** Messages in the room before the first round (default 60): "Load older" needs pages to load. */
   minHistory?: number;
   room?: string;
-  /** Hard cap on the whole drill (default 5 min). */
+  /** Hard cap on the whole drill (default 10 min). */
   timeLimitMs?: number;
   log?: (line: string) => void;
 }
@@ -73,10 +87,19 @@ export interface Recovery {
   extra: number;
   duplicated: number;
   reordered: number;
+  /** Places where the tab's list skips messages of the room (see listHoles). */
+  holes: number;
+  /** Control tab: the room's messages (as the reference got them) since it opened that reached it, all of them. */
+  delivered?: number;
   /** Resume → the tab shows everything the reference showed at the resume. */
   ms: number;
   /** Resume → the old stream drained (the backlog the kernel held was read and the cut met). */
   drainMs?: number;
+  /**
+   * How the list came back after the reconnect: "filled" from the position the tab reported (the
+   * missed messages one by one), or "reset" to the last page (a gap over 1,000 messages).
+   */
+  resumed?: "filled" | "reset";
 }
 
 export interface RoundResult {
@@ -120,10 +143,11 @@ export interface StalledReaderResult {
   /** Most bytes held for one tab over the whole run. */
   maxTabBytes: number;
   /**
-   * The largest full render an extra tab received (its whole view). One event alone is let through even
-   * over the cap (a resync must get through), so the bound the server keeps is max(cap, this).
+   * The largest single event an extra tab received (a page of older items, a list reset, a view render;
+   * the stalled tab's after its reconnect). One event alone is let through even over the cap, so the
+   * bound the server keeps is max(cap, this).
    */
-  largestRender: number;
+  largestEvent: number;
   serverRss: { min: number; max: number };
   /** Every observer's stream stayed open. */
   observersIntact: boolean;
@@ -137,6 +161,8 @@ export interface StalledReaderResult {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
 const PAD = " lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore";
+// The observers' one concession to speed (200 of them, every message): the label of each item in a
+// #messages patch, read straight from the item's text paragraph (the markup parseMessages reads).
 const LABELS = /class="text">(w\d+#\d+)(?=[\s<])/g;
 
 class DrillTimeoutError extends Error {
@@ -264,9 +290,15 @@ class LeanTab {
   static async open(base: string, room: string, onBlocks: (text: string, at: number) => void): Promise<LeanTab> {
     const browser = new Browser(base);
     const tab = new LeanTab(await browser.load(`/room/${encodeURIComponent(room)}`));
+    // Like the runtime: report what the page's list holds, so the list resumes from the page's newest
+    // message (no report would reset it to the last page once more).
+    const items = parseMessages(tab.client.html);
+    const newest = items.reduce((max, m) => Math.max(max, m.seq ?? 0), 0);
+    const more = tab.client.html.includes('data-via-more=""') ? 1 : 0;
+    const report = `&streams=${encodeURIComponent(`messages:${newest}:${items.length}:${more}`)}`;
     await new Promise<void>((resolve, reject) => {
       tab.req = request(
-        tab.client.streamUrl(),
+        tab.client.streamUrl(report),
         { headers: { Accept: "text/event-stream", Cookie: browser.cookie } },
         (res) => {
           if (res.statusCode !== 200) {
@@ -338,13 +370,16 @@ class LeanObserver {
 
 /**
  * Writer tabs: numbered messages through the Send action. A message is acked once the writer's own stream
- * shows it stored (its "sending…" item replaced by the stored one).
+ * shows it stored: its "sending…" item updated in place (same id) by the ack or by the room's stored copy,
+ * both `append` patches of #messages.
  */
 class Writers {
   readonly stats: WriterStats[] = [];
   readonly tabs: LeanTab[] = [];
   /** When each label was (last) posted. */
   readonly sentAt = new Map<string, number>();
+  /** The stream position of each writer's message, from the stored copy its own tab got. */
+  readonly seqs = new Map<string, number>();
   private running = false;
   private loops: Promise<void>[] = [];
 
@@ -356,13 +391,16 @@ class Writers {
   async open(base: string, room: string, count: number): Promise<void> {
     for (let k = 0; k < count; k++) {
       const w: WriterStats = { writer: k, accepted: 0, rejected: 0, unanswered: [], acked: new Map() };
+      const mine = `class="text">w${k}#`;
       const tab = await LeanTab.open(base, room, (text, at) => {
-        if (!text.includes("selector #m-")) return;
+        if (!text.includes(mine)) return;
         for (const e of parseEvents(text)) {
-          if (!e.data.selector?.startsWith("#m-") || !e.data.elements) continue;
+          if (e.data.selector !== "#messages" || !e.data.elements?.includes(mine)) continue;
           for (const m of parseMessages(e.data.elements)) {
-            const l = m.state === "sent" ? labelOf(m.text) : undefined;
-            if (l?.writer === k && !w.acked.has(l.n)) w.acked.set(l.n, at);
+            const l = labelOf(m.text);
+            if (l?.writer !== k) continue;
+            if (m.seq !== undefined) this.seqs.set(`w${k}#${l.n}`, m.seq);
+            if (m.state === "sent" && !w.acked.has(l.n)) w.acked.set(l.n, at);
           }
         }
       });
@@ -413,11 +451,17 @@ class Writers {
 
 // ---- the drill -------------------------------------------------------------------------------------
 
-/** Checks a recovered tab against the reference over the seq range both show, up to `upTo`. */
+/**
+ * Checks a recovered tab against the reference over the seq range both show, up to `upTo`, and its
+ * whole list against the room (`roomSeqs`): no message of the room skipped between two of its items.
+ */
 export function compareWithReference(
   tab: readonly ShownMessage[],
   reference: readonly ShownMessage[],
   upTo: number,
+  roomSeqs: Iterable<number> = [],
+  /** The two lists must overlap (false for a tab whose list may have just been trimmed past `upTo`). */
+  requireOverlap = true,
 ): Omit<Recovery, "ms"> {
   const stored = (ms: readonly ShownMessage[]) => ms.filter((m) => m.state === "sent" && m.seq !== undefined);
   const t = stored(tab);
@@ -441,12 +485,25 @@ export function compareWithReference(
   const missing = want.filter((id) => !gotSet.has(id)).length;
   const extra = got.filter((id) => !wantSet.has(id)).length;
   const sameOrder = missing === 0 && extra === 0 && want.every((id, i) => got[i] === id);
-  const ok = duplicated === 0 && reordered === 0 && sameOrder && want.length > 0;
+  const holes = listHoles(t, roomSeqs);
+  const ok =
+    duplicated === 0 && reordered === 0 && sameOrder && (want.length > 0 || !requireOverlap) && holes.length === 0;
   const detail = ok
     ? "ok"
     : `compared ${want.length}: missing ${missing}, extra ${extra}, duplicated ${duplicated}, reordered ${reordered}` +
-      `${sameOrder ? "" : ", not the reference's order"}`;
-  return { ok, detail, shown: tab.length, compared: want.length, missing, extra, duplicated, reordered };
+      `${sameOrder ? "" : ", not the reference's order"}; holes ${holes.length}` +
+      `${holes.length > 0 ? ` (${holes.slice(0, 3).join("; ")})` : ""}`;
+  return {
+    ok,
+    detail,
+    shown: tab.length,
+    compared: want.length,
+    missing,
+    extra,
+    duplicated,
+    reordered,
+    holes: holes.length,
+  };
 }
 
 export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Promise<StalledReaderResult> {
@@ -458,7 +515,7 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
   const cap = opts.queueCapBytes ?? 1024 * 1024;
   const room = opts.room ?? "Go";
   const started = now();
-  const deadline = started + (opts.timeLimitMs ?? 300_000);
+  const deadline = started + (opts.timeLimitMs ?? 600_000);
   const waitUntil = async (what: string, cond: () => boolean | Promise<boolean>, stepMs = 10): Promise<void> => {
     while (!(await cond())) {
       if (now() > deadline) throw new DrillTimeoutError(`time limit reached waiting for ${what}`);
@@ -483,7 +540,7 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
 
     // Latency samples: arrival − send, bucketed by the window the message was sent in.
     let window: { from: number; to: number; samples: number[]; labels: Set<string> } | undefined;
-    writers = new Writers(opts.intervalMs ?? 200, opts.messageChars ?? 100);
+    writers = new Writers(opts.intervalMs ?? 200, opts.messageChars ?? 1000);
     const w = writers;
     const sentAt = w.sentAt;
     const onLabel = (label: string, at: number) => {
@@ -495,6 +552,15 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
     await w.open(base, room, writerCount);
     reference = await ChatTab.open(base, room);
     const ref = reference;
+    // Every position the room's messages have, as far as the drill knows: each writer's own messages
+    // (their stored copies) and everything the reference tab, which never drops, was ever shown.
+    const refIds = new Map<number, string>();
+    const noteRef = () => {
+      for (const m of ref.messages) if (m.seq !== undefined) refIds.set(m.seq, m.id);
+    };
+    noteRef();
+    ref.onChange = noteRef;
+    const roomSeqs = () => [...refIds.keys(), ...w.seqs.values()];
     w.start();
     // Some history first, so "Load older" has pages to load.
     await waitUntil("history", () => ref.messages.length >= (opts.minHistory ?? 60));
@@ -532,7 +598,7 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
     const rounds: RoundResult[] = [];
     // Presses of "Load older" the last stalled tab needed to back up and then to be cut; the control tab
     // of a round without presses as often, so both kinds of round make the server do the same work.
-    let largestRender = 0;
+    let largestEvent = 0;
     let prelude = 20;
     let postlude = 10;
     for (let r = 0; r < roundsCount; r++) {
@@ -541,25 +607,32 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
       // Every round has one extra tab: it stops reading (stalled) or reads on (control).
       extra = await ChatTab.open(base, room);
       const ex = extra;
+      const openedAt = ex.position;
       if (withStalled) ex.client.stream?.pause();
       const loadOlder = actionIn(ex.client.html, "load-older");
-      /** One press per 100 ms (under the tab's 10/s limit), each after a stats poll, until `done`. */
+      /**
+       * One press per 100 ms (under the tab's 10/s limit), each after a stats poll, until `done`. The
+       * cursor is just past the tab's newest message (the stalled tab's stays where it stopped reading):
+       * every press is answered with a full page of 50 items, which the tab already shows (a reading tab
+       * keeps one copy of each: an item whose id is in the list is updated in place).
+       */
       const press = async (done: (s: AppStats, presses: number) => boolean, limitMs: number): Promise<number> => {
         const by = Math.min(deadline, now() + limitMs);
         for (let n = 0; ; n++) {
           if (done((await srv.stats()).stats, n)) return n;
           if (now() > by) throw new DrillTimeoutError(`the extra tab did not get there in ${n} presses of Load older`);
-          await ex.client.action(loadOlder).catch(() => undefined);
+          const cursor = String(ex.position + 1);
+          await ex.client.action(loadOlder, ex.client.signals, {}, cursor).catch(() => undefined);
           await sleep(100);
         }
       };
       const t0 = now();
       const overflows = (await srv.stats()).stats.overflows;
-      // Stalled: press until its stream backs up (on loopback the kernel holds ~4 MiB first), or is
-      // already cut (a small cap can be passed between two polls).
+      // Stalled: press until its stream backs up (on loopback the kernel holds 4-12 MB first: 60-180
+      // presses of 1,000-character messages), or is already cut (a small cap can be passed between two polls).
       const presses = await press(
         (s, n) => (withStalled ? s.backedUp > 0 || s.overflows > overflows : n >= prelude),
-        30_000,
+        90_000,
       );
       const backedUpMs = now() - t0;
       if (withStalled) prelude = presses;
@@ -622,8 +695,10 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
         round.cut = after >= 0;
         if (after >= 0) postlude = after;
       }
-      // Read again, like a tab whose network came back: meet the cut, reconnect with `last` like the
-      // runtime; then it must show what the reference shows. (The control tab is checked the same way.)
+      // Read again, like a tab whose network came back: meet the cut, reconnect like the runtime (its
+      // context was disposed at the cut: the server re-bootstraps it and resumes the list from the
+      // position the tab reports); then it must show what the reference shows. (The control tab is
+      // checked the same way.)
       const upTo = Math.max(0, ...ref.messages.map((m) => m.seq ?? 0));
       const t1 = now();
       ex.client.stream?.resume();
@@ -631,26 +706,58 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
       try {
         await waitUntil("the extra tab to drain", () => !ex.connected || ex.messages.some((m) => (m.seq ?? 0) >= upTo));
         const drainMs = now() - t1;
-        if (!ex.connected) await ex.connect();
+        let reconnected = false;
+        if (!ex.connected) {
+          await ex.connect();
+          reconnected = true;
+        }
         await ex.waitUntil((ms) => ms.some((m) => (m.seq ?? 0) >= upTo), 20_000, `message seq ${upTo}`);
-        recovery = { ...compareWithReference(ex.messages, ref.messages, upTo), ms: now() - t1, drainMs };
+        const reset = (ex.client.stream?.events ?? []).some(
+          (e) => e.event === "datastar-patch-elements" && e.data.selector === "#messages" && e.data.mode === "inner",
+        );
+        recovery = {
+          ...compareWithReference(ex.messages, ref.messages, upTo, roomSeqs(), withStalled),
+          ms: now() - t1,
+          drainMs,
+          ...(reconnected ? { resumed: reset ? ("reset" as const) : ("filled" as const) } : {}),
+        };
+        if (!withStalled) {
+          // The control tab's list is trimmed from the top much sooner than the reference's (the server
+          // counts each page it was sent, though the tab keeps one copy of each item), so it shows few
+          // of the round's messages by now; it must have received every one of them, though.
+          let delivered = 0;
+          const undelivered: number[] = [];
+          for (const [seq, id] of refIds) {
+            if (seq <= openedAt || seq > upTo) continue;
+            if (ex.arrivals.has(id)) delivered++;
+            else undelivered.push(seq);
+          }
+          recovery.delivered = delivered;
+          if (undelivered.length > 0 || delivered === 0) {
+            recovery.ok = false;
+            recovery.detail = `${recovery.detail === "ok" ? "" : `${recovery.detail}; `}received ${delivered} of the round's messages, not ${undelivered.length} (seqs ${undelivered.slice(0, 5).join(", ")})`;
+          }
+        }
       } catch (err) {
         recovery = {
           ok: false,
-          detail: (err as Error).message,
+          detail: `${(err as Error).message}; the stream ${ex.connected ? "is open" : "was closed again"}`,
           shown: ex.messages.length,
           compared: 0,
           missing: 0,
           extra: 0,
           duplicated: 0,
           reordered: 0,
+          holes: 0,
           ms: now() - t1,
         };
       }
       round.recovery = recovery;
+      // The control tab's stream got every event its presses caused; the stalled tab's current stream is
+      // the one after its reconnect (the fill or the reset).
       for (const e of ex.client.stream?.events ?? []) {
-        if (e.event === "datastar-patch-elements" && e.data.selector === undefined) {
-          largestRender = Math.max(largestRender, Buffer.byteLength(e.data.elements ?? ""));
+        if (e.event === "datastar-patch-elements") {
+          largestEvent = Math.max(largestEvent, Buffer.byteLength(e.data.elements ?? ""));
         }
       }
       ex.close();
@@ -665,20 +772,19 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
     polling = false;
     await poller;
     await w.stop();
+    // The reference tab is held to every acknowledged message from its list's oldest item on: it shows
+    // the room's newest ~1,000 (the server trims the oldest from the top).
+    const seqOf = (label: string) => w.seqs.get(label);
+    const referenceCheckNow = () =>
+      checkList(
+        ref.messages.filter((m) => m.state === "sent").map((m) => m.text),
+        w.stats,
+        listStart(ref.messages, ref.hasOlder, seqOf),
+      );
     await ref
-      .waitUntil(
-        (ms) =>
-          w.stats.every((s) =>
-            [...s.acked.keys()].every((n) => ms.some((m) => m.text.startsWith(`w${s.writer}#${n} `))),
-          ),
-        10_000,
-        "every acked message on the reference tab",
-      )
+      .waitUntil(() => referenceCheckNow().lost.length === 0, 10_000, "every acked message on the reference tab")
       .catch(() => undefined);
-    const referenceCheck = checkList(
-      ref.messages.filter((m) => m.state === "sent").map((m) => m.text),
-      w.stats,
-    );
+    const referenceCheck = referenceCheckNow();
     const p99Without = median(rounds.filter((x) => !x.stalled).map((x) => x.p99));
     const p99With = median(rounds.filter((x) => x.stalled).map((x) => x.p99));
     const paired: number[] = [];
@@ -700,8 +806,8 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
       serverRss: rss,
       observersIntact: observers.every((o) => !o.ended) && rounds.every((x) => x.observersMissing === 0),
       reference: referenceCheck,
-      largestRender,
-      memoryOk: maxTabBytes <= Math.max(cap, largestRender),
+      largestEvent,
+      memoryOk: maxTabBytes <= Math.max(cap, largestEvent),
       recoveryOk: rounds.every((x) => x.recovery?.ok === true),
       totalMs: now() - started,
     };
@@ -730,10 +836,13 @@ export function describeRound(r: RoundResult, cap: number): string {
     `most held for one tab ${kib(r.maxTabBytes)} of ${kib(cap)}`;
   const shows = `${rec?.ok ? "ok" : `FAILED (${rec?.detail})`}, ${rec?.compared ?? 0} messages compared with the reference`;
   if (!r.stalled)
-    return `${head}\n      control tab: ${r.presses} presses of Load older, reading; shows every message: ${shows}`;
+    return (
+      `${head}\n      control tab: ${r.presses} presses of Load older, reading; shows every message: ${shows}; ` +
+      `messages stored since it opened, received: ${rec?.delivered ?? 0}`
+    );
   return (
     `${head}\n      stalled tab: backed up after ${Math.round(r.backedUpMs ?? 0)} ms (${r.presses} presses of Load older); ` +
     `${r.cut ? "cut at the cap" : "NOT cut"}; recovered in ${Math.round(rec?.ms ?? 0)} ms ` +
-    `(old stream gone after ${Math.round(rec?.drainMs ?? 0)} ms): ${shows}`
+    `(old stream gone after ${Math.round(rec?.drainMs ?? 0)} ms; list ${rec?.resumed ?? "not resumed"}): ${shows}`
   );
 }
