@@ -42,8 +42,11 @@ export interface FeedOptions<T, M> {
   limit?: number;
   /** Most missed items a reattaching tab is sent one by one; a longer gap resets its list (default `limit`). */
   fillLimit?: number;
-  /** Decoded and rendered messages kept for page renders, fills and new tabs (default 4,096). */
-  cacheEntries?: number;
+  /**
+   * What the decoded and rendered messages kept for page renders, fills and new tabs may take, in bytes
+   * of their markup and encoded frames (default 8 MiB; the least recently used go first).
+   */
+  cacheBytes?: number;
 }
 
 export interface JoinOptions {
@@ -60,11 +63,17 @@ export interface FeedHost {
 }
 
 interface Rendered {
+  key: string;
   /** Undefined when the message failed to decode (it is skipped everywhere). */
   value: unknown;
   html: Map<string, string>;
   frames: Map<string, Buffer>;
+  /** What this entry counts against the cache's budget. */
+  bytes: number;
 }
+
+/** A decoded message's share of the budget before anything is rendered: its payload and bookkeeping. */
+const ENTRY_OVERHEAD = 256;
 
 /** The live members of one subject (and list id) in this process, and its one subscription. */
 export class Topic<T, M> {
@@ -84,7 +93,8 @@ export class Feed<T, M = undefined> {
   readonly pageSize: number;
   readonly limit: number;
   readonly fillLimit: number;
-  private readonly cacheEntries: number;
+  private readonly cacheBudget: number;
+  private cachedBytes = 0;
 
   /** @internal Made by `app.feed(options)`. */
   constructor(
@@ -94,7 +104,7 @@ export class Feed<T, M = undefined> {
     this.pageSize = positiveInt("pageSize", options.pageSize ?? 50);
     this.limit = positiveInt("limit", options.limit ?? 1000);
     this.fillLimit = positiveInt("fillLimit", options.fillLimit ?? this.limit);
-    this.cacheEntries = positiveInt("cacheEntries", options.cacheEntries ?? 4096);
+    this.cacheBudget = positiveInt("cacheBytes", options.cacheBytes ?? 8 * 1024 * 1024);
   }
 
   private pubsub(): PubSub {
@@ -174,10 +184,22 @@ export class Feed<T, M = undefined> {
         "feed skipped an undecodable message",
       );
     }
-    entry = { value, html: new Map(), frames: new Map() };
+    entry = { key, value, html: new Map(), frames: new Map(), bytes: 0 };
     this.cache.set(key, entry);
-    if (this.cache.size > this.cacheEntries) this.cache.delete(this.cache.keys().next().value!);
+    this.account(entry, ENTRY_OVERHEAD + msg.data.length);
     return entry;
+  }
+
+  /** `entry` grew by `bytes`; past the budget the least recently used entries go (not `entry` itself). */
+  private account(entry: Rendered, bytes: number): void {
+    entry.bytes += bytes;
+    this.cachedBytes += bytes;
+    while (this.cachedBytes > this.cacheBudget && this.cache.size > 1) {
+      const oldest = this.cache.values().next().value!;
+      if (oldest === entry) break;
+      this.cache.delete(oldest.key);
+      this.cachedBytes -= oldest.bytes;
+    }
   }
 
   private variantOf(entry: Rendered, stream: FeedStream<T, M>): string {
@@ -190,6 +212,7 @@ export class Feed<T, M = undefined> {
       const meta = { subject: msg.subject, seq: msg.seq, time: msg.time };
       html = withPosition(renderHtml(this.options.render(entry.value as T, meta, variant)), msg.seq);
       entry.html.set(variant, html);
+      this.account(entry, html.length);
     }
     return html;
   }
@@ -203,6 +226,7 @@ export class Feed<T, M = undefined> {
       const event = patchElements(html, { selector: `#${stream.id}`, mode: "append", eventId: String(msg.seq) });
       frame = Buffer.from(event, "utf8");
       entry.frames.set(variant, frame);
+      this.account(entry, frame.length);
     }
     return frame;
   }
@@ -232,10 +256,10 @@ export class Feed<T, M = undefined> {
   }
 
   /** Subjects followed in this process and their member tabs (for monitoring). */
-  stats(): { topics: number; members: number; cached: number } {
+  stats(): { topics: number; members: number; cached: number; cachedBytes: number } {
     let members = 0;
     for (const t of this.topics.values()) members += t.members.size;
-    return { topics: this.topics.size, members, cached: this.cache.size };
+    return { topics: this.topics.size, members, cached: this.cache.size, cachedBytes: this.cachedBytes };
   }
 }
 

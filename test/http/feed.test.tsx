@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { type App, type AppOptions, createApp, openPubSub, type PubSub } from "../../src/index.ts";
+import { type App, type AppOptions, createApp, type Feed, openPubSub, type PubSub } from "../../src/index.ts";
 import { Browser, type EventStream, type TabClient } from "../support/sse-client.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -28,6 +28,7 @@ interface Started {
   pubsub: PubSub;
   dir: string;
   stop: () => Promise<void>;
+  feed: Feed<Note, string>;
   renders: () => number;
   decodes: () => number;
 }
@@ -42,6 +43,7 @@ interface FeedTestOptions extends AppOptions {
   dir?: string;
   /** The NOTES stream's messages per subject (default 5,000). */
   perSubject?: number;
+  cacheBytes?: number;
 }
 
 async function start(options: FeedTestOptions = {}) {
@@ -71,6 +73,7 @@ async function start(options: FeedTestOptions = {}) {
     pageSize: options.pageSize ?? 5,
     limit: options.limit ?? 1000,
     ...(options.fillLimit ? { fillLimit: options.fillLimit } : {}),
+    ...(options.cacheBytes ? { cacheBytes: options.cacheBytes } : {}),
   });
   app.page("/room/:room", async (c) => {
     const me = c.signal("", { name: "me" });
@@ -114,7 +117,17 @@ async function start(options: FeedTestOptions = {}) {
     await stop();
     if (!options.dir) await rm(dir, { recursive: true, force: true });
   });
-  return { app, base: url, port, pubsub, dir, stop, renders: () => renders, decodes: () => decodes } satisfies Started;
+  return {
+    app,
+    base: url,
+    port,
+    pubsub,
+    dir,
+    stop,
+    feed,
+    renders: () => renders,
+    decodes: () => decodes,
+  } satisfies Started;
 }
 
 async function say(s: Started, room: string, text: string, from = "someone"): Promise<number> {
@@ -243,7 +256,10 @@ test("a list whose newest message the stream has evicted is reset to the last pa
   for (let i = 0; i < 6; i++) await say(s, "e", `later ${i}`);
   const again = await tab.connect(`&streams=notes:${seen}:1:0`);
   const reset = await again.waitFor((e) => e.data.selector === "#notes" && e.data.mode === "inner");
-  assert.deepEqual([...(reset.data.elements ?? "").matchAll(/>(later \d)</g)].map((m) => m[1]), ["later 3", "later 4", "later 5"]);
+  assert.deepEqual(
+    [...(reset.data.elements ?? "").matchAll(/>(later \d)</g)].map((m) => m[1]),
+    ["later 3", "later 4", "later 5"],
+  );
   assert.equal(appended(again).length, 0, "no fill across the hole");
   again.close();
 });
@@ -321,6 +337,19 @@ test("a feed list over its limit has its oldest items trimmed and offers Load ol
   const trim = await stream.waitFor((e) => e.data.mode === "remove");
   assert.equal(trim.data.selector, "#notes > :nth-child(-n+1)", "down to the limit: 11 held, 1 removed");
   await stream.waitFor((e) => (e.data.elements ?? "").includes('id="older"'));
+  stream.close();
+});
+
+test("the feed's render cache stays within its byte budget however many messages pass", async () => {
+  const s = await start({ cacheBytes: 32 * 1024 });
+  const tab = await new Browser(s.base).load("/room/k");
+  const stream = await connectLikeRuntime(tab);
+  let last = 0;
+  for (let i = 0; i < 200; i++) last = await say(s, "k", `cached ${i} ${"c".repeat(500)}`);
+  await stream.waitFor((e) => e.id === String(last));
+  const { cached, cachedBytes } = s.feed.stats();
+  assert.ok(cachedBytes <= 32 * 1024, `${cachedBytes} bytes cached`);
+  assert.ok(cached > 5 && cached < 200, `${cached} messages cached`);
   stream.close();
 });
 
