@@ -9,7 +9,7 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startChatProcess } from "../../test/support/chat-process.ts";
+import { buildChat, startChatProcess } from "../../test/support/chat-process.ts";
 import { startNatsServer } from "../../test/support/nats-server.ts";
 import { Child } from "../sse/ipc.ts";
 import type { System } from "./shared.ts";
@@ -127,13 +127,20 @@ function chatDiagnostics(output: string, running: boolean): string {
   return [`chat process ${running ? "still running" : "exited"}`, ...lines.slice(-20)].join("\n");
 }
 
+let built = false;
+
 /** Our chat's CLI as a child process; --send-rate 10 (the maximum) so rotating senders stay under it. */
 async function startChat(rooms: string[], engine: { dataDir: string } | { nats: string }): Promise<RunningSystem> {
   // startChatProcess passes our environment on: the hook goes in through NODE_OPTIONS, for this start only.
   const saved = process.env.NODE_OPTIONS;
   process.env.NODE_OPTIONS = [saved, `--import=${HOOK}`].filter(Boolean).join(" ");
   try {
-    const chat = await startChatProcess({ ...engine, rooms, sendRate: 10, port: 0, timeoutMs: 60_000 });
+    // The chat as `npm start` runs it: compiled, with plain node.
+    if (!built) {
+      buildChat();
+      built = true;
+    }
+    const chat = await startChatProcess({ ...engine, rooms, sendRate: 10, port: 0, timeoutMs: 60_000, compiled: true });
     return {
       pid: chat.pid,
       port: chat.port,

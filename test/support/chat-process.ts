@@ -1,11 +1,13 @@
 // Runs the chat CLI (apps/chat/main.ts) as a real child process, the way a person starts it, so
 // tests can stop it (SIGTERM), kill it (-9) and start it again on the same data dir and port.
 // Every process started here is killed when the test process exits, even after a failed test.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const MAIN = "apps/chat/main.ts";
+/** What `npm start` runs: the chat compiled by `npm run build`. */
+const COMPILED_MAIN = "dist/apps/chat/main.js";
 const READY_PREFIX = "NATS chatroom on ";
 
 export interface ChatProcessOptions {
@@ -23,6 +25,11 @@ export interface ChatProcessOptions {
   sendRate?: number;
   /** How long to wait for the "NATS chatroom on <url>" line (default 30 s). */
   timeoutMs?: number;
+  /**
+   * Run the compiled chat (dist/, as `npm start` does; build it first with buildChat()) instead of the
+   * TypeScript source through tsx. Benchmarks measure this: it is what runs in production.
+   */
+  compiled?: boolean;
 }
 
 export interface ChatProcess {
@@ -49,6 +56,12 @@ process.once("exit", () => {
   }
 });
 
+/** Compiles the chat to dist/ (`npm run build`); throws with the compiler's output if that fails. */
+export function buildChat(): void {
+  const result = spawnSync(process.execPath, ["scripts/build.mjs"], { cwd: ROOT, encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`npm run build failed:\n${result.stdout}${result.stderr}`);
+}
+
 function exited(proc: ChildProcess): boolean {
   return proc.exitCode !== null || proc.signalCode !== null;
 }
@@ -59,7 +72,8 @@ function waitExit(proc: ChildProcess): Promise<void> {
 }
 
 function spawnOnce(opts: ChatProcessOptions): Promise<ChatProcess> {
-  const args = ["--import", "tsx", MAIN, "--port", String(opts.port ?? 0), "--host", opts.host ?? "127.0.0.1"];
+  const entry = opts.compiled ? [COMPILED_MAIN] : ["--import", "tsx", MAIN];
+  const args = [...entry, "--port", String(opts.port ?? 0), "--host", opts.host ?? "127.0.0.1"];
   if (opts.nats) args.push("--nats", opts.nats);
   else if (opts.dataDir) args.push("--data-dir", opts.dataDir);
   if (opts.replicas) args.push("--replicas", String(opts.replicas));
