@@ -138,7 +138,7 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
       id: "messages",
       onReset: () => redrawUnsent(),
     });
-    const reannounce = presence.enter(c, room, () => ({ id: me.id, name: me.name, emoji: me.emoji }));
+    presence.enter(c, room, { id: me.id, name: me.name, emoji: me.emoji });
     // Patches for a detached tab are dropped: redraw the states of its unsent messages when it is back.
     c.onConnectionChange((connected) => {
       if (connected) redrawUnsent();
@@ -245,7 +245,7 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
       }
       me = await identities.save({ ...me, name });
       c.session.set("identity", me);
-      reannounce();
+      presence.enter(c, room, { id: me.id, name: me.name, emoji: me.emoji });
       nick.set(name);
       c.sync();
       c.notify(`You are now ${name}.`);

@@ -1,8 +1,9 @@
-// Who is in each room right now, across every instance. Each instance knows its own connected tabs
-// and announces, per room, a snapshot of them on a core subject when they change and every few
-// seconds; it keeps the latest snapshot of every other instance until it stops hearing from it. A
-// crashed instance's users therefore disappear after SILENCE_MS, a closed tab's at once (after a
-// short grace for blips).
+// Who is in each room right now, across every instance. Each instance knows its own tabs in a room
+// from the room's Channel (a member is present while its stream is attached, and for a short grace
+// after it drops), and announces, per room, a snapshot of them on a core subject when they change and
+// every few seconds; it keeps the latest snapshot of every other instance until it stops hearing from
+// it. A crashed instance's users therefore disappear after SILENCE_MS, a closed tab's at once (after
+// the grace for blips).
 //
 // Built so a room of 10,000 tabs costs little: a room's changes are gathered for an interval that
 // widens with the room's size (100 ms up to 2 s), then its roster is computed once, rendered once and
@@ -53,8 +54,10 @@ export const PRESENCE_GRACE_MS = 5_000;
 const EMPTY: Roster = Object.freeze({ count: 0, members: [] }) as Roster;
 
 interface RoomState {
-  /** tab id → member, this instance's tabs that are here. */
-  local: Map<string, Member>;
+  /** The room's tabs on this instance; present() is who of them is here. */
+  channel: Channel<Member> | undefined;
+  /** Members that are not tabs of this instance (a bot, a test), by a key of the caller's. */
+  external: Map<string, Member>;
   /** The last roster computed (what pages render and tabs were sent). */
   roster: Roster;
   rosterKey: string;
@@ -93,50 +96,29 @@ export class Presence {
     void this.send(HELLO_SUBJECT, this.instance);
   }
 
-  private channel(room: string): Channel {
-    return this.app.channel(`presence:${room}`);
-  }
-
   /**
-   * The live tab of `c` is in `room` while its stream is open (and for a short grace after it drops),
-   * and gets the room's roster as it changes. `me()` is who the tab is now (it can be renamed).
-   * Returns a function that re-announces the tab (call it after a rename).
+   * The live tab of `c` is in `room` (as `me`) while its stream is open, and for a short grace after it
+   * drops; it gets the room's roster as it changes. Call again after a rename.
    */
-  enter(c: Context, room: string, me: () => Member): () => void {
-    if (!c.live) return () => {};
-    this.channel(room).join(c);
-    let leave: (() => void) | undefined;
-    let grace: NodeJS.Timeout | undefined;
-    c.onConnectionChange((connected) => {
-      clearTimeout(grace);
-      if (connected) leave ??= this.join(room, c.tabId, me());
-      else {
-        grace = setTimeout(() => {
-          leave?.();
-          leave = undefined;
-        }, PRESENCE_GRACE_MS);
-      }
+  enter(c: Context, room: string, me: Member): void {
+    if (!c.live) return;
+    const state = this.state(room);
+    state.channel = this.app.channel<Member>(`presence:${room}`, {
+      grace: PRESENCE_GRACE_MS,
+      onChange: () => this.changed(room, true),
     });
-    c.onDispose(() => {
-      clearTimeout(grace);
-      leave?.();
-    });
-    return () => {
-      if (!leave) return;
-      leave();
-      leave = this.join(room, c.tabId, me());
-    };
+    state.channel.join(c, me);
   }
 
-  /** Add a tab's member to a room; returns the function that removes it. */
-  join(room: string, tabId: string, member: Member): () => void {
+  /** Add a member that is not a tab of this instance (a bot, a test); returns the function that removes it. */
+  join(room: string, key: string, member: Member): () => void {
     const state = this.state(room);
-    state.local.set(tabId, member);
+    state.external.set(key, member);
     this.changed(room, true);
     return () => {
       const current = this.rooms.get(room);
-      if (current?.local.get(tabId) !== member) return;
-      current.local.delete(tabId);
+      if (current?.external.get(key) !== member) return;
+      current.external.delete(key);
       this.changed(room, true);
     };
   }
@@ -166,7 +148,14 @@ export class Presence {
     let state = this.rooms.get(room);
     if (!state) {
       const roster = this.compute(room);
-      state = { local: new Map(), roster, rosterKey: rosterKey(roster), timer: undefined, localChanged: false };
+      state = {
+        channel: undefined,
+        external: new Map(),
+        roster,
+        rosterKey: rosterKey(roster),
+        timer: undefined,
+        localChanged: false,
+      };
       this.rooms.set(room, state);
     }
     return state;
@@ -175,7 +164,7 @@ export class Presence {
   /** The room's people on every instance, one entry per person. O(people in the room). */
   private compute(room: string): Roster {
     const byId = new Map<string, Member>();
-    for (const m of this.rooms.get(room)?.local.values() ?? []) byId.set(m.id, m);
+    for (const m of this.local(room)) byId.set(m.id, m);
     let count = byId.size;
     for (const snap of this.remote.values()) {
       const s = snap.rooms.get(room);
@@ -194,12 +183,20 @@ export class Presence {
     return { count: Math.max(count, members.length), members: members.slice(0, SHOWN_MEMBERS) };
   }
 
+  /** This instance's people in the room: its present tabs and its external members. */
+  private local(room: string): Member[] {
+    const state = this.rooms.get(room);
+    if (!state) return [];
+    const present = state.channel?.present() ?? [];
+    return state.external.size === 0 ? present : [...present, ...state.external.values()];
+  }
+
   private changed(room: string, local: boolean): void {
     if (this.closed) return;
     const state = this.state(room);
     if (local) state.localChanged = true;
     if (state.timer) return;
-    const size = Math.max(state.local.size, this.channel(room).size);
+    const size = state.channel?.size ?? 0;
     const interval = Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, Math.floor(size / 10)));
     state.timer = setTimeout(() => this.flush(room), interval);
   }
@@ -215,7 +212,7 @@ export class Presence {
       state.roster = roster;
       state.rosterKey = key;
       try {
-        this.channel(room).patch("#presence", <PresenceList roster={roster} />);
+        state.channel?.patch("#presence", <PresenceList roster={roster} />);
         for (const fn of this.watchers.get(room) ?? []) fn(roster);
       } catch (err) {
         this.log.error({ err }, "presence update failed");
@@ -225,12 +222,12 @@ export class Presence {
       state.localChanged = false;
       this.announce(room);
     }
-    if (state.local.size === 0 && roster === EMPTY) this.rooms.delete(room);
+    if (!state.channel?.size && state.external.size === 0 && roster === EMPTY) this.rooms.delete(room);
   }
 
   private snapshot(room: string): Snapshot {
     const byId = new Map<string, Member>();
-    for (const m of this.rooms.get(room)?.local.values() ?? []) byId.set(m.id, m);
+    for (const m of this.local(room)) byId.set(m.id, m);
     return { instance: this.instance, room, count: byId.size, members: [...byId.values()].slice(0, SNAPSHOT_MEMBERS) };
   }
 
@@ -240,7 +237,7 @@ export class Presence {
   }
 
   private announceAll(): void {
-    for (const [room, state] of this.rooms) if (state.local.size > 0) this.announce(room);
+    for (const [room, state] of this.rooms) if (state.channel?.size || state.external.size > 0) this.announce(room);
   }
 
   private async send(subject: string, data: string): Promise<void> {
@@ -294,7 +291,8 @@ export class Presence {
     const rooms = [...this.rooms.keys()];
     for (const state of this.rooms.values()) {
       clearTimeout(state.timer);
-      state.local.clear();
+      state.external.clear();
+      state.channel = undefined;
     }
     await Promise.all(rooms.map((room) => this.send(SNAPSHOT_SUBJECT, JSON.stringify(this.snapshot(room)))));
     this.closed = true;

@@ -8,7 +8,7 @@ import { createLogger, type Logger } from "../log.ts";
 import type { PubSub } from "../pubsub/types.ts";
 import { type Asset, AssetRegistry, STATIC_PREFIX } from "./assets.ts";
 import { readBody, requireJsonContentType } from "./body.ts";
-import { Channel } from "./channel.ts";
+import { Channel, type ChannelOptions } from "./channel.ts";
 import type { Context } from "./context.ts";
 import { Feed, type FeedOptions } from "./feed.ts";
 import { documentHtml } from "./html.ts";
@@ -122,7 +122,8 @@ export class App {
   private readonly tabs: TabRegistry;
   /** Tabs whose context is being built for a stream right now (a second stream for one waits for it). */
   private readonly starting = new Map<string, Promise<Tab | undefined>>();
-  private readonly channels = new Map<string, Channel>();
+  // Channels of any member data type; `channel<D>()` gives each caller its own view of the type.
+  private readonly channels = new Map<string, Channel<unknown>>();
   private readonly sessions: SessionStore;
   private readonly stylesheets: string[] = [];
   private readonly opts: Required<Omit<AppOptions, "logger" | "pubsub" | "secret">>;
@@ -209,15 +210,21 @@ export class App {
 
   /**
    * The channel `name`: a group of live tabs that get the same patches, each rendered and encoded once
-   * (a room's roster). It exists while it has members; `join` adds a tab until the tab is disposed.
+   * (a room's roster), and that knows which of its members are present. It exists while it has
+   * members; `options` apply when this call creates it. `join` adds a tab until the tab is disposed.
    */
-  channel(name: string): Channel {
-    let channel = this.channels.get(name);
+  channel<D = unknown>(name: string, options?: ChannelOptions<D>): Channel<D> {
+    let channel = this.channels.get(name) as Channel<D> | undefined;
     if (!channel) {
-      channel = new Channel(name, (empty) => {
-        if (this.channels.get(name) === empty) this.channels.delete(name);
-      });
-      this.channels.set(name, channel);
+      const created: Channel<D> = new Channel<D>(
+        name,
+        (empty) => {
+          if (this.channels.get(name) === (empty as Channel<unknown>)) this.channels.delete(name);
+        },
+        options,
+      );
+      this.channels.set(name, created as Channel<unknown>);
+      channel = created;
     }
     return channel;
   }

@@ -12,7 +12,6 @@
 import type { Logger } from "../log.ts";
 import type { PubSub } from "../pubsub/types.ts";
 import { Action, type ActionFn } from "./action.ts";
-import type { Channel } from "./channel.ts";
 import { ActionError, Context } from "./context.ts";
 import { hashView, VIEW_ID, viewHtml } from "./html.ts";
 import { TokenBucket } from "./rate-limit.ts";
@@ -38,6 +37,13 @@ export interface TabHost {
   overflowed(tab: Tab): void;
   /** Bytes held for tabs changed by `delta` (queue plus what sockets still buffer). */
   held(tab: Tab, delta: number): void;
+}
+
+/** A channel as its member tabs see it: told of their stream's attach and detach, and of their end. */
+export interface Membership {
+  attached(tab: Tab): void;
+  detached(tab: Tab): void;
+  memberGone(tab: Tab): void;
 }
 
 /** What the browser says it shows when its stream attaches (docs/PROTOCOL.md §4). */
@@ -82,7 +88,7 @@ export class Tab implements SignalOwner {
   /** What the browser reported when the stream attached; streams declared in init read their part. */
   report: ClientReport = NO_REPORT;
   streams: Stream[] | undefined;
-  channels: Channel[] | undefined;
+  channels: Membership[] | undefined;
   private disposers: Array<() => void> | undefined;
   private connectionListeners: Array<(connected: boolean) => void> | undefined;
   private signals: ReadonlyArray<Signal<Json>> = [];
@@ -201,12 +207,12 @@ export class Tab implements SignalOwner {
   }
 
   /** @internal A channel this tab joined (left on dispose). */
-  addChannel(channel: Channel): void {
+  addChannel(channel: Membership): void {
     this.channels = withItem(this.channels, channel);
   }
 
   /** @internal */
-  removeChannel(channel: Channel): void {
+  removeChannel(channel: Membership): void {
     const rest = this.channels?.filter((c) => c !== channel);
     this.channels = rest && rest.length > 0 ? rest : undefined;
   }
@@ -428,6 +434,7 @@ export class Tab implements SignalOwner {
     }
     if (Object.keys(signals).length > 0) this.push(patchSignals(signals, { onlyIfMissing: fresh }));
     for (const stream of this.streams ?? []) stream.attached(report.streams.get(stream.id));
+    for (const channel of this.channels ?? []) channel.attached(this);
     // Read by the lists; a list declared later starts from nothing.
     this.report = NO_REPORT;
     sink.onClose(() => {
@@ -472,6 +479,7 @@ export class Tab implements SignalOwner {
     if (end) sink?.end();
     if (this.disposed) return;
     for (const stream of this.streams ?? []) stream.detached();
+    for (const channel of this.channels ?? []) channel.detached(this);
     this.armTtl();
     this.host.detached(this);
     if (sink) this.notifyConnection(false);
@@ -514,7 +522,7 @@ export class Tab implements SignalOwner {
     this.dropQueue();
     sink?.end();
     if (sink) this.notifyConnection(false);
-    for (const channel of this.channels ?? []) channel.leave(this);
+    for (const channel of this.channels ?? []) channel.memberGone(this);
     for (const stream of this.streams ?? []) stream.disposed();
     for (const fn of this.disposers?.splice(0) ?? []) {
       try {

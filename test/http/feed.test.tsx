@@ -433,3 +433,31 @@ test("a tab's server memory does not grow with the messages its feed shows", { t
     `heap grew ${Math.round(perTab)} B per tab over 1,000 messages (few: ${few}, many: ${many})`,
   );
 });
+
+test("a channel knows who is present: attached members, and dropped ones for the grace period only", async () => {
+  const app = createApp({ contextTtlMs: 60_000 });
+  let changes = 0;
+  app.page("/:who", (c) => {
+    app.channel<string>("lobby", { grace: 300, onChange: () => changes++ }).join(c, c.params.who);
+    c.view(() => <p>{c.params.who}</p>);
+  });
+  const { url } = await app.listen(0, "127.0.0.1", { handleSignals: false });
+  cleanups.push(() => app.close());
+  const present = () => app.channel<string>("lobby").present().sort();
+  const ann = await new Browser(url).load("/ann");
+  const bob = await new Browser(url).load("/bob");
+  assert.deepEqual(present(), [], "page loads are not members");
+  const [sa, sb] = [await ann.connect(), await bob.connect()];
+  assert.deepEqual(present(), ["ann", "bob"]);
+  const before = changes;
+  sb.close();
+  while (app.stats().detached === 0) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(present(), ["ann", "bob"], "a dropped stream is still present during the grace");
+  while (present().length === 2) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(present(), ["ann"]);
+  assert.ok(changes > before, "onChange was told when the grace ended");
+  const back = await bob.connect();
+  assert.deepEqual(present(), ["ann", "bob"], "back when it reattaches");
+  sa.close();
+  back.close();
+});
