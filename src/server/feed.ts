@@ -74,6 +74,13 @@ interface Rendered {
 
 /** A decoded message's share of the budget before anything is rendered: its payload and bookkeeping. */
 const ENTRY_OVERHEAD = 256;
+/**
+ * How long a subject's last page, read for one page render, serves the next ones (a crowd loading a
+ * room). A message stored meanwhile drops it at once if this process follows the subject; otherwise a
+ * page may miss the last quarter of a second, which its stream then fills: the live list catches up
+ * from the page's position with a fresh read.
+ */
+const PAGE_REUSE_MS = 250;
 
 /** The live members of one subject (and list id) in this process, and its one subscription. */
 export class Topic<T, M> {
@@ -90,6 +97,8 @@ export class Topic<T, M> {
 export class Feed<T, M = undefined> {
   private readonly topics = new Map<string, Topic<T, M>>();
   private readonly cache = new Map<string, Rendered>();
+  /** Last pages recently read for page renders, by subject. */
+  private readonly pages = new Map<string, { at: number; msgs: StreamMessage[] }>();
   readonly pageSize: number;
   readonly limit: number;
   readonly fillLimit: number;
@@ -154,6 +163,7 @@ export class Feed<T, M = undefined> {
     const seq = msg.seq;
     if (seq === undefined || msg.time === undefined) return; // a core message: feeds show stored ones
     if (seq > topic.known) topic.known = seq;
+    this.pages.delete(topic.subject);
     const entry = this.rendered(topic.listId, msg as StreamMessage);
     if (entry.value === undefined) return;
     for (const stream of topic.members) {
@@ -255,6 +265,20 @@ export class Feed<T, M = undefined> {
     return this.pubsub().history(subject, query);
   }
 
+  /** @internal The subject's last page for a page render: read, or reused for PAGE_REUSE_MS. */
+  async lastPage(subject: string): Promise<StreamMessage[]> {
+    const now = Date.now();
+    const hit = this.pages.get(subject);
+    if (hit && now - hit.at < PAGE_REUSE_MS) return hit.msgs;
+    const msgs = await this.history(subject, { last: this.pageSize });
+    if (this.pages.size >= 1024) {
+      for (const [key, page] of this.pages) if (now - page.at >= PAGE_REUSE_MS) this.pages.delete(key);
+      if (this.pages.size >= 1024) this.pages.delete(this.pages.keys().next().value!);
+    }
+    this.pages.set(subject, { at: now, msgs });
+    return msgs;
+  }
+
   /** Subjects followed in this process and their member tabs (for monitoring). */
   stats(): { topics: number; members: number; cached: number; cachedBytes: number } {
     let members = 0;
@@ -302,7 +326,7 @@ export class FeedStream<T, M> extends Stream {
 
   /** @internal Page render: the last page of the subject. */
   async loadPage(): Promise<void> {
-    const page = await this.feed.history(this.subject, { last: this.feed.pageSize });
+    const page = await this.feed.lastPage(this.subject);
     const { html, n } = this.feed.itemsHtml(this, page);
     this.resetHtml(html, n, page.length === this.feed.pageSize);
     this.pos = page.at(-1)?.seq ?? 0;
