@@ -452,7 +452,7 @@ export class App {
       tab = built;
       fresh = true;
     }
-    const sink = EventSink.open(res);
+    const sink = EventSink.open(res, this.tabs);
     if (!sink || tab.disposed) {
       if (fresh && !tab.disposed) tab.dispose("stream closed while the tab started");
       return;

@@ -13,12 +13,12 @@ import type { Logger } from "../log.ts";
 import type { PubSub } from "../pubsub/types.ts";
 import { Action, type ActionFn } from "./action.ts";
 import { ActionError, Context } from "./context.ts";
-import { hashView, VIEW_ID, viewHtml } from "./html.ts";
+import { hashView, viewHtml } from "./html.ts";
 import { TokenBucket } from "./rate-limit.ts";
 import type { Session } from "./session.ts";
 import { type Json, Signal, type SignalOptions, type SignalOwner } from "./signal.ts";
 import { customEvent, patchElements, patchSignals } from "./sse/encoder.ts";
-import { type Chunk, chunkBytes, type QueuedKind, TabQueue } from "./sse/queue.ts";
+import { type Chunk, chunkBytes, type QueuedKind } from "./sse/queue.ts";
 import type { EventSink } from "./sse/sink.ts";
 import { type ClientStreamState, renderStreams, type Stream } from "./stream.ts";
 import type { Html } from "./types.ts";
@@ -35,8 +35,6 @@ export interface TabHost {
   disposed(tab: Tab): void;
   /** The tab's stream was cut for going over its queue cap. */
   overflowed(tab: Tab): void;
-  /** Bytes held for tabs changed by `delta` (queue plus what sockets still buffer). */
-  held(tab: Tab, delta: number): void;
 }
 
 /** A channel as its member tabs see it: told of their stream's attach and detach, and of their end. */
@@ -94,17 +92,8 @@ export class Tab implements SignalOwner {
   private signals: ReadonlyArray<Signal<Json>> = [];
   private actions: readonly Action[] = [];
   private pendingSignals: Set<string> | undefined;
-  /**
-   * Output waiting for the next flush. The common case, one event per tick (a broadcast), is held in
-   * `next` alone; a second event, or a socket that is backed up, moves them into a queue.
-   */
-  private next: Chunk | undefined;
-  private nextSize = 0;
-  private queue: TabQueue | undefined;
+  /** The attached event stream and what waits to be written to it (nothing while detached). */
   private sink: EventSink | undefined;
-  private waitingForDrain = false;
-  /** What the socket buffered at the last write, as reported to the host's byte budget. */
-  private bufferedSample = 0;
   /** Hash of the view the browser has (as far as we know); a render with the same hash is not sent. */
   private viewHash: string | undefined;
   #log: Logger | undefined;
@@ -151,12 +140,12 @@ export class Tab implements SignalOwner {
 
   /** Bytes the server holds for this tab: its queue plus what its socket still buffers. */
   get pendingBytes(): number {
-    return this.nextSize + (this.queue?.bytes ?? 0) + (this.sink?.buffered ?? 0);
+    return this.sink?.pendingBytes ?? 0;
   }
 
   /** The socket refused the last write: events queue until it drains (a slow or stalled reader). */
   get backedUp(): boolean {
-    return this.waitingForDrain;
+    return this.sink?.backedUp ?? false;
   }
 
   // ---- declarations (from init) ----
@@ -320,29 +309,11 @@ export class Tab implements SignalOwner {
    */
   push(chunk: Chunk, kind: QueuedKind = "patch", size = chunkBytes(chunk)): void {
     if (this.disposed || !this.sink) return;
-    if (!this.queue && this.next === undefined && !this.waitingForDrain && kind === "patch") {
-      this.next = chunk;
-      this.nextSize = size;
-      this.host.held(this, size);
-      this.scheduleFlush();
-      return;
-    }
-    this.queue ??= new TabQueue({ capBytes: this.host.queueCapBytes });
-    const queue = this.queue;
-    const before = queue.bytes + this.nextSize;
-    if (this.next !== undefined) {
-      queue.push(this.next, "patch", 0, this.nextSize);
-      this.next = undefined;
-      this.nextSize = 0;
-    }
-    // What the socket still buffers counts too: a stalled reader holds at most the cap in all.
-    if (!queue.push(chunk, kind, this.sink.buffered, size)) {
-      this.host.held(this, -before);
-      this.cut("tab queue over its cap: cutting the stream; the tab resyncs when it reconnects");
+    if (!this.sink.push(chunk, kind, size)) {
+      this.cut("tab queue over its cap: cutting the stream; the tab re-bootstraps when it reconnects");
       this.host.overflowed(this);
       return;
     }
-    this.host.held(this, queue.bytes - before);
     this.scheduleFlush();
   }
 
@@ -361,53 +332,26 @@ export class Tab implements SignalOwner {
     this.push(patchSignals(patch));
   }
 
-  /** Write what is queued (called from the shared setImmediate flush, and on drain). */
+  /** Write what waits (called from the shared setImmediate flush, and when a backed-up socket drains). */
   flush(): void {
     this.flushSignals();
     const sink = this.sink;
-    if (!sink || this.waitingForDrain) return;
-    let ok: boolean;
-    if (this.next !== undefined) {
-      const size = this.nextSize;
-      ok = sink.write1(this.next);
-      this.next = undefined;
-      this.nextSize = 0;
-      this.host.held(this, -size);
-    } else {
-      const queue = this.queue;
-      if (!queue || queue.length === 0) return;
-      const queued = queue.bytes;
-      ok = sink.write(queue.takeAll());
-      this.host.held(this, -queued);
-      // An idle tab keeps no queue: it is made again when a tick brings more than one event.
-      if (ok) this.queue = undefined;
-    }
-    this.sampleBuffered();
-    if (ok) return;
-    // Respect backpressure: keep queueing (bounded, coalescing) until the socket drains.
-    this.waitingForDrain = true;
-    sink.onDrain(() => {
-      if (this.sink !== sink) return;
-      this.waitingForDrain = false;
-      this.sampleBuffered();
-      this.flush();
+    sink?.flush(() => {
+      if (this.sink === sink) this.flush();
     });
   }
 
-  private sampleBuffered(): void {
-    const now = this.sink?.buffered ?? 0;
-    if (now !== this.bufferedSample) {
-      this.host.held(this, now - this.bufferedSample);
-      this.bufferedSample = now;
-    }
-  }
-
-  /** Cut the stream (over the cap, or over the app's byte budget) and end the tab: it re-bootstraps. */
+  /**
+   * Cut the stream (over the cap, or over the app's byte budget) and end the tab: its lifetime is not
+   * extended; when it reconnects it re-bootstraps, its lists resuming from their positions.
+   */
   cut(reason: string): void {
     const sink = this.sink;
     this.log.warn({ capBytes: this.host.queueCapBytes }, reason);
-    this.dispose("cut");
+    this.sink = undefined;
     sink?.cut();
+    if (sink) this.notifyConnection(false);
+    this.dispose("cut");
   }
 
   // ---- the event stream ----
@@ -420,7 +364,6 @@ export class Tab implements SignalOwner {
     if (this.sink) this.detach(true);
     this.sink = sink;
     this.report = report;
-    this.waitingForDrain = false;
     this.clearTtl();
     this.host.attached(this);
     this.viewHash = report.viewHash;
@@ -456,42 +399,31 @@ export class Tab implements SignalOwner {
 
   /** Write a keepalive comment unless the socket is backed up (then the reader is not idle anyway). */
   keepalive(comment: Buffer): void {
-    if (this.sink && !this.waitingForDrain && this.next === undefined && (this.queue?.length ?? 0) === 0) {
-      this.sink.write1(comment);
-    }
+    this.sink?.writeIdle(comment);
   }
 
   /** End the stream with a final event (server shutdown). */
   sayGoodbye(reason: string): void {
     const sink = this.sink;
     if (!sink) return;
-    // What was pushed but not yet flushed goes out before the goodbye.
-    this.flush();
-    this.detach(false);
+    // Signals set but not yet pushed go out before the goodbye (the sink writes what waits first).
+    this.flushSignals();
     sink.end(customEvent("via-bye", [["reason", reason]]));
+    this.detach(false);
   }
 
+  /** The stream is gone (`end`: we end it, e.g. another stream of the same tab took over). */
   private detach(end: boolean): void {
     const sink = this.sink;
     this.sink = undefined;
-    this.waitingForDrain = false;
-    this.dropQueue();
     if (end) sink?.end();
+    else sink?.release();
     if (this.disposed) return;
     for (const stream of this.streams ?? []) stream.detached();
     for (const channel of this.channels ?? []) channel.detached(this);
     this.armTtl();
     this.host.detached(this);
     if (sink) this.notifyConnection(false);
-  }
-
-  private dropQueue(): void {
-    const held = this.nextSize + (this.queue?.bytes ?? 0) + this.bufferedSample;
-    if (held !== 0) this.host.held(this, -held);
-    this.next = undefined;
-    this.nextSize = 0;
-    this.queue = undefined;
-    this.bufferedSample = 0;
   }
 
   // ---- lifecycle ----
@@ -507,19 +439,12 @@ export class Tab implements SignalOwner {
     this.ttlTimer = undefined;
   }
 
-  /** A detached live tab waits this long for its stream before it is disposed. */
-  startDetached(): void {
-    this.armTtl();
-    this.host.detached(this);
-  }
-
   dispose(reason: string): void {
     if (this.disposed) return;
     this.disposed = true;
     this.clearTtl();
     const sink = this.sink;
     this.sink = undefined;
-    this.dropQueue();
     sink?.end();
     if (sink) this.notifyConnection(false);
     for (const channel of this.channels ?? []) channel.memberGone(this);
@@ -547,5 +472,3 @@ function renderHtmlView(node: Html): string {
   if (typeof out !== "string") throw new Error("views must render synchronously: async components are not supported");
   return out;
 }
-
-export { VIEW_ID };

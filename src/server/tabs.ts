@@ -91,7 +91,7 @@ export class TabRegistry implements TabHost {
     this.overflows++;
   }
 
-  held(_tab: Tab, delta: number): void {
+  held(delta: number): void {
     this.heldBytes += delta;
     if (delta > 0 && this.heldBytes > this.limits.budgetBytes) this.enforceBudget();
   }

@@ -453,9 +453,9 @@ test("a channel knows who is present: attached members, and dropped ones for the
   sb.close();
   while (app.stats().detached === 0) await new Promise((r) => setTimeout(r, 10));
   assert.deepEqual(present(), ["ann", "bob"], "a dropped stream is still present during the grace");
-  while (present().length === 2) await new Promise((r) => setTimeout(r, 20));
+  // onChange is told when the grace ends (present() already knows by the clock).
+  while (changes === before) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(present(), ["ann"]);
-  assert.ok(changes > before, "onChange was told when the grace ended");
   const back = await bob.connect();
   assert.deepEqual(present(), ["ann", "bob"], "back when it reattaches");
   sa.close();

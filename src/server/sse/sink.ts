@@ -1,11 +1,19 @@
-// The writing end of one event stream. An HTTP/1.1 event stream is written as a plain body that ends
-// when the connection closes (no chunked transfer encoding): every event is then a single socket write
-// of bytes that can be shared with other streams as they are, where chunked encoding would add a
-// length line and two CRLF writes per event. Writes go to the socket directly, corked per flush so a
-// tab's events of one tick leave in one system call.
+// The writing end of one event stream, and what waits to be written to it. It lives exactly as long
+// as the connection: a tab whose stream is detached has no sink, so it holds no output at all.
+//
+// An HTTP/1.1 event stream is written as a plain body that ends when the connection closes (no
+// chunked transfer encoding): every event is then a single socket write of bytes that can be shared
+// with other streams as they are, where chunked encoding would add a length line and two CRLF writes
+// per event. Writes go to the socket directly, corked per flush so one tick's events leave in one
+// system call.
+//
+// Output waits for the next flush (the tab schedules it). The common case, one event per tick (a
+// broadcast), is held in one slot; a second event, or a socket that refused the last write, moves
+// them into a TabQueue, which coalesces renders and is capped in bytes together with what the socket
+// still buffers. Every byte held is reported to the app's budget (`held`).
 import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import type { Chunk } from "./queue.ts";
+import { type Chunk, type QueuedKind, TabQueue } from "./queue.ts";
 
 export const EVENT_STREAM_HEADERS = {
   "Content-Type": "text/event-stream",
@@ -14,41 +22,112 @@ export const EVENT_STREAM_HEADERS = {
   "X-Accel-Buffering": "no",
 } as const;
 
+/** Where a sink reports the bytes it holds, and its cap. */
+export interface SinkHost {
+  readonly queueCapBytes: number;
+  held(delta: number): void;
+}
+
 export class EventSink {
   private readonly socket: Socket;
+  private next: Chunk | undefined;
+  private nextSize = 0;
+  private queue: TabQueue | undefined;
+  private waitingForDrain = false;
+  /** What the socket buffered at the last write, as reported to the budget. */
+  private bufferedSample = 0;
 
-  private constructor(private readonly res: ServerResponse) {
+  private constructor(
+    private readonly res: ServerResponse,
+    private readonly host: SinkHost,
+  ) {
     this.socket = res.socket as Socket;
   }
 
   /** Sends the event-stream headers and returns the sink, or undefined if the client is already gone. */
-  static open(res: ServerResponse): EventSink | undefined {
+  static open(res: ServerResponse, host: SinkHost): EventSink | undefined {
     if (!res.socket || res.socket.destroyed) return undefined;
     res.removeHeader("Transfer-Encoding");
     res.writeHead(200, { ...EVENT_STREAM_HEADERS, Connection: "close" });
     res.flushHeaders();
-    return new EventSink(res);
+    return new EventSink(res, host);
   }
 
-  get closed(): boolean {
-    return this.socket.destroyed || this.res.writableEnded;
+  /** Bytes held for this stream: waiting output plus what the socket has not handed to the kernel. */
+  get pendingBytes(): number {
+    return this.nextSize + (this.queue?.bytes ?? 0) + this.socket.writableLength;
   }
 
-  /** Bytes accepted but not yet taken by the kernel. */
-  get buffered(): number {
-    return this.socket.writableLength;
+  /** The socket refused the last write: output waits for `drain` (a slow or stalled reader). */
+  get backedUp(): boolean {
+    return this.waitingForDrain;
   }
 
-  /** Writes one event; false when the socket asks us to wait for `drain`. */
-  write1(chunk: Chunk): boolean {
+  /** Nothing is waiting to be written. */
+  get idle(): boolean {
+    return this.next === undefined && (this.queue?.length ?? 0) === 0 && !this.waitingForDrain;
+  }
+
+  /**
+   * Keep one event for the next flush. False when the queue went over its cap: everything waiting was
+   * dropped and the caller must cut the stream.
+   */
+  push(chunk: Chunk, kind: QueuedKind, size: number): boolean {
+    if (!this.queue && this.next === undefined && !this.waitingForDrain && kind === "patch") {
+      this.next = chunk;
+      this.nextSize = size;
+      this.host.held(size);
+      return true;
+    }
+    this.queue ??= new TabQueue({ capBytes: this.host.queueCapBytes });
+    const queue = this.queue;
+    const before = queue.bytes + this.nextSize;
+    if (this.next !== undefined) {
+      queue.push(this.next, "patch", 0, this.nextSize);
+      this.next = undefined;
+      this.nextSize = 0;
+    }
+    // What the socket still buffers counts too: a stalled reader holds at most the cap in all.
+    if (!queue.push(chunk, kind, this.socket.writableLength, size)) {
+      this.host.held(-before);
+      return false;
+    }
+    this.host.held(queue.bytes - before);
+    return true;
+  }
+
+  /** Write what waits, unless the socket asked us to wait for `drain` (`onDrained` runs after it). */
+  flush(onDrained: () => void): void {
+    if (this.waitingForDrain || this.socket.destroyed) return;
+    let ok: boolean;
+    if (this.next !== undefined) {
+      const size = this.nextSize;
+      ok = this.socket.write(this.next);
+      this.next = undefined;
+      this.nextSize = 0;
+      this.host.held(-size);
+    } else {
+      const queue = this.queue;
+      if (!queue || queue.length === 0) return;
+      const queued = queue.bytes;
+      ok = this.writeAll(queue.takeAll());
+      this.host.held(-queued);
+      // An idle stream keeps no queue: it is made again when a tick brings more than one event.
+      if (ok) this.queue = undefined;
+    }
+    this.sampleBuffered();
+    if (ok) return;
+    // Respect backpressure: keep queueing (bounded, coalescing) until the socket drains.
+    this.waitingForDrain = true;
+    this.socket.once("drain", () => {
+      this.waitingForDrain = false;
+      this.sampleBuffered();
+      onDrained();
+    });
+  }
+
+  private writeAll(chunks: readonly Chunk[]): boolean {
     const socket = this.socket;
-    return socket.destroyed ? true : socket.write(chunk);
-  }
-
-  /** Writes the events in order, in one system call; false when the socket asks us to wait for `drain`. */
-  write(chunks: readonly Chunk[]): boolean {
-    const socket = this.socket;
-    if (socket.destroyed) return true;
     if (chunks.length === 1) return socket.write(chunks[0]!);
     socket.cork();
     let ok = true;
@@ -57,28 +136,41 @@ export class EventSink {
     return ok;
   }
 
-  onDrain(fn: () => void): void {
-    this.socket.once("drain", fn);
+  private sampleBuffered(): void {
+    const now = this.socket.destroyed ? 0 : this.socket.writableLength;
+    if (now !== this.bufferedSample) {
+      this.host.held(now - this.bufferedSample);
+      this.bufferedSample = now;
+    }
+  }
+
+  /** Write a comment (keepalive) at once if nothing else waits; proxies then keep an idle stream open. */
+  writeIdle(comment: Buffer): void {
+    if (this.idle && !this.socket.destroyed) this.socket.write(comment);
   }
 
   onClose(fn: () => void): void {
     this.res.once("close", fn);
   }
 
-  /** Ends the stream after `last` (a final event). */
+  /** Ends the stream: what waits is written first, then `last` (a final event). Releases its bytes. */
   end(last?: Chunk): void {
+    if (last !== undefined && !this.waitingForDrain) this.flush(() => {});
+    this.release();
     if (this.res.writableEnded) return;
     if (last !== undefined && !this.socket.destroyed) this.socket.write(last);
     this.res.end();
   }
 
   /**
-   * Ends a stream whose reader fell a whole queue cap behind. A TCP reset, not a close: what the kernel
-   * still buffers for it (up to a few MiB on loopback) is stale, since the tab resyncs on reconnect, so
-   * it is dropped at once instead of being held until the reader drains it; and a reader that stalled
-   * learns of the cut as soon as it reads again. Sockets that cannot reset (TLS) are destroyed.
+   * Ends a stream whose reader fell a whole queue cap behind (or the app over its budget). A TCP reset,
+   * not a close: what the kernel still buffers for it (up to a few MiB on loopback) is stale, since the
+   * tab resyncs on reconnect, so it is dropped at once instead of being held until the reader drains
+   * it; and a reader that stalled learns of the cut as soon as it reads again. Sockets that cannot
+   * reset (TLS) are destroyed.
    */
   cut(): void {
+    this.release();
     const socket = this.socket;
     if (typeof socket.resetAndDestroy === "function") {
       try {
@@ -89,5 +181,15 @@ export class EventSink {
       }
     }
     this.res.destroy();
+  }
+
+  /** Forget what waits and give its bytes back to the budget. */
+  release(): void {
+    const held = this.nextSize + (this.queue?.bytes ?? 0) + this.bufferedSample;
+    if (held !== 0) this.host.held(-held);
+    this.next = undefined;
+    this.nextSize = 0;
+    this.queue = undefined;
+    this.bufferedSample = 0;
   }
 }
