@@ -1,4 +1,4 @@
-// Stream config validation and defaults, JetStream's rules (nats-facts §6). Engine-neutral: the NATS
+// Stream config validation and defaults, JetStream's rules (docs/reference/nats-facts.md §6). Engine-neutral: the NATS
 // engine may reuse it so both engines refuse the same configs with the same error class.
 import { PubSubError, StreamConfigError, SubjectError } from "./errors.ts";
 import { parsePattern } from "./subjects.ts";

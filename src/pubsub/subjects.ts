@@ -1,4 +1,4 @@
-// Subject grammar shared by both engines (nats-facts §5). NATS itself is lenient in dangerous ways:
+// Subject grammar shared by both engines (docs/reference/nats-facts.md §5). NATS itself is lenient in dangerous ways:
 // it silently drops publishes with empty tokens, stores `*` literally, and splits a subject at a
 // space into subject + reply. So we validate before anything reaches an engine and fail loudly,
 // with the subject and the broken rule in the error.

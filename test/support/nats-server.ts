@@ -294,7 +294,7 @@ export interface NatsCluster {
   stop(): Promise<void>;
 }
 
-/** A 3-node JetStream cluster on loopback (config per nats-facts §3; `server_name` is required for clustered JetStream). */
+/** A 3-node JetStream cluster on loopback (config per docs/reference/nats-facts.md §3; `server_name` is required for clustered JetStream). */
 export async function startNatsCluster(size = 3): Promise<NatsCluster> {
   const dir = mkdtempSync(join(tmpdir(), "via-nats-cluster-"));
   liveDirs.add(dir);

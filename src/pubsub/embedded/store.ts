@@ -1,4 +1,4 @@
-// SQLite stream store with JetStream's limit semantics (nats-facts §6).
+// SQLite stream store with JetStream's limit semantics (docs/reference/nats-facts.md §6).
 //
 // Layout: a `streams` meta table (config, epoch, last_seq) plus, per stream, a message table
 // `m_<id>` keyed by seq with an index on (subject, seq), and one `dedupe` table for msg ids.

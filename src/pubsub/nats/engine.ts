@@ -76,7 +76,7 @@ export interface NatsEngineOptions {
   logger?: Logger;
   /**
    * Total time a stream publish is retried (same msg id) before PublishTimeoutError. Default 15 s: a
-   * stream leader election after a node dies took 5.1-9.4 s here (nats-facts §3), plus reconnect time.
+   * stream leader election after a node dies took 5.1-9.4 s here (docs/reference/nats-facts.md §3), plus reconnect time.
    */
   publishRetryMs?: number;
   /** Keep retrying the very first connect instead of failing at once. Default false: a bad URL fails startup loudly. */
@@ -126,7 +126,7 @@ export async function connectNats(opts: NatsEngineOptions): Promise<PubSub> {
   const co: NodeConnectionOptions = {
     servers: opts.servers,
     name: opts.name ?? "via-ts",
-    // Defaults give up for good after ~21 s of outage (nats-facts §7): never give up, retry fast.
+    // Defaults give up for good after ~21 s of outage (docs/reference/nats-facts.md §7): never give up, retry fast.
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     reconnectJitter: 250,
@@ -143,7 +143,7 @@ export async function connectNats(opts: NatsEngineOptions): Promise<PubSub> {
   if (opts.credsFile) co.authenticator = credsAuthenticator(new Uint8Array(readFileSync(opts.credsFile)));
   const nc = await connect(co);
   log.info({ server: nc.getServer(), version: nc.info?.version }, "nats connected");
-  // checkAPI: false skips an account-info round trip that can time out right after a node dies (nats-facts §3).
+  // checkAPI: false skips an account-info round trip that can time out right after a node dies (docs/reference/nats-facts.md §3).
   // A short API timeout: during a cluster failover a request may get no answer at all, and a retry after
   // JS_API_TIMEOUT_MS gets through sooner than one long wait (consumer create: 5-8 s with 1 s tries,
   // ~20 s with the 5 s default, measured on the 3-node cluster).

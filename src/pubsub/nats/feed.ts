@@ -2,7 +2,7 @@
 // seq order, to the engine's local router. Thousands of local subscribers cost one consumer on the server.
 //
 // The library's ordered consumer recovers by itself after a server bounce, but it stalls until two idle
-// heartbeats are missed (about 45 s with the defaults, nats-facts §7), because its recreated consumer is
+// heartbeats are missed (about 45 s with the defaults, docs/reference/nats-facts.md §7), because its recreated consumer is
 // pulled with the stale pending count. So this feed owns recovery: on a connection `reconnect`, a missed
 // heartbeat, or any reset/not-found notice, it drops the consumer and creates a fresh one that starts at
 // lastSeq + 1. Nothing is lost (the stream has it) and nothing is delivered twice (seq <= lastSeq is dropped).

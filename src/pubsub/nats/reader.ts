@@ -1,6 +1,6 @@
 // Short reads of stored messages by sequence: replay for subscribe({fromSeq}) and the older pages of
 // history. Server 2.9 has no "last N of a subject" and no batch get (2.11), so a read is a short-lived
-// ordered consumer with one filter subject and opt_start_seq (nats-facts §2, method B: about 2-3 ms for
+// ordered consumer with one filter subject and opt_start_seq (docs/reference/nats-facts.md §2, method B: about 2-3 ms for
 // 50 messages when the start is near the data). It stops at the first message at/after `endSeq`, or when
 // the server says nothing more is pending, never "when it has been quiet for a while".
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";

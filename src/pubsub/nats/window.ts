@@ -1,6 +1,6 @@
 // Per-instance projection of the newest messages of one subject, kept current by the stream's feed.
 // Server 2.9 has no "last N of a subject" primitive (batch get is 2.11), and a filtered read from the
-// start of a busy room costs a scan (nats-facts §4d, method A ≈ 13 ms vs B ≈ 2 ms), so history({last})
+// start of a busy room costs a scan (docs/reference/nats-facts.md §4d, method A ≈ 13 ms vs B ≈ 2 ms), so history({last})
 // reads the window instead, after one cheap stream-info round trip that tells which of its messages are
 // still stored.
 //
