@@ -129,7 +129,12 @@ test("an expired tab id cannot start a context, but a live tab keeps working pas
   const old = await browser.load();
   const live = await browser.load();
   const stream = await live.connect();
-  await new Promise((r) => setTimeout(r, 2_100)); // ids carry whole seconds: wait past a second boundary
+  // Ids carry whole seconds: ask (with the probe, which builds nothing) until the old one has expired.
+  const deadline = Date.now() + 5_000;
+  while ((await httpRequest(`${old.streamUrl()}&probe=1`, { headers: { Cookie: browser.cookie } })).status !== 403) {
+    assert.ok(Date.now() < deadline, "the old tab id never expired");
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const late = await EventStream.open(old.streamUrl(), { Cookie: browser.cookie });
   assert.equal(late.status, 403);
   assert.match(late.raw, /expired/);
