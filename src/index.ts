@@ -23,7 +23,7 @@ export {
   type PageInit,
   type RateLimit,
 } from "./server/app.ts";
-export { Channel } from "./server/channel.ts";
+export { Channel, type ChannelOptions } from "./server/channel.ts";
 export { ActionError, type ActionOptions, Context } from "./server/context.ts";
 export { Feed, type FeedOptions, FeedStream, type ItemMeta, type JoinOptions } from "./server/feed.ts";
 export { escapeHtml, renderHtml } from "./server/html.ts";

@@ -12,7 +12,7 @@
 // snapshot lists at most SNAPSHOT_MEMBERS people (plus the full count), far below NATS's 1 MB payload
 // limit.
 import { randomBytes } from "node:crypto";
-import type { App, Channel, Context, Logger, PubSub, Unsubscribe } from "../../src/index.ts";
+import type { App, Channel, ChannelOptions, Context, Logger, PubSub, Unsubscribe } from "../../src/index.ts";
 import { PresenceList } from "./view.tsx";
 
 export interface Member {
@@ -56,6 +56,7 @@ const EMPTY: Roster = Object.freeze({ count: 0, members: [] }) as Roster;
 interface RoomState {
   /** The room's tabs on this instance; present() is who of them is here. */
   channel: Channel<Member> | undefined;
+  channelOptions: ChannelOptions<Member>;
   /** Members that are not tabs of this instance (a bot, a test), by a key of the caller's. */
   external: Map<string, Member>;
   /** The last roster computed (what pages render and tabs were sent). */
@@ -103,10 +104,8 @@ export class Presence {
   enter(c: Context, room: string, me: Member): void {
     if (!c.live) return;
     const state = this.state(room);
-    state.channel = this.app.channel<Member>(`presence:${room}`, {
-      grace: PRESENCE_GRACE_MS,
-      onChange: () => this.changed(room, true),
-    });
+    // The same channel while it has members; a new one (same options) after it emptied.
+    state.channel = this.app.channel<Member>(`presence:${room}`, state.channelOptions);
     state.channel.join(c, me);
   }
 
@@ -150,6 +149,7 @@ export class Presence {
       const roster = this.compute(room);
       state = {
         channel: undefined,
+        channelOptions: { grace: PRESENCE_GRACE_MS, onChange: () => this.changed(room, true) },
         external: new Map(),
         roster,
         rosterKey: rosterKey(roster),

@@ -603,61 +603,86 @@ function onClosed(t: Tab): void {
 }
 
 /**
+ * A raw connection of tab `t` to the server: registered for cleanup, read as latin1, with a timeout.
+ * `fail` rejects (once) and destroys it; `settle` stops the timeout once the caller resolved.
+ */
+function tabConnection(t: Tab, timeoutMs: number, what: string, reject: (err: Error) => void) {
+  const sock = netConnect({ host: HOST, port });
+  sockets.push(sock);
+  t.sock = sock;
+  const state = { settled: false };
+  const timer = setTimeout(() => fail(new Error(`${what} timed out after ${timeoutMs} ms`)), timeoutMs);
+  function fail(err: Error): void {
+    if (state.settled) return;
+    settle();
+    sock.destroy();
+    reject(err);
+  }
+  function settle(): void {
+    state.settled = true;
+    clearTimeout(timer);
+  }
+  sock.setEncoding("latin1");
+  sock.setNoDelay(true);
+  return { sock, state, fail, settle };
+}
+
+/** A GET request's bytes, with the session cookie if there is one. */
+function getRequest(path: string, accept: string, cookie: string): string {
+  return `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nAccept: ${accept}\r\n${cookie ? `Cookie: ${cookie}\r\n` : ""}\r\n`;
+}
+
+/**
+ * An event stream's response head at the start of `buf`: undefined while it is incomplete; throws for
+ * anything but a 200; otherwise notes whether the body is chunked and returns the body bytes that came
+ * with the head.
+ */
+function takeStreamHead(t: Tab, buf: string): string | undefined {
+  const end = buf.indexOf("\r\n\r\n");
+  if (end < 0) {
+    if (buf.length > 16_384) throw new Error("response head too large");
+    return undefined;
+  }
+  if (!buf.startsWith("HTTP/1.1 200")) {
+    throw new Error(`stream: ${buf.slice(0, buf.indexOf("\r\n"))} ${buf.slice(end + 4, end + 304)}`);
+  }
+  t.chunked = /\r\ntransfer-encoding:\s*chunked/i.test(buf.slice(0, end));
+  return buf.slice(end + 4);
+}
+
+/**
  * Opens an event stream on a raw socket; resolves once the `200` response head is in. The body is read
  * as latin1 (one char per byte, so chunk sizes count right): only ASCII is read from it (markup, and
  * the seq and stamp at the start of a message's text).
  */
 function openStream(t: Tab, path: string, cookie: string, timeoutMs: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const sock = netConnect({ host: HOST, port });
-    sockets.push(sock);
-    t.sock = sock;
+    const { sock, state, fail, settle } = tabConnection(t, timeoutMs, "stream open", reject);
     let head = "";
-    let settled = false;
-    const fail = (err: Error) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      sock.destroy();
-      reject(err);
-    };
-    const timer = setTimeout(() => fail(new Error(`stream open timed out after ${timeoutMs} ms`)), timeoutMs);
-    sock.setEncoding("latin1");
-    sock.setNoDelay(true);
-    sock.on("connect", () => {
-      sock.write(
-        `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nAccept: text/event-stream\r\n` +
-          (cookie ? `Cookie: ${cookie}\r\n` : "") +
-          "\r\n",
-      );
-    });
+    sock.on("connect", () => sock.write(getRequest(path, "text/event-stream", cookie)));
     sock.on("data", (chunk: string) => {
-      if (settled) {
+      if (state.settled) {
         if (windowOpen) windowReads++;
         onBody(t, chunk);
         return;
       }
       head += chunk;
-      const end = head.indexOf("\r\n\r\n");
-      if (end < 0) {
-        if (head.length > 16_384) fail(new Error("response head too large"));
+      let rest: string | undefined;
+      try {
+        rest = takeStreamHead(t, head);
+      } catch (err) {
+        fail(err as Error);
         return;
       }
-      if (!head.startsWith("HTTP/1.1 200")) {
-        fail(new Error(`stream: ${head.slice(0, head.indexOf("\r\n"))} ${head.slice(end + 4, end + 304)}`));
-        return;
-      }
-      t.chunked = /\r\ntransfer-encoding:\s*chunked/i.test(head.slice(0, end));
-      settled = true;
-      clearTimeout(timer);
+      if (rest === undefined) return;
+      settle();
       resolve();
-      const rest = head.slice(end + 4);
       head = "";
       if (rest) onBody(t, rest);
     });
     sock.on("error", (err) => fail(err));
     sock.on("close", () => {
-      if (!settled) fail(new Error("socket closed before the response"));
+      if (!state.settled) fail(new Error("socket closed before the response"));
       else onClosed(t);
     });
   });
@@ -784,27 +809,10 @@ function parseResponse(raw: string): (Page & { close: boolean; rest: string }) |
  */
 function openPageAndStream(t: Tab, timeoutMs: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const sock = netConnect({ host: HOST, port });
-    sockets.push(sock);
-    t.sock = sock;
+    const { sock, state, fail, settle } = tabConnection(t, timeoutMs, "tab open", reject);
     let phase: "page" | "head" | "body" = "page";
     let buf = "";
-    let settled = false;
-    const fail = (err: Error) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      sock.destroy();
-      reject(err);
-    };
-    const timer = setTimeout(() => fail(new Error(`tab open timed out after ${timeoutMs} ms`)), timeoutMs);
-    sock.setEncoding("latin1");
-    sock.setNoDelay(true);
-    const get = (path: string, accept: string, cookie: string) =>
-      `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nAccept: ${accept}\r\n` +
-      (cookie ? `Cookie: ${cookie}\r\n` : "") +
-      "\r\n";
-    sock.on("connect", () => sock.write(get(t.path, "text/html", "")));
+    sock.on("connect", () => sock.write(getRequest(t.path, "text/html", "")));
     sock.on("data", (chunk: string) => {
       if (phase === "body") {
         if (windowOpen) windowReads++;
@@ -824,8 +832,7 @@ function openPageAndStream(t: Tab, timeoutMs: number): Promise<void> {
         }
         if (page.close) {
           // The server ends this connection: the stream goes on a new one, as a browser's would.
-          settled = true;
-          clearTimeout(timer);
+          settle();
           sock.removeAllListeners("close");
           sock.destroy();
           openStream(t, streamPath, t.cookie, timeoutMs).then(resolve, reject);
@@ -833,30 +840,26 @@ function openPageAndStream(t: Tab, timeoutMs: number): Promise<void> {
         }
         phase = "head";
         buf = page.rest;
-        sock.write(get(streamPath, "text/event-stream", t.cookie));
+        sock.write(getRequest(streamPath, "text/event-stream", t.cookie));
         if (!buf) return;
       }
-      const end = buf.indexOf("\r\n\r\n");
-      if (end < 0) {
-        if (buf.length > 16_384) fail(new Error("response head too large"));
+      let rest: string | undefined;
+      try {
+        rest = takeStreamHead(t, buf);
+      } catch (err) {
+        fail(err as Error);
         return;
       }
-      if (!buf.startsWith("HTTP/1.1 200")) {
-        fail(new Error(`stream: ${buf.slice(0, buf.indexOf("\r\n"))} ${buf.slice(end + 4, end + 304)}`));
-        return;
-      }
-      t.chunked = /\r\ntransfer-encoding:\s*chunked/i.test(buf.slice(0, end));
+      if (rest === undefined) return;
       phase = "body";
-      settled = true;
-      clearTimeout(timer);
+      settle();
       resolve();
-      const rest = buf.slice(end + 4);
       buf = "";
       if (rest) onBody(t, rest);
     });
     sock.on("error", (err) => fail(err));
     sock.on("close", () => {
-      if (!settled) fail(new Error(`socket closed before the ${phase === "page" ? "page" : "stream"} response`));
+      if (!state.settled) fail(new Error(`socket closed before the ${phase === "page" ? "page" : "stream"} response`));
       else onClosed(t);
     });
   });

@@ -454,7 +454,8 @@ export class FeedStream<T, M> extends Stream {
   }
 
   private async loadOlder(cursor: string | undefined): Promise<void> {
-    const before = cursor !== undefined && /^\d{1,15}$/.test(cursor) ? Number(cursor) : 0;
+    // The action body's decoder let through only 1-15 digits.
+    const before = cursor === undefined ? 0 : Number(cursor);
     if (before <= 1) {
       this.setMore(false);
       return;

@@ -275,11 +275,8 @@ export class Tab implements SignalOwner {
 
   /** Re-render the view and push it, unless the browser already shows exactly this view. */
   pushRender(): void {
-    if (!this.render || !this.live || this.disposed) return;
-    if (!this.sink) {
-      this.viewHash = undefined; // the browser missed it: resync when the stream attaches
-      return;
-    }
+    // Detached: nothing to send; attach compares the view with the hash the browser reports.
+    if (!this.render || !this.live || this.disposed || !this.sink) return;
     const { html, hash } = this.renderView();
     if (hash === this.viewHash) return;
     this.viewHash = hash;
