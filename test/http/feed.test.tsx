@@ -428,8 +428,10 @@ test("a tab's server memory does not grow with the messages its feed shows", { t
   t.diagnostic(
     `heap growth over 1,000 messages: ${few} B with 20 tabs, ${many} B with 220: ${Math.round(perTab)} B per tab`,
   );
+  // A per-tab list of shown messages costs about 55 B per tab and message (55 KB per tab here); the
+  // bound sits far above the heap's own noise between two runs (about 1 KB per tab) and far below that.
   assert.ok(
-    perTab < 1024,
+    perTab < 8 * 1024,
     `heap grew ${Math.round(perTab)} B per tab over 1,000 messages (few: ${few}, many: ${many})`,
   );
 });
