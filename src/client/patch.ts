@@ -21,12 +21,16 @@ const MORPH = {
 
 const morphOuter = (old: Element, fresh: Element) => Idiomorph.morph(old, fresh, { ...MORPH, morphStyle: "outerHTML" });
 
-const WRAPPERS: Record<string, string> = { svg: "svg", mathml: "math" };
+// A Map, so a namespace the server names ("__proto__", "constructor") finds no inherited wrapper.
+const WRAPPERS = new Map([
+  ["svg", "svg"],
+  ["mathml", "math"],
+]);
 
 /** Parses inertly (a template runs and loads nothing); svg/mathml content gets its parent context. */
 function fragment(html: string, namespace = ""): DocumentFragment {
   const t = document.createElement("template");
-  const wrapper = WRAPPERS[namespace];
+  const wrapper = WRAPPERS.get(namespace);
   if (!wrapper) {
     t.innerHTML = html;
     return t.content;

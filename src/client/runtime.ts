@@ -2,6 +2,7 @@
 import { initActions, sendAction } from "./actions.ts";
 import { connect, type Fields, reconnectNow, retry, state, whenOnline } from "./connection.ts";
 import { armToasts, followBottom, initEnhancements, localizeTimes, stuckToBottom } from "./enhance.ts";
+import { isObject, parseJson } from "./json.ts";
 import { patchElements } from "./patch.ts";
 import { initSignals, patchSignals, refresh, type Signals, snapshot } from "./signals.ts";
 import { installTriggers } from "./triggers.ts";
@@ -31,10 +32,8 @@ function dispatch(type: string, fields: Fields): Promise<void> | undefined {
       });
     }
     case "datastar-patch-signals": {
-      const patch: unknown = JSON.parse(fields.get("signals") ?? "{}");
-      if (typeof patch === "object" && patch !== null && !Array.isArray(patch)) {
-        patchSignals(patch as Signals, fields.get("onlyIfMissing") === "true");
-      }
+      const patch = parseJson(fields.get("signals") ?? "{}");
+      if (isObject(patch)) patchSignals(patch, fields.get("onlyIfMissing") === "true");
       return;
     }
     case "via-reload":
@@ -66,8 +65,8 @@ function start(): void {
     console.warn("via: no via-boot meta; runtime idle");
     return;
   }
-  const boot = JSON.parse(meta.content) as Boot;
-  initSignals(boot.signals ?? {});
+  const boot = parseJson(meta.content) as Boot;
+  initSignals(isObject(boot.signals) ? boot.signals : {});
   installTriggers(sendAction);
   initActions(
     boot.tab,

@@ -1,34 +1,21 @@
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-export type Signals = { [name: string]: Json };
+import { type Json, mergePatch, type Signals, safeKey } from "./json.ts";
 
-const store: Signals = {};
+export type { Json, Signals };
 
-const isObject = (v: unknown): v is Signals => typeof v === "object" && v !== null && !Array.isArray(v);
+// No prototype: a name the page reads (`data-text="toString"`) finds a signal or nothing, never an
+// inherited property.
+const store: Signals = Object.create(null);
 
 // Copies so callers (the action body, the debug hook) can never mutate the store behind our back.
 export const snapshot = (): Signals => structuredClone(store);
 
-/** RFC 7386 merge patch; with onlyIfMissing, values already present are left alone. */
-function merge(target: Signals, patch: Signals, onlyIfMissing: boolean): Signals {
-  for (const [key, value] of Object.entries(patch)) {
-    const current = target[key];
-    if (value === null) {
-      if (!onlyIfMissing) delete target[key];
-    } else if (isObject(value) && isObject(current)) {
-      merge(current, value, onlyIfMissing);
-    } else if (!onlyIfMissing || !(key in target)) {
-      target[key] = isObject(value) ? merge({}, value, false) : value;
-    }
-  }
-  return target;
-}
-
 export function patchSignals(patch: Signals, onlyIfMissing: boolean): void {
-  merge(store, patch, onlyIfMissing);
+  mergePatch(store, patch, onlyIfMissing);
   refresh(new Set(Object.keys(patch)), null);
 }
 
 export function setSignal(name: string, value: Json, skip: Element | null = null): void {
+  if (!safeKey(name)) return;
   store[name] = value;
   refresh(new Set([name]), skip);
 }
@@ -73,7 +60,7 @@ function write(el: Element, value: Json | undefined): void {
 export function refresh(names: Set<string> | null, skip: Element | null): void {
   for (const el of document.querySelectorAll("[data-bind],[data-text]")) {
     const bind = el.getAttribute("data-bind");
-    if (bind !== null && (!names || names.has(bind)) && el !== skip) {
+    if (bind !== null && safeKey(bind) && (!names || names.has(bind)) && el !== skip) {
       // A bound element without a signal seeds it, so server-rendered values are not wiped.
       if (!(bind in store) && isField(el)) {
         const v = read(el);
@@ -98,7 +85,7 @@ export function pull(el: Element): void {
 }
 
 export function initSignals(initial: Signals): void {
-  merge(store, initial, false);
+  mergePatch(store, initial, false);
   refresh(null, null);
   // Registered before the trigger listeners so an action fired by the same event sees the new value.
   for (const type of ["input", "change"]) {

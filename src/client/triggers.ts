@@ -1,4 +1,5 @@
-import { pull, type Signals, setSignal } from "./signals.ts";
+import { isObject, parseJson, type Signals } from "./json.ts";
+import { pull, setSignal } from "./signals.ts";
 
 const EVENTS = ["click", "keydown", "input", "change", "submit"];
 
@@ -13,12 +14,14 @@ interface Spec {
 
 const timers = new WeakMap<Element, Record<string, number>>();
 
+// Specs have no prototype, so an option the spec does not name is undefined even when another script
+// has put one on Object.prototype.
 function parseSpec(raw: string): Spec | null {
   const text = raw.trim();
-  if (!text.startsWith("{")) return text ? { action: text } : null;
+  if (!text.startsWith("{")) return text ? Object.assign(Object.create(null), { action: text }) : null;
   try {
-    const spec: unknown = JSON.parse(text);
-    if (typeof spec === "object" && spec !== null && typeof (spec as Spec).action === "string") return spec as Spec;
+    const spec = parseJson(text);
+    if (isObject(spec) && typeof spec.action === "string") return spec as unknown as Spec;
   } catch {}
   console.warn("via: bad trigger spec", raw);
   return null;
@@ -41,7 +44,8 @@ export function installTriggers(send: (action: string, page?: string) => void): 
       const fire = () => {
         // A checkbox's click runs before its input/change events, so read the fresh value here.
         pull(target);
-        for (const [name, value] of Object.entries(spec.set ?? {})) setSignal(name, value);
+        // Only an object names signals: the entries of a string or an array would be "0", "1", ….
+        if (isObject(spec.set)) for (const [name, value] of Object.entries(spec.set)) setSignal(name, value);
         send(spec.action, typeof spec.page === "string" ? spec.page : undefined);
       };
       const wait = spec.debounce ?? (type === "input" ? 300 : 0);

@@ -40,6 +40,8 @@ interface ActionReply {
 interface PageSpec {
   view: string;
   signals?: Record<string, Json>;
+  /** The boot signals as raw JSON, for keys an object literal cannot carry (`__proto__`). */
+  bootSignals?: string;
   toasts?: boolean;
   inlineScript?: boolean;
 }
@@ -55,7 +57,8 @@ const escapeAttr = (s: string) =>
   s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 function pageHtml(spec: PageSpec): string {
-  const boot = JSON.stringify({ tab: TAB, signals: spec.signals ?? {}, v: "testhash" });
+  const signals = spec.bootSignals ?? JSON.stringify(spec.signals ?? {});
+  const boot = `{"tab":${JSON.stringify(TAB)},"signals":${signals},"v":"testhash"}`;
   return `<!doctype html>
 <html lang="en" data-connection="connecting">
 <head>
@@ -685,5 +688,205 @@ test("runtime reloads once when its stream is refused for its tab id (probe 403)
   // The reloaded page is refused too: it keeps retrying (and probing) with backoff instead of reloading again.
   await until(() => server.state.probes >= 3, "the reloaded page's retries");
   assert.equal(server.pageLoads, 2);
+  probe.assertClean();
+});
+
+// Prototype pollution: JSON from the server or the page (boot signals, signal patches, trigger specs)
+// and names in the page reach no prototype, and action bodies carry only real signals.
+
+/** Keys a pollution in these tests would put on the page's Object.prototype (none may be there). */
+const leakedToPrototype = (page: Page) =>
+  page.evaluate(() => ["polluted", "set", "page", "action"].filter((k) => Object.hasOwn(Object.prototype, k)));
+
+const pollutedProbe = (page: Page) => page.evaluate(() => (({}) as Record<string, unknown>).polluted);
+
+/** Sends a marker patch and waits for it: every event written before it has been applied by then. */
+async function applied(server: TestServer, page: Page, n: number): Promise<void> {
+  server.send("datastar-patch-signals", [`signals {"_applied":${n}}`]);
+  await page.waitForFunction((want) => window.__via?.signals()._applied === want, n);
+}
+
+/** Clicks `selector` and returns the body of the action it sends (the n-th action of the test). */
+async function actionBody(server: TestServer, page: Page, selector: string, n = 1) {
+  await page.click(selector);
+  await until(() => server.actions.length === n, `action ${n}`);
+  return server.actions[n - 1]?.body;
+}
+
+test("a signal patch naming __proto__ changes no prototype, at the top or nested under a signal", async (t) => {
+  const view = '<span id="p" data-text="polluted"></span><button id="go" data-on-click="go">go</button>';
+  const s = await setup(t, { view, signals: { count: 1, profile: { name: "a" } } });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  server.send("datastar-patch-signals", ['signals {"__proto__":{"polluted":"yes"}}']);
+  server.send("datastar-patch-signals", ['signals {"profile":{"__proto__":{"polluted":"yes"}}}']);
+  server.send("datastar-patch-signals", ['signals {"fresh":{"__proto__":{"polluted":"yes"},"x":1}}']);
+  server.send("datastar-patch-signals", ["onlyIfMissing true", 'signals {"__proto__":{"polluted":"yes"}}']);
+  await applied(server, page, 1);
+
+  assert.equal(await pollutedProbe(page), undefined, "({}).polluted");
+  assert.deepEqual(await leakedToPrototype(page), []);
+  assert.equal(await page.textContent("#p"), "");
+  const real = { count: 1, profile: { name: "a" }, fresh: { x: 1 } };
+  assert.deepEqual(await signals(page), { ...real, _applied: 1 });
+  assert.deepEqual(await actionBody(server, page, "#go"), { signals: real });
+  probe.assertClean();
+});
+
+test("a signal patch naming constructor.prototype or prototype adds no signal and changes no prototype", async (t) => {
+  const view = '<button id="go" data-on-click="go">go</button>';
+  const s = await setup(t, { view, signals: { profile: { name: "a" } } });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  server.send("datastar-patch-signals", ['signals {"constructor":{"prototype":{"polluted":"yes"}}}']);
+  server.send("datastar-patch-signals", ['signals {"profile":{"constructor":{"prototype":{"polluted":"yes"}}}}']);
+  server.send("datastar-patch-signals", ['signals {"prototype":{"polluted":"yes"}}']);
+  await applied(server, page, 1);
+
+  assert.equal(await pollutedProbe(page), undefined, "({}).polluted");
+  assert.deepEqual(await leakedToPrototype(page), []);
+  assert.deepEqual(await signals(page), { profile: { name: "a" }, _applied: 1 });
+  assert.deepEqual(await actionBody(server, page, "#go"), { signals: { profile: { name: "a" } } });
+  probe.assertClean();
+});
+
+test("a signal patch that tries to give every trigger a set and a page adds nothing to later action bodies", async (t) => {
+  const view =
+    '<input id="d" data-bind="draft"><button id="go" data-on-click="go">go</button>' +
+    '<ol id="log" data-via-stream=""><li id="i1" data-via-pos="5">one</li></ol>';
+  const s = await setup(t, { view, signals: { draft: "d" } });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  server.send("datastar-patch-signals", ['signals {"__proto__":{"set":{"evil":"yes"},"page":"log"}}']);
+  await applied(server, page, 1);
+
+  assert.deepEqual(await actionBody(server, page, "#go"), { signals: { draft: "d" } });
+  assert.deepEqual(await leakedToPrototype(page), []);
+  probe.assertClean();
+});
+
+test("boot signals naming __proto__, constructor or prototype change no prototype and stay out of action bodies", async (t) => {
+  const view = '<span id="p" data-text="polluted"></span><button id="go" data-on-click="go">go</button>';
+  const bootSignals =
+    '{"__proto__":{"polluted":"yes","set":{"evil":"yes"}},"constructor":{"prototype":{"polluted":"yes"}},' +
+    '"prototype":1,"profile":{"__proto__":{"polluted":"yes"},"name":"a"},"count":1}';
+  const s = await setup(t, { view, bootSignals });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  assert.equal(await pollutedProbe(page), undefined, "({}).polluted");
+  assert.deepEqual(await leakedToPrototype(page), []);
+  assert.equal(await page.textContent("#p"), "");
+  const real = { profile: { name: "a" }, count: 1 };
+  assert.deepEqual(await signals(page), real);
+  assert.deepEqual(await actionBody(server, page, "#go"), { signals: real });
+  probe.assertClean();
+});
+
+test("trigger attributes and specs naming inherited properties fire nothing and raise no page error", async (t) => {
+  const view =
+    '<button id="events" data-on-constructor="evil" data-on-tostring="evil" data-on-__proto__="evil">e</button>' +
+    '<button id="proto" data-on-click=\'{"__proto__":{"action":"evil"}}\'>p</button>' +
+    '<button id="ctor" data-on-click=\'{"constructor":{"action":"evil"},"prototype":{"action":"evil"}}\'>c</button>' +
+    '<button id="go" data-on-click="go">go</button>';
+  const s = await setup(t, { view, signals: { count: 1 } });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  for (const id of ["#events", "#proto", "#ctor"]) await page.click(id);
+  // Actions go out in click order: once the last click's action is in, any earlier one would be too.
+  assert.deepEqual(await actionBody(server, page, "#go"), { signals: { count: 1 } });
+  assert.deepEqual(
+    server.actions.map((a) => a.id),
+    ["go"],
+  );
+  assert.deepEqual(await leakedToPrototype(page), []);
+  probe.assertClean();
+});
+
+test("an action id naming an inherited property is an ordinary id: sent as written, with only real signals", async (t) => {
+  // The server accepts action names like these (ACTION_ID), so the runtime passes them through unread.
+  const view =
+    '<button id="ts" data-on-click="toString">t</button><button id="c" data-on-click="constructor">c</button>';
+  const s = await setup(t, { view, signals: { count: 1 } });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  assert.deepEqual(await actionBody(server, page, "#ts"), { signals: { count: 1 } });
+  assert.deepEqual(await actionBody(server, page, "#c", 2), { signals: { count: 1 } });
+  assert.deepEqual(
+    server.actions.map((a) => a.id),
+    ["toString", "constructor"],
+  );
+  probe.assertClean();
+});
+
+test("a trigger spec's set naming __proto__, constructor or prototype, or not an object, adds no signals", async (t) => {
+  const view =
+    '<span id="p" data-text="polluted"></span>' +
+    '<button id="str" data-on-click=\'{"action":"str","set":"toString"}\'>s</button>' +
+    '<button id="arr" data-on-click=\'{"action":"arr","set":["x"]}\'>a</button>' +
+    '<button id="keys" data-on-click=\'{"action":"keys","set":{"__proto__":{"polluted":"yes"},' +
+    '"constructor":{"prototype":{"polluted":"yes"}},"prototype":1,"room":"Rust"}}\'>k</button>';
+  const s = await setup(t, { view, signals: { count: 1 } });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  assert.deepEqual(await actionBody(server, page, "#str"), { signals: { count: 1 } });
+  assert.deepEqual(await actionBody(server, page, "#arr", 2), { signals: { count: 1 } });
+  assert.deepEqual(await actionBody(server, page, "#keys", 3), { signals: { count: 1, room: "Rust" } });
+  assert.equal(await page.textContent("#p"), "", "the store's prototype is untouched");
+  assert.equal(await pollutedProbe(page), undefined, "({}).polluted");
+  probe.assertClean();
+});
+
+test("a prototype polluted by another script gives triggers no options and action bodies no fields", async (t) => {
+  const view =
+    '<input id="d" data-bind="draft"><button id="go" data-on-click="go">go</button>' +
+    '<button id="json" data-on-click=\'{"action":"json"}\'>j</button>' +
+    '<ol id="log" data-via-stream=""><li id="i1" data-via-pos="5">one</li></ol>';
+  const s = await setup(t, { view, signals: { draft: "d" } });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  await page.evaluate(() => Object.assign(Object.prototype, { set: { evil: "yes" }, page: "log" }));
+  assert.deepEqual(await actionBody(server, page, "#go"), { signals: { draft: "d" } });
+  assert.deepEqual(await actionBody(server, page, "#json", 2), { signals: { draft: "d" } });
+  probe.assertClean();
+});
+
+test("an element patch naming an inherited namespace parses as plain HTML", async (t) => {
+  const s = await setup(t, { view: '<p id="x">old</p><p id="y">old</p>' });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  server.send("datastar-patch-elements", ["namespace __proto__", ...elements('<p id="x"><b>new</b></p>')]);
+  server.send("datastar-patch-elements", ["namespace constructor", ...elements('<p id="y"><b>new</b></p>')]);
+  await page.waitForFunction(() => document.querySelector("#y b")?.textContent === "new");
+  assert.equal(await page.innerHTML("#x"), "<b>new</b>");
+  assert.equal(await page.innerHTML("#y"), "<b>new</b>");
+  probe.assertClean();
+});
+
+test("bound and text elements naming __proto__, constructor or toString read no inherited property and seed no signal", async (t) => {
+  const view =
+    '<input id="b1" data-bind="constructor" value="seed"><input id="b2" data-bind="__proto__" value="seed">' +
+    '<span id="t1" data-text="toString"></span><span id="t2" data-text="constructor"></span>' +
+    '<span id="t3" data-text="__proto__"></span><button id="go" data-on-click="go">go</button>';
+  const s = await setup(t, { view, signals: { count: 1 } });
+  if (!s) return;
+  const { server, page, probe } = s;
+
+  for (const id of ["#t1", "#t2", "#t3"]) assert.equal(await page.textContent(id), "", id);
+  assert.equal(await page.inputValue("#b1"), "seed");
+  assert.equal(await page.inputValue("#b2"), "seed");
+  await page.fill("#b1", "typed");
+  await page.fill("#b2", "typed");
+  assert.deepEqual(await actionBody(server, page, "#go"), { signals: { count: 1 } });
+  for (const id of ["#t1", "#t2", "#t3"]) assert.equal(await page.textContent(id), "", id);
+  assert.deepEqual(await leakedToPrototype(page), []);
   probe.assertClean();
 });
