@@ -18,17 +18,19 @@ export {
   App,
   type AppOptions,
   type AppStats,
+  type ClientLimitOptions,
   createApp,
   type ListenResult,
   type PageInit,
   type RateLimit,
+  type ServerLimits,
 } from "./server/app.ts";
 export { Channel, type ChannelOptions } from "./server/channel.ts";
 export { ActionError, type ActionOptions, Context } from "./server/context.ts";
 export { Feed, type FeedOptions, FeedStream, type ItemMeta, type JoinOptions } from "./server/feed.ts";
 export { escapeHtml, renderHtml } from "./server/html.ts";
 export { HttpError } from "./server/http-error.ts";
-export { TokenBucket } from "./server/rate-limit.ts";
+export { RateLimiter, type RateLimiterOptions, TokenBucket, tooManyRequests } from "./server/rate-limit.ts";
 export type { Session } from "./server/session.ts";
 export { type Json, Signal, type SignalOptions } from "./server/signal.ts";
 export type { PatchMode } from "./server/sse/encoder.ts";

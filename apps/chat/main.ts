@@ -1,7 +1,7 @@
 // `npm start`: the NATS chatroom, on the embedded engine by default or on NATS JetStream.
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { createLogger, openPubSub, parseNatsUrls } from "../../src/index.ts";
+import { type AppOptions, createLogger, openPubSub, parseNatsUrls } from "../../src/index.ts";
 import { createChat } from "./app.tsx";
 import { DEFAULT_ROOMS, validateRooms } from "./rooms.ts";
 
@@ -21,6 +21,16 @@ Options:
                       (env CHAT_ROOMS, default Go,Rust,Python,JavaScript,Clojure)
   --send-rate <n>     messages per second one browser session may send, 1-10, bursts of 5× that
                       (env CHAT_SEND_RATE, default 1)
+  --allowed-hosts <names>
+                      comma-separated host names the chat answers to, ".example.com" for a domain
+                      and its subdomains; other Host headers get a 403 (env ALLOWED_HOSTS, default
+                      localhost and this machine's names and addresses; "any" turns the check off)
+  --trust-proxy       behind your own reverse proxy: take the client address from the last
+                      X-Forwarded-For entry and the scheme from X-Forwarded-Proto (env TRUST_PROXY=1)
+  --client-limits <on|off>
+                      limits per client address (new sessions, page loads, actions, open streams,
+                      messages per room); off only for load tests from one machine
+                      (env CLIENT_LIMITS, default on)
   --help              show this help
 
 Without --nats the chat needs no other process: messages are stored in SQLite under the data
@@ -44,6 +54,9 @@ try {
       replicas: { type: "string" },
       rooms: { type: "string" },
       "send-rate": { type: "string" },
+      "allowed-hosts": { type: "string" },
+      "trust-proxy": { type: "boolean" },
+      "client-limits": { type: "string" },
       help: { type: "boolean" },
     },
   }));
@@ -67,6 +80,12 @@ const sendRate = Number(values["send-rate"] ?? process.env.CHAT_SEND_RATE ?? 1);
 if (!Number.isInteger(sendRate) || sendRate < 1 || sendRate > 10) {
   fail(`invalid send rate: ${values["send-rate"] ?? process.env.CHAT_SEND_RATE} (an integer 1-10)`);
 }
+const allowedHostList = String(values["allowed-hosts"] ?? process.env.ALLOWED_HOSTS ?? "").trim();
+const allowedHosts: AppOptions["allowedHosts"] =
+  allowedHostList === "" ? undefined : allowedHostList === "any" ? "any" : allowedHostList.split(",");
+const trustProxy = values["trust-proxy"] === true || ["1", "true"].includes(process.env.TRUST_PROXY ?? "");
+const clientLimits = String(values["client-limits"] ?? process.env.CLIENT_LIMITS ?? "on");
+if (clientLimits !== "on" && clientLimits !== "off") fail(`invalid client limits: ${clientLimits} (on or off)`);
 const roomList = values.rooms ?? process.env.CHAT_ROOMS;
 let rooms: string[];
 try {
@@ -84,7 +103,18 @@ try {
   process.stderr.write(`error: ${(err as Error).message}\n`);
   process.exit(1);
 }
-const chat = await createChat({ pubsub, logger, replicas, rooms, sendRate });
+const chat = await createChat({
+  pubsub,
+  logger,
+  replicas,
+  rooms,
+  sendRate,
+  app: {
+    trustProxy,
+    ...(allowedHosts ? { allowedHosts } : {}),
+    ...(clientLimits === "off" ? { clientLimits: false } : {}),
+  },
+});
 const { url } = await chat.app.listen(port, host, { handleSignals: false });
 const where = natsUrls.length > 0 ? `NATS JetStream at ${natsUrls.join(", ")}` : `embedded engine, data in ${dataDir}`;
 logger.info({ url, engine: pubsub.kind }, `NATS chatroom on ${url} (${where})`);

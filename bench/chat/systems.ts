@@ -140,7 +140,15 @@ async function startChat(rooms: string[], engine: { dataDir: string } | { nats: 
       buildChat();
       built = true;
     }
-    const chat = await startChatProcess({ ...engine, rooms, sendRate: 10, port: 0, timeoutMs: 60_000, compiled: true });
+    const chat = await startChatProcess({
+      ...engine,
+      rooms,
+      sendRate: 10,
+      clientLimits: false,
+      port: 0,
+      timeoutMs: 60_000,
+      compiled: true,
+    });
     return {
       pid: chat.pid,
       port: chat.port,

@@ -15,7 +15,8 @@ import {
   stamp,
 } from "./ipc.ts";
 
-const app = createApp({ title: "bench:sse", logger: createLogger("silent") });
+// Thousands of streams from one machine: per-address limits off.
+const app = createApp({ title: "bench:sse", logger: createLogger("silent"), clientLimits: false });
 
 // What the page's tabs subscribe to: one callback per tab, called once per tick with the stamp.
 const listeners = new Set<(stamp: string) => void>();

@@ -424,6 +424,7 @@ export class ChatDrill {
     const chat = await startChatProcess({
       nats: opts.servers.join(","),
       sendRate: 10,
+      clientLimits: false,
       ...(opts.replicas ? { replicas: opts.replicas } : {}),
     });
     let traffic: Traffic | undefined;

@@ -9,14 +9,24 @@ import type { PubSub } from "../pubsub/types.ts";
 import { type Asset, AssetRegistry, STATIC_PREFIX } from "./assets.ts";
 import { readBody, requireJsonContentType } from "./body.ts";
 import { Channel, type ChannelOptions } from "./channel.ts";
+import { clientAddress } from "./client-address.ts";
+import { type ClientLimitOptions, ClientLimits } from "./client-limits.ts";
 import type { Context } from "./context.ts";
 import { Feed, type FeedOptions } from "./feed.ts";
 import { documentHtml } from "./html.ts";
 import { HttpError } from "./http-error.ts";
+import { type RateLimit, tooManyRequests } from "./rate-limit.ts";
 import { RouteTable } from "./routes.ts";
 import { randomSecret, secretFromEngine, secretFromOption } from "./secret.ts";
-import { checkActionOrigin, DEFAULT_CSP, isHttps, setSecurityHeaders } from "./security.ts";
-import { readCookie, SESSION_COOKIE, type Session, SessionStore, sessionCookie } from "./session.ts";
+import {
+  checkActionOrigin,
+  checkSameOrigin,
+  DEFAULT_CSP,
+  HostAllowList,
+  isHttps,
+  setSecurityHeaders,
+} from "./security.ts";
+import { type Session, SessionStore } from "./session.ts";
 import { decodeActionRequest } from "./signals-codec.ts";
 import { comment, customEvent } from "./sse/encoder.ts";
 import { EVENT_STREAM_HEADERS, EventSink } from "./sse/sink.ts";
@@ -27,10 +37,8 @@ import { TabRegistry } from "./tabs.ts";
 
 export type PageInit = (c: Context) => void | Promise<void>;
 
-export interface RateLimit {
-  ratePerSec: number;
-  burst: number;
-}
+export type { ClientLimitOptions } from "./client-limits.ts";
+export type { RateLimit } from "./rate-limit.ts";
 
 export interface AppOptions {
   /** Document title. */
@@ -54,8 +62,25 @@ export interface AppOptions {
   keepaliveMs?: number;
   /** Content-Security-Policy header; `false` sends none. Default: strict, no 'unsafe-eval', no inline script. */
   csp?: string | false;
-  /** Trust X-Forwarded-Proto for the Secure cookie flag and origin checks (only behind your own proxy). */
+  /**
+   * Behind your own reverse proxy only: trust X-Forwarded-Proto (the Secure cookie flag, origin checks)
+   * and the last X-Forwarded-For entry (the client address that per-client limits count). Without it,
+   * every client behind the proxy counts as the proxy's address.
+   */
   trustProxy?: boolean;
+  /**
+   * Limits per client address (see `ClientLimitOptions` for the defaults), beside the per-session and
+   * per-tab ones; `false` turns them off (a load test from one machine).
+   */
+  clientLimits?: ClientLimitOptions | false;
+  /**
+   * Host names (without port) the app answers to; ".example.com" allows its subdomains. Other Host
+   * headers get a 403, which stops DNS rebinding. Default: localhost, this machine's addresses and
+   * name, and the host `listen` binds. `"any"` turns the check off.
+   */
+  allowedHosts?: readonly string[] | "any";
+  /** Limits of the server `listen` creates (see `ServerLimits`). */
+  server?: ServerLimits;
   /** Graceful shutdown budget (default 5 s). */
   shutdownTimeoutMs?: number;
   /**
@@ -78,12 +103,42 @@ export interface AppOptions {
   tabIdMaxAgeMs?: number;
 }
 
+/** Timeouts and caps of the server `listen` creates (an app mounted elsewhere sets its own server's). */
+export interface ServerLimits {
+  /** Time a client has to send the request headers (default 10 s). */
+  headersTimeoutMs?: number;
+  /**
+   * Time a client has to send a whole request, body included (default 10 s); an event stream is a GET
+   * without a body, so its response may last as long as it likes.
+   */
+  requestTimeoutMs?: number;
+  /** How long an idle keep-alive connection is kept (default 5 s). */
+  keepAliveTimeoutMs?: number;
+  /** Requests one keep-alive connection may carry before it is closed (default 1,000). */
+  maxRequestsPerSocket?: number;
+  /** Connections open at once, streams included; past it new connections are closed at once (default 20,000). */
+  maxConnections?: number;
+}
+
+const DEFAULT_SERVER_LIMITS: Required<ServerLimits> = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  maxRequestsPerSocket: 1_000,
+  maxConnections: 20_000,
+};
+
 /** A snapshot of the app's tabs and of the memory their outgoing events hold (`app.stats()`). */
 export interface AppStats {
   /** Live tab contexts: connected, or disconnected within their TTL. (A page load that never opened its stream is none.) */
   tabs: number;
   /** Tabs with an open event stream. */
   connected: number;
+  /**
+   * Browser sessions kept in memory: those with a live tab or with data set. A page load, or a refused
+   * request, keeps none.
+   */
+  sessions: number;
   /** Tabs whose stream dropped, waiting for it within their TTL. */
   detached: number;
   /** Streams whose socket refused the last write: their events queue until it drains. */
@@ -124,12 +179,21 @@ export class App {
   private readonly starting = new Map<string, Promise<Tab | undefined>>();
   // Channels of any member data type; `channel<D>()` gives each caller its own view of the type.
   private readonly channels = new Map<string, Channel<unknown>>();
-  private readonly sessions: SessionStore;
+  private sessions: SessionStore | undefined;
   private readonly stylesheets: string[] = [];
-  private readonly opts: Required<Omit<AppOptions, "logger" | "pubsub" | "secret">>;
+  private readonly opts: Required<
+    Omit<AppOptions, "logger" | "pubsub" | "secret" | "clientLimits" | "allowedHosts" | "server">
+  >;
+  private readonly serverLimits: Required<ServerLimits>;
+  /** Per-address limits; undefined when turned off. */
+  private readonly limits: ClientLimits | undefined;
+  /** Undefined when any Host is allowed. */
+  private readonly hosts: HostAllowList | undefined;
+  private warnedForwardedFor = false;
   readonly pubsub: PubSub | undefined;
   private readonly runtime: Promise<Asset>;
-  private readonly tabIds: Promise<TabIds>;
+  /** What the app secret signs: tab ids and session cookies. */
+  private readonly keys: Promise<{ tabIds: TabIds; sessions: SessionStore }>;
   private readonly keepaliveTimer: NodeJS.Timeout;
   private server: Server | undefined;
   private ready = true;
@@ -171,15 +235,21 @@ export class App {
       this.logger,
       this.pubsub,
     );
-    this.sessions = new SessionStore({
-      ...this.opts.sessionRateLimit,
-      idleTtlMs: Math.max(this.opts.contextTtlMs, 30 * 60_000),
-    });
+    this.serverLimits = { ...DEFAULT_SERVER_LIMITS, ...options.server };
+    this.limits = options.clientLimits === false ? undefined : new ClientLimits(options.clientLimits);
+    this.hosts =
+      options.allowedHosts === "any" ? undefined : new HostAllowList(options.allowedHosts ?? HostAllowList.local());
     this.runtime = buildRuntime().then(({ code }) => this.assets.add("runtime.js", code));
     // Surface a broken runtime build at start-up rather than on the first page view.
     this.runtime.catch((err) => this.logger.error({ err }, "client runtime build failed"));
-    this.tabIds = this.loadSecret(options.secret).then((secret) => new TabIds(secret, this.opts.tabIdMaxAgeMs));
-    this.tabIds.catch((err) => this.logger.error({ err }, "could not load the app secret"));
+    this.keys = this.loadSecret(options.secret).then((secret) => {
+      this.sessions = new SessionStore(secret, {
+        rateLimit: this.opts.sessionRateLimit,
+        idleTtlMs: Math.max(this.opts.contextTtlMs, 30 * 60_000),
+      });
+      return { tabIds: new TabIds(secret, this.opts.tabIdMaxAgeMs), sessions: this.sessions };
+    });
+    this.keys.catch((err) => this.logger.error({ err }, "could not load the app secret"));
     const keepalive = Buffer.from(comment("keepalive"));
     this.keepaliveTimer = setInterval(() => {
       for (const tab of this.tabs.values()) tab.keepalive(keepalive);
@@ -261,6 +331,7 @@ export class App {
     return {
       tabs: this.tabs.size,
       connected,
+      sessions: this.sessions?.size ?? 0,
       detached: this.tabs.detachedCount,
       backedUp,
       queuedBytes: { total, max },
@@ -273,7 +344,7 @@ export class App {
 
   /** Resolves once the client runtime is built and the secret loaded; `listen` awaits it. */
   async whenReady(): Promise<void> {
-    await Promise.all([this.runtime, this.tabIds]);
+    await Promise.all([this.runtime, this.keys]);
   }
 
   // ---- HTTP ----
@@ -335,6 +406,9 @@ export class App {
     const path = url.pathname;
     if (path === "/healthz") return this.plain(req, res, 200, "ok");
     if (path === "/readyz") return this.plain(req, res, this.ready ? 200 : 503, this.ready ? "ready" : "shutting down");
+    // Health checks name whatever address the prober uses and reveal nothing; everything else is ours
+    // only under a name we answer to.
+    this.hosts?.check(req);
     if (path.startsWith(STATIC_PREFIX)) return this.serveStatic(res, method, path);
     if (path === SSE_PATH) {
       allow(method, ["GET"]);
@@ -368,12 +442,27 @@ export class App {
     res.end(method === "HEAD" ? undefined : asset.body);
   }
 
-  /** The browser's session, creating one (and setting its cookie) when the request has none. */
-  private sessionFor(req: IncomingMessage, res: ServerResponse): Session {
-    const existing = this.sessions.fromRequest(req);
-    if (existing && readCookie(req, SESSION_COOKIE) === existing.id) return existing;
-    const session = this.sessions.create();
-    res.setHeader("Set-Cookie", sessionCookie(session, isHttps(req, this.opts.trustProxy)));
+  /** The key per-client limits count this request under (and what `c.clientAddress` says). */
+  private clientOf(req: IncomingMessage): string {
+    if (!this.opts.trustProxy && !this.warnedForwardedFor && req.headers["x-forwarded-for"] !== undefined) {
+      this.warnedForwardedFor = true;
+      this.logger.warn(
+        "requests carry X-Forwarded-For but trustProxy is off: per-client limits count the proxy's address for every client behind it",
+      );
+    }
+    return clientAddress(req, this.opts.trustProxy);
+  }
+
+  /**
+   * The browser's session: the one its cookie proves, or a fresh one (and its cookie) when the request
+   * has no cookie this server signed. Fresh sessions count against the address's limit.
+   */
+  private sessionFor(req: IncomingMessage, res: ServerResponse, sessions: SessionStore, client: string): Session {
+    const existing = sessions.fromRequest(req);
+    if (existing) return existing;
+    this.limits?.newSession(client);
+    const session = sessions.create();
+    res.setHeader("Set-Cookie", sessions.cookie(session, isHttps(req, this.opts.trustProxy)));
     return session;
   }
 
@@ -383,11 +472,14 @@ export class App {
    */
   private async servePage(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (!this.ready) throw new HttpError(503, "server is shutting down");
+    const client = this.clientOf(req);
+    this.limits?.pageLoad(client);
     const match = this.pages.match(url.pathname);
     if (!match) throw new HttpError(404, "page not found");
-    const [runtime, tabIds] = await Promise.all([this.runtime, this.tabIds]);
-    const session = this.sessionFor(req, res);
+    const [runtime, { tabIds, sessions }] = await Promise.all([this.runtime, this.keys]);
+    const session = this.sessionFor(req, res, sessions, client);
     const tab = new Tab(tabIds.issue(session.id), session, false, match.params, url.pathname + url.search, this.tabs);
+    tab.clientAddress = client;
     let html: string | undefined;
     try {
       // init runs for a HEAD too, so HEAD answers as GET would (init may refuse the route with a 4xx).
@@ -416,13 +508,14 @@ export class App {
    */
   private async serveStream(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (!this.ready) throw new HttpError(503, "server is shutting down");
+    checkSameOrigin(req, this.opts.trustProxy, "event stream");
     const tabId = url.searchParams.get("tab");
     if (!isWellFormedTabId(tabId)) throw new HttpError(400, "missing or malformed tab id");
-    const session = this.sessions.fromRequest(req);
-    if (!session) throw new HttpError(403, "no session cookie: load the page first");
-    const [runtime, tabIds] = await Promise.all([this.runtime, this.tabIds]);
+    const [runtime, { tabIds, sessions }] = await Promise.all([this.runtime, this.keys]);
+    let session = sessions.fromRequest(req);
+    if (!session) throw new HttpError(403, "no session cookie this server issued: load the page first");
     let tab = this.tabs.get(tabId);
-    if (tab && tab.session !== session) throw new HttpError(403, "this tab belongs to another session");
+    if (tab && tab.session.id !== session.id) throw new HttpError(403, "this tab belongs to another session");
     if (!tab) {
       const verdict = tabIds.verify(tabId, session.id, { fresh: true });
       if (!verdict.ok) throw new HttpError(verdict.status, verdict.reason);
@@ -442,8 +535,13 @@ export class App {
       viewHash: url.searchParams.get("h") ?? undefined,
       streams: parseClientStreams(url.searchParams.get("streams")),
     };
+    const client = this.clientOf(req);
+    const release = this.limits?.openStream(client);
+    if (release) res.once("close", release);
     let fresh = false;
     if (!tab) {
+      // Every check passed: from here on the session is worth keeping (its live tab holds it).
+      session = sessions.remember(session);
       const built = await this.startTab(tabId, session, url.searchParams.get("path") ?? "", report);
       if (built === "reload") {
         return this.endWith(res, customEvent("via-reload", [["reason", "no page for this tab"]]));
@@ -457,6 +555,7 @@ export class App {
       if (fresh && !tab.disposed) tab.dispose("stream closed while the tab started");
       return;
     }
+    tab.clientAddress = client;
     tab.attach(sink, report, fresh);
   }
 
@@ -522,26 +621,31 @@ export class App {
     checkActionOrigin(req, this.opts.trustProxy);
     const tabId = req.headers["via-tab"];
     if (!isWellFormedTabId(tabId)) throw new HttpError(400, "missing or malformed Via-Tab header");
-    const session = this.sessions.fromRequest(req);
-    if (!session) throw new HttpError(403, "no session cookie");
+    const { tabIds, sessions } = await this.keys;
+    const session = sessions.fromRequest(req);
+    if (!session) throw new HttpError(403, "no session cookie this server issued");
     const tab = this.tabs.get(tabId);
     if (!tab) {
-      const verdict = (await this.tabIds).verify(tabId, session.id, { fresh: false });
+      const verdict = tabIds.verify(tabId, session.id, { fresh: false });
       if (!verdict.ok) throw new HttpError(verdict.status, verdict.reason);
       throw new HttpError(410, "unknown tab: it expired or the server restarted; reconnecting");
     }
-    if (tab.session !== session) throw new HttpError(403, "this tab belongs to another session");
+    if (tab.session.id !== session.id) throw new HttpError(403, "this tab belongs to another session");
     requireJsonContentType(req);
-    for (const limiter of [tab.limiter, session.limiter]) {
+    const client = this.clientOf(req);
+    this.limits?.action(client);
+    for (const limiter of [tab.limiter, tab.session.limiter]) {
       const verdict = limiter.take();
-      if (!verdict.ok) {
-        const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
-        throw new HttpError(429, "too many actions: slow down", { "Retry-After": String(seconds) });
-      }
+      if (!verdict.ok)
+        throw tooManyRequests("too many actions: slow down (try again in {seconds} s)", verdict.retryAfterMs);
     }
-    const body = await readBody(req, { maxBytes: this.opts.maxBodyBytes });
+    const body = await readBody(req, {
+      maxBytes: this.opts.maxBodyBytes,
+      timeoutMs: this.serverLimits.requestTimeoutMs,
+    });
     const { signals, cursor } = decodeActionRequest(body);
     if (!ACTION_ID.test(actionId) || !tab.hasAction(actionId)) throw new HttpError(404, "unknown action");
+    tab.clientAddress = client;
     await tab.runAction(actionId, signals, cursor);
     res.writeHead(204, { "Cache-Control": "no-store" });
     res.end();
@@ -552,7 +656,29 @@ export class App {
   /** Listen on `port` (0 = any free port). Handles SIGINT/SIGTERM with a graceful shutdown unless told not to. */
   async listen(port: number, host = "127.0.0.1", opts: { handleSignals?: boolean } = {}): Promise<ListenResult> {
     await this.whenReady();
-    const server = createServer(this.handler);
+    const limits = this.serverLimits;
+    const server = createServer(
+      {
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        // Node checks the two timeouts above on this interval (30 s by default, which would let a slow
+        // client hold a connection for up to 40 s).
+        connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+      },
+      this.handler,
+    );
+    server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
+    server.maxConnections = limits.maxConnections;
+    let warnedAt = 0;
+    server.on("drop", () => {
+      // One line per second at most while connections are being refused.
+      if (performance.now() - warnedAt < 1_000) return;
+      warnedAt = performance.now();
+      this.logger.warn({ maxConnections: limits.maxConnections }, "connection cap reached: refusing connections");
+    });
+    // The name the server is started under is one it answers to.
+    this.hosts?.add([host]);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -591,7 +717,7 @@ export class App {
     clearInterval(this.keepaliveTimer);
     for (const tab of [...this.tabs.values()]) tab.sayGoodbye("server shutting down");
     this.tabs.disposeAll("shutdown");
-    this.sessions.close();
+    this.sessions?.close();
     const server = this.server;
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -7,6 +7,11 @@ import { HttpError } from "./http-error.ts";
 export interface ReadBodyOptions {
   /** Largest accepted body in bytes. */
   maxBytes: number;
+  /**
+   * Time the whole body may take to arrive (ms); a client trickling it is answered 408. The server
+   * `listen` makes enforces the same bound; this one holds where the handler is mounted on another.
+   */
+  timeoutMs?: number;
 }
 
 // A 413 goes out while the client may still be sending; the rest of the body is unread, so the
@@ -49,7 +54,15 @@ export function readBody(req: IncomingMessage, opts: ReadBodyOptions): Promise<B
     let received = 0;
     let settled = false;
 
+    const timer =
+      opts.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            req.pause();
+            fail(new HttpError(408, "the request body did not arrive in time", { Connection: "close" }));
+          }, opts.timeoutMs);
     const cleanup = (): void => {
+      clearTimeout(timer);
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("error", onError);

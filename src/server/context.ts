@@ -80,6 +80,15 @@ export class Context {
     return this.tab.id;
   }
 
+  /**
+   * Who is asking, for per-client limits of the app's own (`RateLimiter`): the address of the request
+   * being served (the page load, the event stream, or the action), IPv6 by its /64, read from
+   * X-Forwarded-For only with `trustProxy`.
+   */
+  get clientAddress(): string {
+    return this.tab.clientAddress;
+  }
+
   /** The browser session this tab belongs to (shared by the session's tabs). */
   get session(): Session {
     return this.tab.session;

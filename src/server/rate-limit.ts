@@ -1,6 +1,13 @@
 // Token bucket: allows bursts of up to `burst` requests, then a steady `ratePerSec`. Used to cap how
 // fast one tab/session may fire actions, so a stuck key or a hostile script cannot monopolise the
 // server. Refusals say when the next token will be there, for the 429 response's Retry-After.
+import { HttpError } from "./http-error.ts";
+
+/** A steady rate with bursts, as options take it. */
+export interface RateLimit {
+  ratePerSec: number;
+  burst: number;
+}
 
 export interface TokenBucketOptions {
   /** Tokens added per second. */
@@ -52,6 +59,11 @@ export class TokenBucket {
     return { ok: false, retryAfterMs: Math.max(1, Math.ceil((n - this.#tokens) / this.#ratePerMs - EPSILON)) };
   }
 
+  /** The most tokens the bucket holds. */
+  get burst(): number {
+    return this.#burst;
+  }
+
   /** Tokens available now (fractional). */
   get tokens(): number {
     this.#refill();
@@ -65,5 +77,79 @@ export class TokenBucket {
     if (!(now > this.#last)) return;
     this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#last) * this.#ratePerMs);
     this.#last = now;
+  }
+}
+
+/** A 429 whose Retry-After says when the refused request would pass, and whose text says why. */
+export function tooManyRequests(message: string, retryAfterMs: number): HttpError {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new HttpError(429, message.replaceAll("{seconds}", String(seconds)), { "Retry-After": String(seconds) });
+}
+
+export interface RateLimiterOptions extends TokenBucketOptions {
+  /**
+   * Most keys remembered at once (default 100,000). Keys whose bucket has refilled are forgotten
+   * first (they would start full anyway); past the cap the longest-known key is forgotten.
+   */
+  maxKeys?: number;
+}
+
+/**
+ * One token bucket per key (a client address, a room and an address, ...), made on first use and
+ * forgotten once it has refilled, so the memory it holds is bounded by the keys active recently and
+ * by `maxKeys`, whatever keys clients send.
+ */
+export class RateLimiter {
+  readonly #buckets = new Map<string, TokenBucket>();
+  readonly #opts: TokenBucketOptions;
+  readonly #maxKeys: number;
+  #takesSinceSweep = 0;
+
+  constructor(opts: RateLimiterOptions) {
+    const { maxKeys = 100_000, ...bucket } = opts;
+    // Validates the rate and burst once, here, rather than on a request's first take.
+    new TokenBucket(bucket);
+    if (!Number.isInteger(maxKeys) || maxKeys < 1)
+      throw new RangeError(`RateLimiter maxKeys must be a positive integer`);
+    this.#opts = bucket;
+    this.#maxKeys = maxKeys;
+  }
+
+  /** Spends one token of `key`'s bucket, or says how long to wait. */
+  take(key: string): TakeResult {
+    let bucket = this.#buckets.get(key);
+    if (!bucket) {
+      if (this.#buckets.size >= this.#maxKeys) this.#sweep(true);
+      bucket = new TokenBucket(this.#opts);
+      this.#buckets.set(key, bucket);
+    }
+    // Amortised: one pass over the keys per as many takes as there are keys.
+    if (++this.#takesSinceSweep > Math.max(1_000, this.#buckets.size)) this.#sweep(false);
+    return bucket.take();
+  }
+
+  /** Like `take`, but refuses with a 429 (`{seconds}` in the message becomes the wait). */
+  check(key: string, message: string): void {
+    const verdict = this.take(key);
+    if (!verdict.ok) throw tooManyRequests(message, verdict.retryAfterMs);
+  }
+
+  /** Keys remembered now. */
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  #sweep(full: boolean): void {
+    this.#takesSinceSweep = 0;
+    for (const [key, bucket] of this.#buckets) {
+      if (bucket.tokens >= bucket.burst) this.#buckets.delete(key);
+    }
+    // Still full: forget the oldest keys (their clients start over with a full bucket).
+    if (full) {
+      for (const key of this.#buckets.keys()) {
+        if (this.#buckets.size < this.#maxKeys) break;
+        this.#buckets.delete(key);
+      }
+    }
   }
 }

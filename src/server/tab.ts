@@ -14,6 +14,7 @@ import type { PubSub } from "../pubsub/types.ts";
 import { Action, type ActionFn } from "./action.ts";
 import { ActionError, Context } from "./context.ts";
 import { hashView, viewHtml } from "./html.ts";
+import { HttpError } from "./http-error.ts";
 import { TokenBucket } from "./rate-limit.ts";
 import type { Session } from "./session.ts";
 import { type Json, Signal, type SignalOptions, type SignalOwner } from "./signal.ts";
@@ -100,6 +101,8 @@ export class Tab implements SignalOwner {
   #limiter: TokenBucket | undefined;
   private ttlTimer: NodeJS.Timeout | undefined;
   private actionChain: Promise<void> | undefined;
+  /** The client address (limit key) of the request this tab last served: its page, stream or action. */
+  clientAddress = "";
 
   constructor(
     readonly id: string,
@@ -249,22 +252,29 @@ export class Tab implements SignalOwner {
     const run = async () => {
       if (this.disposed) return;
       for (const [sig, value] of accepted) sig.acceptFromBrowser(value);
-      await this.guard(`action ${actionId}`, () => action.fn(cursor));
+      await this.guard(`action ${actionId}`, () => action.fn(cursor), true);
     };
     const done = this.actionChain ? this.actionChain.then(run) : run();
-    this.actionChain = done;
+    // An action that answered with an HttpError must not stop the ones queued behind it.
+    const settled = done.catch(() => {});
+    this.actionChain = settled;
     // The chain is dropped once it is idle, so an idle tab holds no promise.
-    void done.finally(() => {
-      if (this.actionChain === done) this.actionChain = undefined;
+    void settled.finally(() => {
+      if (this.actionChain === settled) this.actionChain = undefined;
     });
     return done;
   }
 
-  /** Run page code; an exception is logged and shown to the tab, and the tab keeps working. */
-  async guard(what: string, fn: () => void | Promise<void>): Promise<void> {
+  /**
+   * Run page code; an exception is logged and shown to the tab, and the tab keeps working. With
+   * `answers`, an HttpError below 500 is the request's answer instead (an action refusing with a 429,
+   * say): it is passed on for the response, and the runtime shows its message.
+   */
+  async guard(what: string, fn: () => void | Promise<void>, answers = false): Promise<void> {
     try {
       await fn();
     } catch (err) {
+      if (answers && err instanceof HttpError && err.status < 500) throw err;
       this.log.error({ err, what }, "page code failed");
       const message = err instanceof ActionError ? err.message : "Something went wrong. Please try again.";
       if (!this.disposed) this.ctx.notify(message, "error");

@@ -40,6 +40,7 @@ test("app.stats() counts live tabs, open streams and the bytes queued for them",
   assert.deepEqual(before, {
     tabs: 0,
     connected: 0,
+    sessions: 0,
     detached: 0,
     backedUp: 0,
     queuedBytes: { total: 0, max: 0 },
@@ -56,6 +57,7 @@ test("app.stats() counts live tabs, open streams and the bytes queued for them",
   const bs = await b.connect();
   assert.equal(app.stats().tabs, 2);
   assert.equal(app.stats().connected, 2);
+  assert.equal(app.stats().sessions, 1, "one browser, one session, kept once its tabs are live");
   // b drops its stream: its context waits (detached) and what it is pushed is not queued.
   bs.close();
   while (app.stats().detached === 0) await new Promise((r) => setTimeout(r, 10));
@@ -86,7 +88,9 @@ test("a reader that stops reading: the server holds at most queueCapBytes for it
   socket.on("data", (d: Buffer) => {
     read += d.length;
   });
-  socket.write(`GET /_via/sse?tab=${tab.tab}&path=/ HTTP/1.1\r\nHost: x\r\nCookie: ${tab.browser.cookie}\r\n\r\n`);
+  socket.write(
+    `GET /_via/sse?tab=${tab.tab}&path=/ HTTP/1.1\r\nHost: localhost\r\nCookie: ${tab.browser.cookie}\r\n\r\n`,
+  );
   socket.pause();
   while (app.stats().connected === 0) await new Promise((r) => setTimeout(r, 10));
   // One 48 KiB event per action: the kernel's socket buffers (a few MiB on loopback) fill first, then

@@ -23,6 +23,11 @@ export interface ChatProcessOptions {
   rooms?: readonly string[];
   /** Messages per second per browser session (--send-rate, 1-10); default the chat's 1. */
   sendRate?: number;
+  /**
+   * Per-client-address limits (--client-limits); default on, as `npm start` runs. Load tests and drills
+   * drive hundreds of browsers from one address and turn them off.
+   */
+  clientLimits?: boolean;
   /** How long to wait for the "NATS chatroom on <url>" line (default 30 s). */
   timeoutMs?: number;
   /**
@@ -79,6 +84,7 @@ function spawnOnce(opts: ChatProcessOptions): Promise<ChatProcess> {
   if (opts.replicas) args.push("--replicas", String(opts.replicas));
   if (opts.rooms) args.push("--rooms", opts.rooms.join(","));
   if (opts.sendRate) args.push("--send-rate", String(opts.sendRate));
+  if (opts.clientLimits === false) args.push("--client-limits", "off");
   const env: NodeJS.ProcessEnv = { ...process.env, VIA_LOG_LEVEL: "info" };
   // The chat's own flags decide; stray values from the caller's shell must not.
   for (const name of ["PORT", "HOST", "DATA_DIR", "NATS_URL", "NATS_REPLICAS", "CHAT_ROOMS", "CHAT_SEND_RATE"])

@@ -1,5 +1,5 @@
 // A small app that exercises every framework feature the HTTP and browser tests need.
-import { ActionError, type App, type AppOptions, createApp } from "../../src/index.ts";
+import { ActionError, type App, type AppOptions, createApp, RateLimiter } from "../../src/index.ts";
 
 export interface FixtureState {
   /** Order in which slow actions started and finished, to prove one-at-a-time execution. */
@@ -11,6 +11,8 @@ export function createFixtureApp(options: AppOptions = {}): { app: App; state: F
   const state: FixtureState = { trace: [], disposed: 0 };
   const app = createApp({ title: "fixture", ...options });
   const feed = new Set<(text: string) => void>();
+  // An app's own limit per client address (as the chat's per-room send limit): 2 per minute.
+  const perClient = new RateLimiter({ ratePerSec: 1 / 30, burst: 2 });
 
   app.page("/", (c) => {
     const count = c.signal(0, { name: "count" });
@@ -43,6 +45,10 @@ export function createFixtureApp(options: AppOptions = {}): { app: App; state: F
     });
     const userError = c.action(() => {
       throw new ActionError("That name is taken");
+    });
+    const limited = c.action(() => {
+      perClient.check(c.clientAddress, "two per minute from your network; try again in {seconds} s");
+      count.set(count.value + 1);
     });
     const big = c.action(() => {
       // 64 KiB per patch: lets tests overflow a small queue cap against a reader that does not read.
@@ -95,6 +101,9 @@ export function createFixtureApp(options: AppOptions = {}): { app: App; state: F
         </button>
         <button type="button" id="user-error" {...userError.onClick()}>
           user error
+        </button>
+        <button type="button" id="limited" {...limited.onClick()}>
+          limited
         </button>
         <button type="button" id="big" {...big.onClick()}>
           big

@@ -166,7 +166,7 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
 
   try {
     storage = await chatStorage(opts.engine, "via-drill-chat-crash-");
-    const spawnOpts: ChatProcessOptions = { sendRate: 10, rooms: [room], ...storage.where };
+    const spawnOpts: ChatProcessOptions = { sendRate: 10, rooms: [room], clientLimits: false, ...storage.where };
     chat = await startChatProcess(spawnOpts);
     spawnOpts.port = chat.port;
     const base = chat.url;

@@ -99,7 +99,7 @@ export async function runReconnectsDrill(opts: ReconnectsOptions = {}): Promise<
   let dropper: ChatTab | undefined;
   try {
     storage = await chatStorage(engine, "via-drill-reconnects-");
-    const spawnOpts: ChatProcessOptions = { sendRate: 10, rooms: [room], ...storage.where };
+    const spawnOpts: ChatProcessOptions = { sendRate: 10, rooms: [room], clientLimits: false, ...storage.where };
     chat = await startChatProcess(spawnOpts);
     traffic = await Traffic.open({
       base: chat.url,

@@ -29,7 +29,7 @@ const chat = await createChat({
   logger,
   rooms: [room],
   sendRate: 10,
-  app: { queueCapBytes: Number(cap) },
+  app: { queueCapBytes: Number(cap), clientLimits: false },
 });
 const { url } = await chat.app.listen(0, "127.0.0.1", { handleSignals: false });
 
