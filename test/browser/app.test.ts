@@ -1,5 +1,7 @@
 // The framework in real Chromium under its default headers (strict CSP, no 'unsafe-eval').
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, test } from "node:test";
 import type { App } from "../../src/index.ts";
 import { browserOrSkip, closeBrowser, openPage } from "../support/browser.ts";
@@ -99,4 +101,39 @@ test("browser: a failing action shows a notification and the page keeps working"
   await page.waitForFunction(() => document.querySelector("#clicks")?.textContent === "1");
   p.assertClean();
   await p.close();
+});
+
+test("browser: a page on another port of the same host cannot open a tab's event stream with the user's cookie", async (t) => {
+  const browser = await browserOrSkip(t);
+  if (!browser) return;
+  const { app, url } = await start();
+  const victim = await openPage(browser, url);
+  await victim.page.waitForSelector("html[data-connection=online]");
+  // A tab id issued to the victim's session, as if it had leaked: only the origin checks stand between
+  // the other site and a live tab (which would, say, put the victim in a chat room's presence list).
+  const leaked = await victim.page.evaluate(async () => {
+    const html = await (await fetch("/")).text();
+    const meta = new DOMParser().parseFromString(html, "text/html").querySelector('meta[name="via-boot"]');
+    return (JSON.parse(meta?.getAttribute("content") ?? "{}") as { tab: string }).tab;
+  });
+  // Same host, another port: "same-site", so the browser sends the SameSite=Lax session cookie along.
+  const other = createServer((_req, res) => {
+    res.writeHead(200, { "Content-Type": "text/html" });
+    res.end(`<!doctype html><title>waiting</title><script>
+      const es = new EventSource(${JSON.stringify(`${url}/_via/sse?tab=${leaked}&path=/`)}, { withCredentials: true });
+      es.onopen = () => { document.title = "open"; };
+      es.onerror = () => { document.title = "refused"; es.close(); };
+    </script>`);
+  });
+  await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
+  try {
+    const attacker = await victim.context.newPage();
+    await attacker.goto(`http://127.0.0.1:${(other.address() as AddressInfo).port}/`);
+    await attacker.waitForFunction(() => document.title !== "waiting");
+    assert.equal(await attacker.title(), "refused");
+    assert.equal(app.stats().tabs, 1, "only the victim's own tab is live");
+  } finally {
+    other.close();
+    await victim.close();
+  }
 });
