@@ -18,11 +18,29 @@ import {
   HttpError,
   type Logger,
   type PubSub,
+  type RateLimit,
+  RateLimiter,
   type Signal,
   TokenBucket,
+  tooManyRequests,
 } from "../../src/index.ts";
-import { type Identity, IdentityStore, validateNickname } from "./identity.ts";
-import { type ChatMessage, charCount, decodeChatMessage, MAX_MESSAGE_CHARS, nextQuote } from "./messages.ts";
+import {
+  freeRandomAuthor,
+  type Identity,
+  IdentityStore,
+  lookalikeOf,
+  nameTaken,
+  seededDraw,
+  validateNickname,
+} from "./identity.ts";
+import {
+  type ChatMessage,
+  charCount,
+  decodeChatMessage,
+  MAX_MESSAGE_CHARS,
+  nextQuote,
+  stripBidiControls,
+} from "./messages.ts";
 import { Presence } from "./presence.tsx";
 import { CHAT_STREAM, CHAT_SUBJECTS, DEFAULT_ROOMS, type Room, roomSubject, validateRooms } from "./rooms.ts";
 import { ChatView, type Delivery, MessageItem } from "./view.tsx";
@@ -32,6 +50,8 @@ export const PAGE_SIZE = 50;
 const MAX_SHOWN = 1000;
 /** Default messages per second per browser session; bursts of 5× that. */
 export const DEFAULT_SEND_RATE = 1;
+/** Messages per room from one client address (see ChatOptions.roomSendLimit). */
+export const DEFAULT_ROOM_SEND_LIMIT = { ratePerSec: 2, burst: 20 };
 /** A tab keeps at most this many of its own sends awaiting the stream (more are refused). */
 const MAX_UNSENT = 50;
 
@@ -44,6 +64,12 @@ export interface ChatOptions {
   rooms?: readonly string[];
   /** Messages per second one browser session may send (default 1; bursts of 5×). */
   sendRate?: number;
+  /**
+   * Messages per room from one client address, over all its sessions (default 2/s, bursts of 20): one
+   * machine needs minutes, not seconds, to push a room's 1,000 messages out of its history. Off when
+   * the app's `clientLimits` are off.
+   */
+  roomSendLimit?: RateLimit;
   app?: AppOptions;
 }
 
@@ -85,6 +111,8 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
   const rooms = validateRooms(opts.rooms ?? DEFAULT_ROOMS);
   const roomSet = new Set(rooms);
   const sendRate = opts.sendRate ?? DEFAULT_SEND_RATE;
+  const roomSends =
+    opts.app?.clientLimits === false ? undefined : new RateLimiter(opts.roomSendLimit ?? DEFAULT_ROOM_SEND_LIMIT);
   const app = createApp({ title: "NATS Chat", ...(opts.logger ? { logger: opts.logger } : {}), ...opts.app, pubsub });
   const log = app.logger;
   await ensureChatStream(pubsub, opts.replicas);
@@ -110,7 +138,9 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
     if (cached) return cached;
     // A browser's first page load has nothing stored: no lookup.
     const loaded = c.session.isNew ? identities.fresh(c.session.id) : await identities.load(c.session.id);
-    c.session.set("identity", loaded);
+    // Kept for the session's live tabs only: a page load keeps nothing (the default name is derived
+    // from the session id, so the live tab draws the same one).
+    if (c.live) c.session.set("identity", loaded);
     return loaded;
   }
 
@@ -126,6 +156,15 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
   const roomPage = async (c: Context, room: Room) => {
     const subject = roomSubject(room);
     let me = await identityOf(c);
+    // A random default nobody chose yet must not be the name of someone here (by look): draw another.
+    // Checked against the room's last roster (O(1) per page load, even in a room of 10,000), on the
+    // page render and again when the tab goes live; a chosen name (renamed, or posted under) stays.
+    const here = presence.everyone(room);
+    if (!me.stored && nameTaken(me.name, here, me.id)) {
+      const id = me.id;
+      me = { ...me, ...freeRandomAuthor((name) => nameTaken(name, here, id), seededDraw(`${id}:taken`)) };
+      if (c.live) c.session.set("identity", me);
+    }
     const statement = c.signal("", { name: "statement" });
     const nick = c.signal(me.name, { name: "nick" });
     const retryTarget = c.signal("", { name: "retry" });
@@ -185,7 +224,9 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
     };
 
     const say = c.action(() => {
-      let text = statement.value;
+      // Stored without bidi overrides or unpaired bidi controls; other clients' texts are cleaned
+      // again when shown (view.tsx).
+      let text = stripBidiControls(statement.value);
       if (text.trim() === "") text = nextQuote();
       const chars = charCount(text);
       if (chars > MAX_MESSAGE_CHARS) {
@@ -196,11 +237,20 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
       if ((unsent?.size ?? 0) >= MAX_UNSENT) {
         throw new ActionError("Too many of your messages are still waiting to be stored. Your message is kept.");
       }
+      // Refusals are 429s with Retry-After: the runtime shows the message and the draft stays typed.
       const verdict = sendLimiter(c).take();
       if (!verdict.ok) {
-        const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
-        throw new ActionError(`You are sending too fast. Try again in ${seconds} s; your message is kept.`);
+        throw tooManyRequests(
+          "You are sending too fast. Try again in {seconds} s; your message is kept.",
+          verdict.retryAfterMs,
+        );
       }
+      // Per room and client address as well, so fresh sessions (one page load each) cannot flush a
+      // room's history from one machine.
+      roomSends?.check(
+        `${room}\n${c.clientAddress}`,
+        "This room gets too many messages from your network. Try again in {seconds} s; your message is kept.",
+      );
       statement.set("");
       if (!me.stored) {
         // The first post makes the random identity this browser's for good (see identity.ts).
@@ -242,6 +292,14 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
         name = validateNickname(nick.value);
       } catch (err) {
         throw new ActionError((err as Error).message);
+      }
+      // Everyone here now, on every instance (the rename is refused; the draft stays in the field).
+      const holder = lookalikeOf(name, presence.everyoneNow(room).values(), me.id);
+      if (holder) {
+        throw new ActionError(
+          `Someone in this room is already called “${stripBidiControls(holder.name)}”. ` +
+            "Choose a nickname that does not look like theirs.",
+        );
       }
       me = await identities.save({ ...me, name });
       c.session.set("identity", me);

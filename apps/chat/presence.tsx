@@ -61,6 +61,8 @@ interface RoomState {
   external: Map<string, Member>;
   /** The last roster computed (what pages render and tabs were sent). */
   roster: Roster;
+  /** Everyone in the room when `roster` was computed, by id (a new map each time: never changed). */
+  everyone: ReadonlyMap<string, Member>;
   rosterKey: string;
   /** A change since the roster was computed; `timer` will recompute it. */
   timer: NodeJS.Timeout | undefined;
@@ -139,19 +141,34 @@ export class Presence {
   /** The room's roster as last computed (a page render reads this; it is at most one interval old). */
   roster(room: string): Roster {
     const state = this.rooms.get(room);
-    if (!state) return this.compute(room);
+    if (!state) return this.compute(room).roster;
     return state.roster;
+  }
+
+  /**
+   * Everyone in the room by id, as of the last roster (at most one interval old; the same map until
+   * the next, so a caller may index it once): this instance's people and up to SNAPSHOT_MEMBERS of
+   * each other instance's. For checks made on every page load (a default name nobody here has).
+   */
+  everyone(room: string): ReadonlyMap<string, Member> {
+    return this.rooms.get(room)?.everyone ?? this.compute(room).everyone;
+  }
+
+  /** Everyone in the room by id now, as `everyone` but computed on the spot: O(people in the room). */
+  everyoneNow(room: string): ReadonlyMap<string, Member> {
+    return this.compute(room).everyone;
   }
 
   private state(room: string): RoomState {
     let state = this.rooms.get(room);
     if (!state) {
-      const roster = this.compute(room);
+      const { roster, everyone } = this.compute(room);
       state = {
         channel: undefined,
         channelOptions: { grace: PRESENCE_GRACE_MS, onChange: () => this.changed(room, true) },
         external: new Map(),
         roster,
+        everyone,
         rosterKey: rosterKey(roster),
         timer: undefined,
         localChanged: false,
@@ -162,7 +179,7 @@ export class Presence {
   }
 
   /** The room's people on every instance, one entry per person. O(people in the room). */
-  private compute(room: string): Roster {
+  private compute(room: string): { roster: Roster; everyone: Map<string, Member> } {
     const byId = new Map<string, Member>();
     for (const m of this.local(room)) byId.set(m.id, m);
     let count = byId.size;
@@ -178,9 +195,12 @@ export class Presence {
       }
       count += Math.max(0, s.count - alreadyCounted);
     }
-    if (byId.size === 0 && count === 0) return EMPTY;
+    if (byId.size === 0 && count === 0) return { roster: EMPTY, everyone: byId };
     const members = [...byId.values()].sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
-    return { count: Math.max(count, members.length), members: members.slice(0, SHOWN_MEMBERS) };
+    return {
+      roster: { count: Math.max(count, members.length), members: members.slice(0, SHOWN_MEMBERS) },
+      everyone: byId,
+    };
   }
 
   /** This instance's people in the room: its present tabs and its external members. */
@@ -206,7 +226,8 @@ export class Presence {
     const state = this.rooms.get(room);
     if (!state) return;
     state.timer = undefined;
-    const roster = this.compute(room);
+    const { roster, everyone } = this.compute(room);
+    state.everyone = everyone;
     const key = rosterKey(roster);
     if (key !== state.rosterKey) {
       state.roster = roster;

@@ -1,7 +1,10 @@
-// The chat's markup. Every piece of user text goes through JSX, which escapes it.
+// The chat's markup. Every piece of user text goes through JSX, which escapes it, and is shown
+// isolated from the text around it (a <bdi>, or a block with dir="auto"), so a right-to-left name
+// cannot carry the time next to it along, and without bidi overrides (stripBidiControls): names and
+// texts come from other instances and other clients of the stream too, not only through our checks.
 import type { Action, FeedStream, Signal } from "../../src/index.ts";
 import type { Identity } from "./identity.ts";
-import type { ChatMessage } from "./messages.ts";
+import { type ChatMessage, stripBidiControls } from "./messages.ts";
 import type { Roster } from "./presence.tsx";
 import { type Room, roomPath } from "./rooms.ts";
 
@@ -25,14 +28,17 @@ export interface MessageItemProps {
 export function MessageItem({ message, time, state, mine, retry }: MessageItemProps) {
   const classes = ["chat-message", mine ? "mine" : "", state !== "sent" ? state : ""].filter(Boolean).join(" ");
   const iso = new Date(time).toISOString();
+  const name = stripBidiControls(message.user.name);
   return (
     <li class={classes} id={messageDomId(message.id)}>
-      <div class="avatar" title={message.user.name} aria-hidden="true">
+      <div class="avatar" title={name} aria-hidden="true">
         {message.user.emoji}
       </div>
       <div class="bubble">
         <header>
-          <strong class="author">{message.user.name}</strong>{" "}
+          <bdi>
+            <strong class="author">{name}</strong>
+          </bdi>{" "}
           <time datetime={iso} data-local-time>
             {iso.slice(11, 16)}
           </time>
@@ -51,7 +57,10 @@ export function MessageItem({ message, time, state, mine, retry }: MessageItemPr
             </span>
           ) : null}
         </header>
-        <p class="text">{message.text}</p>
+        {/* The text's own direction (an Arabic message reads right to left), isolated from the header. */}
+        <div class="body" dir="auto">
+          <p class="text">{stripBidiControls(message.text)}</p>
+        </div>
       </div>
     </li>
   );
@@ -64,11 +73,14 @@ export function PresenceList({ roster }: { roster: Roster }) {
     <section id="presence" aria-label="Who is here">
       <span class="count">{count === 1 ? "1 person here" : `${count.toLocaleString("en")} people here`}</span>
       <ul>
-        {members.map((m) => (
-          <li title={m.name}>
-            <span aria-hidden="true">{m.emoji}</span> {m.name}
-          </li>
-        ))}
+        {members.map((m) => {
+          const name = stripBidiControls(m.name);
+          return (
+            <li title={name}>
+              <span aria-hidden="true">{m.emoji}</span> <bdi>{name}</bdi>
+            </li>
+          );
+        })}
         {more > 0 ? <li class="more">and {more.toLocaleString("en")} more</li> : null}
       </ul>
     </section>

@@ -3,6 +3,11 @@
 // Every case carries the statuses it may get: an expectation derived from docs/PROTOCOL.md, the
 // route/method rules and the tab lifecycle, never "anything 4xx".
 //
+// Categories (generateCase): page, static, stream, action, method, raw (what node:http will not send),
+// session (cookies the server did not sign), host (foreign and tricky Host headers over the other
+// categories' cases), forwarded (X-Forwarded-* garbage that must change nothing) and proto (prototype
+// keys in bodies, query parameters, header and cookie names).
+//
 // Tabs of the fixture come in two kinds (see run.ts):
 // - live tabs (`FuzzSession.tabs`): their event stream is attached (the run keeps one open for each and
 //   reopens it whenever a case takes it over), so their actions run;
@@ -42,6 +47,11 @@ export interface Fixture {
   sessions: FuzzSession[];
   /** Static asset URLs the server really serves. */
   assets: string[];
+  /**
+   * This machine's host name and interface addresses (lower case, IPv6 without brackets or zone): the
+   * app answers to them besides localhost, *.localhost, 127.0.0.1 and [::1].
+   */
+  hostNames: string[];
 }
 
 export interface Case {
@@ -61,6 +71,14 @@ export interface Case {
   sse?: "reload" | "stream";
   /** A tab id this case forged from a real one (one character changed). */
   forged?: { tab: string; nonCanonical: boolean };
+  /**
+   * For a 200 page: `fresh`, the request carried no cookie the server signed, so it must set a new
+   * signed session cookie (not naming the id the request sent, not `Secure` on plain http); `none`, it
+   * carried its own session's cookie, so no `Set-Cookie`.
+   */
+  setCookie?: "fresh" | "none";
+  /** When the status is `status`, the reason body must contain `text` (refused for this reason, not another). */
+  reason?: { status: number; text: string };
 }
 
 const ROOMS = DEFAULT_ROOMS;
@@ -92,8 +110,31 @@ function pageStatus(pathname: string): number {
   return ROOMS.includes(name) ? 200 : 404;
 }
 
-/** Expected statuses for a request target that is not a stream or action with real credentials. */
-export function expectForTarget(method: string, target: string, fx: Fixture): number[] {
+/**
+ * Whether the app answers to this Host header (the allow-list's documented rule, security.ts): the
+ * name without its port (after the one colon, or after `[v6]`), any case, one trailing dot dropped, is
+ * localhost, 127.0.0.1, ::1, a name under .localhost, or this machine's host name or an interface
+ * address. A Host with more than one colon outside brackets is kept whole (so only a bare "::1"-like
+ * string could match).
+ */
+export function hostAllowed(host: string, fx: Fixture): boolean {
+  let h = host.trim().toLowerCase();
+  if (h.startsWith("[")) {
+    const end = h.indexOf("]");
+    if (end >= 0) h = h.slice(1, end);
+  } else if (h.indexOf(":") >= 0 && h.indexOf(":") === h.lastIndexOf(":")) h = h.slice(0, h.indexOf(":"));
+  if (h.endsWith(".")) h = h.slice(0, -1);
+  if (h === "") return false;
+  return ["localhost", "127.0.0.1", "::1", ...fx.hostNames].includes(h) || h.endsWith(".localhost");
+}
+
+/**
+ * Expected statuses for a request target that is not a stream or action with real credentials. `host`:
+ * the Host header the request names when it is not the fixture's own `127.0.0.1:<port>` (health checks
+ * answer any Host; everything else under a Host the app does not answer to is a 403, before the
+ * route's method and path rules).
+ */
+export function expectForTarget(method: string, target: string, fx: Fixture, host?: string): number[] {
   let url: URL;
   try {
     url = new URL(target, "http://localhost");
@@ -103,6 +144,7 @@ export function expectForTarget(method: string, target: string, fx: Fixture): nu
   const p = url.pathname;
   const getHead = method === "GET" || method === "HEAD";
   if (p === "/healthz" || p === "/readyz") return [200];
+  if (host !== undefined && !hostAllowed(host, fx)) return [403];
   if (p.startsWith("/_via/static/")) return getHead ? [fx.assets.includes(p) ? 200 : 404] : [405];
   if (p === "/_via/sse") {
     if (method !== "GET") return [405];
@@ -134,23 +176,25 @@ function randomTabId(rng: Rng): string {
 }
 
 /**
- * A real tab id with one character changed: the last one (its two low bits are unused by the 32
- * bytes), the first, or any. `nonCanonical`: the new string still decodes to the same bytes, so only a
- * server that compares the id as issued (not its decoded bytes) refuses it.
+ * A real id (a tab id, or either half of a session cookie) with one character changed: the last one
+ * (its low bits are unused by the bytes it encodes: two of a tab id's 43 characters, four of a cookie
+ * half's 22), the first, or any. `nonCanonical`: the new string still decodes to the same bytes, so
+ * only a server that compares the id as issued (not its decoded bytes) refuses it.
  */
 function flipId(rng: Rng, id: string): { id: string; where: string; nonCanonical: boolean } {
   const r = rng.next();
+  const last = id.length - 1;
   let pos: number;
   let c: string;
   let where: string;
   if (r < 0.15) {
     // Only the unused low bits of the last character.
-    pos = 42;
-    const i = B64URL.indexOf(id[42]!);
+    pos = last;
+    const i = B64URL.indexOf(id[last]!);
     c = B64URL[(i & ~3) | (((i & 3) + 1 + rng.int(3)) % 4)]!;
     where = "last char's unused bits";
   } else {
-    pos = r < 0.4 ? 42 : r < 0.55 ? 0 : rng.int(43);
+    pos = r < 0.4 ? last : r < 0.55 ? 0 : rng.int(id.length);
     const i = B64URL.indexOf(id[pos]!);
     c = B64URL[(i + 1 + rng.int(63)) % 64]!;
     where = `char ${pos}`;
@@ -172,12 +216,72 @@ function pickTab(rng: Rng, fx: Fixture): { session: FuzzSession; tab: FuzzTab; o
   return { session, tab: rng.pick(session.tabs), other };
 }
 
-type CookieKind = "own" | "none" | "garbage" | "forged" | "double";
+/**
+ * What a request's Cookie header carries. Only `own` (the session's signed cookie, maybe among other
+ * cookies) and `ownFirst` (it, then a planted one: the first via_session counts) name a session; every
+ * other kind is a value the server did not sign, which it never adopts (a page gets a fresh session, a
+ * stream or action a 403): `garbage` is no session id at all, `forged` an unsigned random id (the old
+ * cookie format, once adopted as a new session), `planted` a value an attacker fixed in advance,
+ * `altered` the session's own cookie changed (its id alone, a flipped or non-canonical MAC, another
+ * session's MAC; the tab ids of the session are bound to that id, so a server that trusted the id would
+ * let them through), `double` a garbage or planted via_session before the real one.
+ */
+type CookieKind = "own" | "ownFirst" | "none" | "garbage" | "forged" | "planted" | "altered" | "double";
 
-function cookieHeader(kind: CookieKind, own: string, rng: Rng): string | undefined {
+/** Whether the server finds its own signed session in a Cookie header of this kind. */
+function hasSession(kind: CookieKind): boolean {
+  return kind === "own" || kind === "ownFirst";
+}
+
+const PLANTED = [
+  "FixedByAttacker0000000000",
+  "FixedByAttacker0000000",
+  `${"A".repeat(22)}.${"A".repeat(22)}`,
+  `FixedByAttacker0000000.${"A".repeat(22)}`,
+  `${"0".repeat(22)}.${"_".repeat(22)}`,
+  "admin",
+];
+
+/** The session's own cookie value (`<id>.<mac>`) changed the ways a forger or an old client would. */
+function alteredCookie(rng: Rng, own: string, other: string): string {
+  const value = (c: string) => c.slice(c.indexOf("=") + 1);
+  const [id, mac] = value(own).split(".") as [string, string];
+  const [otherId, otherMac] = value(other).split(".") as [string, string];
+  const std = (x: string) => x.replace(/-/g, "+").replace(/_/g, "/");
+  const variants = [
+    id, // the old unsigned cookie of this very session
+    `${id}.`,
+    `.${mac}`,
+    `${id}.${flipId(rng, mac).id}`,
+    `${id}.${flipId(rng, mac).id}`,
+    `${flipId(rng, id).id}.${mac}`,
+    `${id}.${otherMac}`,
+    `${otherId}.${mac}`,
+    `${mac}.${id}`,
+    `${id}.${mac}.`,
+    `${id}.${mac}=`,
+    `${id}.${mac}A`,
+    `${id}.${mac.slice(0, 21)}`,
+    `${id}..${mac}`,
+    `${id}%2E${mac}`,
+    `"${id}.${mac}"`,
+    `${std(id)}.${std(mac)}`,
+    `${id}.${mac.toUpperCase()}`,
+  ];
+  const v = rng.pick(variants);
+  const out = rng.chance(0.1) ? `Via_Session=${id}.${mac}` : `via_session=${v}`;
+  // A variant that happens to spell the original (no - or _ to swap, an upper-case MAC): change the
+  // MAC's first character instead (without a PRNG draw, so the rest of the case does not depend on
+  // what the fixture's cookie looks like).
+  return out === own ? `via_session=${id}.${mac[0] === "A" ? "B" : "A"}${mac.slice(1)}` : out;
+}
+
+function cookieHeader(kind: CookieKind, own: string, other: string, rng: Rng): string | undefined {
   switch (kind) {
     case "own":
       return rng.chance(0.2) ? `theme=dark; ${own}; x=1` : own;
+    case "ownFirst":
+      return `${own}; via_session=${rng.pick(PLANTED)}`;
     case "none":
       return undefined;
     case "garbage":
@@ -191,13 +295,20 @@ function cookieHeader(kind: CookieKind, own: string, rng: Rng): string | undefin
         ";;;;=;=",
         "via_session=%00%00%00%00%00%00%00%00%00%00%00",
         `via_session="${"B".repeat(22)}"`,
+        `via_session=${"A".repeat(22)}.${"A".repeat(21)}`,
+        `via_session=${"A".repeat(22)}.${"A".repeat(22)}.${"A".repeat(22)}`,
+        `via_session=${"*".repeat(22)}.${"*".repeat(22)}`,
         "=".repeat(100),
       ]);
     case "forged":
-      return `via_session=${randomId(rng)}`;
+      return `via_session=${randomId(rng)}${rng.chance(0.5) ? `.${randomId(rng)}` : ""}`;
+    case "planted":
+      return `via_session=${rng.pick(PLANTED)}`;
+    case "altered":
+      return alteredCookie(rng, own, other);
     case "double":
-      // The first via_session wins (readCookie): a garbage first one means no session.
-      return `via_session=garbage; ${own}`;
+      // The first via_session wins (readCookie): a first one the server did not sign means no session.
+      return `via_session=${rng.chance(0.5) ? "garbage" : rng.pick(PLANTED)}; ${own}`;
   }
 }
 
@@ -317,16 +428,27 @@ function pageCase(index: number, rng: Rng, fx: Fixture): Case {
     name += ` +query`;
   }
   const method = rng.chance(0.15) ? "HEAD" : "GET";
-  const { session } = pickTab(rng, fx);
-  const cookie = cookieHeader(rng.pick(["own", "none", "garbage", "forged"] as const), session.cookie, rng);
-  const headers = headersWith({}, { Cookie: cookie });
+  const { session, other } = pickTab(rng, fx);
+  const kind = rng.pick<CookieKind>(["own", "own", "none", "garbage", "forged", "planted", "altered", "ownFirst"]);
+  const headers = headersWith({}, { Cookie: cookieHeader(kind, session.cookie, other.cookie, rng) });
+  const expect = expectForTarget(method, path, fx);
   return {
     index,
     category: "page",
-    name: `${method} ${name}`,
+    name: `${method} ${name} cookie=${kind}`,
     req: { kind: "http", method, path, headers },
-    expect: expectForTarget(method, path, fx),
+    expect,
+    ...pageCookie(path, expect, kind),
   };
+}
+
+/** What a page answered 200 must do about the session cookie (see Case.setCookie). */
+function pageCookie(path: string, expect: number[], kind: CookieKind): Pick<Case, "setCookie"> {
+  // Only a 200 page (a target that parses; not a health check or framework path) sets the cookie.
+  if (expect.length !== 1 || expect[0] !== 200) return {};
+  const p = new URL(path, "http://localhost").pathname;
+  if (p === "/healthz" || p === "/readyz" || p.startsWith("/_via/")) return {};
+  return { setCookie: hasSession(kind) ? "none" : "fresh" };
 }
 
 // ---------- static files and traversal ----------
@@ -375,6 +497,33 @@ function staticCase(index: number, rng: Rng, fx: Fixture): Case {
     expect: expectForTarget(method, path, fx),
     mustNotContain: ['"name": "via-ts"', "root:x:0:0", "export async function createChat"],
   };
+}
+
+// ---------- same-origin headers (event stream and actions) ----------
+
+/** Sec-Fetch-Site values other than "same-origin": refused on the event stream and on actions. */
+const REFUSED_SITES = ["cross-site", "same-site", "none", "", "SAME-ORIGIN", "same-origin, cross-site"];
+
+/** Origin headers that do not match `http://<Host>` for the fixture's Host (`127.0.0.1:<port>`). */
+function refusedOrigin(rng: Rng, port: number): string {
+  return rng.pick([
+    "null",
+    "http://evil.example",
+    `https://127.0.0.1:${port}`,
+    `http://127.0.0.1:${port}/`,
+    `http://localhost:${port}`,
+    `http://127.0.0.1:${port}.evil.example`,
+    `http://127.0.0.1:${port + 1 > 65535 ? port - 1 : port + 1}`,
+    "http://127.0.0.1",
+    "",
+    "x".repeat(8000),
+  ]);
+}
+
+/** Whether these headers make a stream or action cross-site (security.ts checkSameOrigin): a 403. */
+function crossSite(secFetchSite: string | undefined, origin: string | undefined, port: number): boolean {
+  if (secFetchSite !== undefined && secFetchSite !== "same-origin") return true;
+  return origin !== undefined && origin !== `http://127.0.0.1:${port}`;
 }
 
 // ---------- the event stream ----------
@@ -570,7 +719,21 @@ function streamCase(index: number, rng: Rng, fx: Fixture): Case {
     "malformed",
     "missing",
   ]);
-  const cookieKind = rng.pick<CookieKind>(["own", "own", "own", "own", "own", "none", "garbage", "forged", "double"]);
+  const cookieKind = rng.pick<CookieKind>([
+    "own",
+    "own",
+    "own",
+    "own",
+    "own",
+    "ownFirst",
+    "none",
+    "garbage",
+    "forged",
+    "planted",
+    "altered",
+    "altered",
+    "double",
+  ]);
   let tabId: string | undefined;
   let kindName: string = kind;
   let forged: Case["forged"];
@@ -641,27 +804,50 @@ function streamCase(index: number, rng: Rng, fx: Fixture): Case {
   if (tabId !== undefined && rng.chance(0.05)) q.push(`tab=${rng.chance(0.5) ? randomTabId(rng) : tab.tab}`);
   const path = `/_via/sse?${q.join("&")}`;
   const method = rng.chance(0.9) ? "GET" : rng.pick(["POST", "PUT", "DELETE", "HEAD"]);
+  // What a browser sends: mostly nothing or our own origin; now and then another site or origin.
+  let secFetchSite: string | undefined;
+  let origin: string | undefined;
+  const o = rng.next();
+  if (o < 0.25) {
+    secFetchSite = rng.pick([undefined, "same-origin"]);
+    origin = rng.pick([undefined, `http://127.0.0.1:${fx.port}`]);
+  } else if (o < 0.4) {
+    if (rng.chance(0.5)) secFetchSite = rng.pick(REFUSED_SITES);
+    else origin = refusedOrigin(rng, fx.port);
+    if (rng.chance(0.3)) secFetchSite ??= "same-origin";
+  }
+  if (secFetchSite !== undefined) extras.push(`sec-fetch-site=${JSON.stringify(secFetchSite)}`);
+  if (origin !== undefined) extras.push(`origin=${JSON.stringify(origin.slice(0, 40))}`);
   const headers = headersWith(
     { Accept: "text/event-stream" },
     {
-      Cookie: cookieHeader(cookieKind, session.cookie, rng),
+      Cookie: cookieHeader(cookieKind, session.cookie, other.cookie, rng),
       "Last-Event-ID": rng.chance(0.2) ? rng.pick(["5", "-1", "x", "\u00ff\u00fe", "9".repeat(400)]) : undefined,
+      "Sec-Fetch-Site": secFetchSite,
+      Origin: origin,
     },
   );
 
-  // The expectation follows app.ts serveStream: shape, session, whose tab, probe, runtime version, then
-  // the live context (attach) or a start from `path`. Parameters are read as the server reads them.
+  // The expectation follows app.ts serveStream: method, same-origin headers, shape, session, whose tab,
+  // probe, runtime version, then the live context (attach) or a start from `path`. Parameters are read
+  // as the server reads them.
   const sp = new URL(path, "http://localhost").searchParams;
   const sentTab = sp.get("tab");
   const v = sp.get("v");
   let expect: number[];
   let sse: Case["sse"];
+  let reason: Case["reason"];
   if (method !== "GET") expect = [405];
-  else if (sentTab === null || !TAB_ID.test(sentTab)) expect = [400];
-  else if (cookieKind !== "own" && cookieKind !== "forged")
-    expect = [403]; // no session
+  else if (crossSite(secFetchSite, origin, fx.port)) {
+    expect = [403];
+    reason = { status: 403, text: "event stream refused" };
+  } else if (sentTab === null || !TAB_ID.test(sentTab)) expect = [400];
+  else if (!hasSession(cookieKind)) {
+    expect = [403];
+    reason = { status: 403, text: "no session cookie this server issued" };
+  }
   // Not issued to this session, or (expired) too long ago to start a context: even a probe says so.
-  else if (cookieKind === "forged" || (kind !== "own" && kind !== "spare")) expect = [403];
+  else if (kind !== "own" && kind !== "spare") expect = [403];
   else if (sp.get("probe") === "1") expect = [204];
   else if (v && v !== fx.version) {
     expect = [200];
@@ -689,6 +875,7 @@ function streamCase(index: number, rng: Rng, fx: Fixture): Case {
     expect,
     ...(sse ? { sse } : {}),
     ...(forged ? { forged } : {}),
+    ...(reason ? { reason } : {}),
   };
 }
 
@@ -1092,13 +1279,11 @@ const BAD_CT = [
  */
 function expectAction(a: ActionShape, port: number): number[] {
   if (a.viaRequest !== "1") return [403];
-  if (a.secFetchSite !== undefined && a.secFetchSite !== "same-origin") return [403];
-  if (a.origin !== undefined && a.origin !== `http://127.0.0.1:${port}`) return [403];
+  if (crossSite(a.secFetchSite, a.origin, port)) return [403];
   if (a.tabKind === "malformed" || a.tabKind === "missing") return [400];
-  if (a.cookieKind === "none" || a.cookieKind === "garbage" || a.cookieKind === "double") return [403];
-  // A well-formed session cookie from here on ("forged": one the server adopts as a new session).
-  if (a.cookieKind === "forged" || (a.tabKind !== "own" && a.tabKind !== "spare" && a.tabKind !== "expired"))
-    return [403];
+  // No cookie the server signed: refused before any tab is looked at.
+  if (!hasSession(a.cookieKind)) return [403];
+  if (a.tabKind !== "own" && a.tabKind !== "spare" && a.tabKind !== "expired") return [403];
   // Issued to this session but not live: an expired id too (actions never start a context).
   if (a.tabKind === "spare" || a.tabKind === "expired") return [410];
   if (a.contentType === undefined || !GOOD_CT.includes(a.contentType)) return [415];
@@ -1113,19 +1298,23 @@ function expectAction(a: ActionShape, port: number): number[] {
   return [...final, 429];
 }
 
-function actionShape(rng: Rng, port: number): ActionShape {
+/**
+ * An action's headers and body. `only`: a body generator whose bodies are the point of the case (the
+ * prototype-key bodies): valid headers, a live tab and a real action id, so the body reaches the decoder.
+ */
+function actionShape(rng: Rng, port: number, only?: (rng: Rng) => BodyCase): ActionShape {
   // Most cases get valid headers so the body is exercised; the rest break one or more headers.
-  const breakHeaders = rng.chance(0.45);
+  const breakHeaders = !only && rng.chance(0.45);
   const shape: ActionShape = {
     viaRequest: "1",
     secFetchSite: rng.pick([undefined, "same-origin"]),
     origin: rng.pick([undefined, `http://127.0.0.1:${port}`]),
     // Now and then a tab whose stream never attached: 410 once the headers pass.
-    tabKind: rng.chance(0.06) ? "spare" : "own",
+    tabKind: !only && rng.chance(0.06) ? "spare" : "own",
     cookieKind: "own",
     contentType: rng.pick(GOOD_CT),
-    actionKind: rng.chance(0.9) ? "valid" : rng.pick(["unknown", "malformed"]),
-    body: bodyCase(rng),
+    actionKind: only || rng.chance(0.9) ? "valid" : rng.pick(["unknown", "malformed"]),
+    body: (only ?? bodyCase)(rng),
   };
   if (breakHeaders) {
     const n = 1 + rng.int(2);
@@ -1135,26 +1324,10 @@ function actionShape(rng: Rng, port: number): ActionShape {
           shape.viaRequest = rng.pick([undefined, "0", "true", "", "1, 1", "1 1", "01", "2", "yes"]);
           break;
         case 1:
-          shape.secFetchSite = rng.pick([
-            "cross-site",
-            "same-site",
-            "none",
-            "",
-            "SAME-ORIGIN",
-            "same-origin, cross-site",
-          ]);
+          shape.secFetchSite = rng.pick(REFUSED_SITES);
           break;
         case 2:
-          shape.origin = rng.pick([
-            "null",
-            "http://evil.example",
-            `https://127.0.0.1:${port}`,
-            `http://127.0.0.1:${port}/`,
-            `http://localhost:${port}`,
-            `http://127.0.0.1:${port}.evil.example`,
-            "",
-            "x".repeat(8000),
-          ]);
+          shape.origin = refusedOrigin(rng, port);
           break;
         case 3:
           shape.tabKind = rng.pick<TabKind>([
@@ -1171,7 +1344,16 @@ function actionShape(rng: Rng, port: number): ActionShape {
           ]);
           break;
         case 4:
-          shape.cookieKind = rng.pick<CookieKind>(["none", "garbage", "forged", "double"]);
+          shape.cookieKind = rng.pick<CookieKind>([
+            "none",
+            "garbage",
+            "forged",
+            "planted",
+            "altered",
+            "altered",
+            "double",
+            "ownFirst",
+          ]);
           break;
         case 5:
           shape.contentType = rng.pick([undefined, ...BAD_CT]);
@@ -1237,15 +1419,15 @@ function actionHeaders(
       "Sec-Fetch-Site": shape.secFetchSite,
       Origin: shape.origin,
       "Via-Tab": tabId,
-      Cookie: cookieHeader(shape.cookieKind, session.cookie, rng),
+      Cookie: cookieHeader(shape.cookieKind, session.cookie, other.cookie, rng),
       "Content-Type": shape.contentType,
     },
   );
   return { headers, tab, kindName, ...(forged ? { forged } : {}) };
 }
 
-function actionCase(index: number, rng: Rng, fx: Fixture): Case {
-  const shape = actionShape(rng, fx.port);
+function actionCase(index: number, rng: Rng, fx: Fixture, only?: (rng: Rng) => BodyCase): Case {
+  const shape = actionShape(rng, fx.port, only);
   const { headers, tab, kindName, forged } = actionHeaders(shape, fx, rng);
   const id = actionIdFor(shape, tab, rng);
   const b = shape.body;
@@ -1270,11 +1452,436 @@ function actionCase(index: number, rng: Rng, fx: Fixture): Case {
     .join(" ");
   return {
     index,
-    category: "action",
+    category: only ? "proto" : "action",
     name: `POST action ${hdr} body=${b.name}`,
     req,
     expect,
     ...(forged ? { forged } : {}),
+  };
+}
+
+// ---------- prototype keys ----------
+
+/** Bodies whose signals (or body) carry prototype keys: refused (400) or dropped (204), never merged. */
+function protoBody(rng: Rng): BodyCase {
+  const good = JSON.stringify({ statement: "hello from the fuzzer", nick: "Fuzzy", retry: "" }).slice(1, -1);
+  const polluting: Array<[string, string]> = [
+    ["signals.__proto__", '{"signals":{"__proto__":{"polluted":"yes"}}}'],
+    ["valid + signals.__proto__", `{"signals":{${good},"__proto__":{"polluted":1,"statement":"injected"}}}`],
+    ["signals.constructor.prototype", '{"signals":{"constructor":{"prototype":{"polluted":1}}}}'],
+    ["signals.prototype", '{"signals":{"prototype":{"polluted":1}}}'],
+    ["signal constructor=string", '{"signals":{"nick":"x","constructor":"y"}}'],
+    ["signal prototype=1", '{"signals":{"prototype":1}}'],
+    ["escaped __proto__ key", '{"signals":{"__pro\\u0074o__":{"polluted":1}}}'],
+    ["nested __proto__", '{"signals":{"a":{"__proto__":{"polluted":1}}}}'],
+    ["__proto__ in an array", '{"signals":{"a":[{"constructor":{"prototype":{"polluted":1}}}]}}'],
+    ["__proto__ null", '{"signals":{"__proto__":null}}'],
+    ["__proto__ array", '{"signals":{"__proto__":[{"polluted":1}]}}'],
+    ["__proto__ string", `{"signals":{${good},"__proto__":"polluted"}}`],
+    ["__proto__ of __proto__", '{"signals":{"__proto__":{"__proto__":{"polluted":1}}}}'],
+    ["two __proto__ keys", '{"signals":{"__proto__":{"polluted":1},"__proto__":{"polluted":2}}}'],
+    ["top-level __proto__ then signals", `{"__proto__":{"polluted":1},"signals":{${good}}}`],
+    ["top-level constructor.prototype", `{"constructor":{"prototype":{"polluted":1}},"signals":{${good}}}`],
+    ["cursor.__proto__", `{"signals":{${good}},"cursor":{"__proto__":{"polluted":1}}}`],
+    ["statement.__proto__", '{"signals":{"statement":{"__proto__":{"polluted":1}},"nick":"x"}}'],
+    ["deep __proto__ at depth 30", `{"signals":{"x":${nested('{"a":', "}", 28, '{"__proto__":{"polluted":1}}')}}}`],
+  ];
+  // Names the protocol allows (`[A-Za-z_][A-Za-z0-9_]*`) that shadow Object.prototype members, and
+  // prototype words as values: accepted like any other signal.
+  const allowed: Array<[string, string]> = [
+    [
+      "signals toString/valueOf/hasOwnProperty",
+      `{"signals":{${good},"toString":"x","valueOf":1,"hasOwnProperty":null}}`,
+    ],
+    ["signals __defineGetter__/__lookupGetter__", `{"signals":{${good},"__defineGetter__":1,"__lookupGetter__":{}}}`],
+    [
+      "signals isPrototypeOf/toLocaleString",
+      `{"signals":{${good},"isPrototypeOf":"x","toLocaleString":{"polluted":1}}}`,
+    ],
+    ["signals _proto_/__proto/proto__", `{"signals":{${good},"_proto_":1,"__proto":{"polluted":1},"proto__":1}}`],
+    ["nick __proto__", '{"signals":{"statement":"constructor","nick":"__proto__","retry":""}}'],
+    ["nick constructor", '{"signals":{"statement":"__proto__","nick":"constructor","retry":"prototype"}}'],
+    ["nick hasOwnProperty", '{"signals":{"statement":"toString","nick":"hasOwnProperty","retry":""}}'],
+    ["a value with key polluted", `{"signals":{${good},"x":{"polluted":1}}}`],
+  ];
+  if (rng.chance(0.7)) {
+    const [name, text] = rng.pick(polluting);
+    return { name: `prototype key: ${name}`, body: s(text), verdict: "okOrDecode400" };
+  }
+  const [name, text] = rng.pick(allowed);
+  return { name: `prototype name: ${name}`, body: s(text), verdict: "ok" };
+}
+
+/**
+ * Prototype keys where a server might merge them into an object: action bodies (most), and query
+ * parameters, header names and cookie names of a page or a stream probe with real credentials (those
+ * answer as without them). run.ts checks afterwards that Object.prototype gained nothing.
+ */
+function protoCase(index: number, rng: Rng, fx: Fixture): Case {
+  if (rng.chance(0.7)) return actionCase(index, rng, fx, protoBody);
+  const { session, tab } = pickTab(rng, fx);
+  const query = rng.pick([
+    "__proto__[polluted]=1",
+    "__proto__.polluted=1",
+    "constructor[prototype][polluted]=1",
+    "constructor.prototype.polluted=1",
+    "prototype[polluted]=1",
+    "__proto__=%7B%22polluted%22%3A1%7D",
+    "a[__proto__][polluted]=1",
+    "__proto__=1&__proto__=2&constructor=3",
+  ]);
+  const headers: Record<string, string> = {
+    Cookie: rng.chance(0.5) ? `__proto__=polluted; constructor=1; ${session.cookie}` : session.cookie,
+  };
+  const names = ["__proto__", "constructor", "prototype", "hasOwnProperty", "toString"];
+  for (const n of names) if (rng.chance(0.3)) headers[n] = "polluted";
+  const shown = `query ${query} headers ${Object.keys(headers).join(",")}`;
+  if (rng.chance(0.5)) {
+    const method = rng.chance(0.2) ? "HEAD" : "GET";
+    const path = `${rng.pick(["/", "/room/Rust", "/room/Go"])}?${query}`;
+    return {
+      index,
+      category: "proto",
+      name: `${method} page ${shown}`,
+      req: { kind: "http", method, path, headers },
+      expect: [200],
+      setCookie: "none",
+    };
+  }
+  const q = new URLSearchParams({ tab: tab.tab, path: tab.path, v: fx.version, probe: "1" });
+  return {
+    index,
+    category: "proto",
+    name: `GET stream probe ${shown}`,
+    req: {
+      kind: "http",
+      method: "GET",
+      path: `/_via/sse?${q}&${query}`,
+      headers: { ...headers, Accept: "text/event-stream" },
+    },
+    expect: [204],
+  };
+}
+
+// ---------- session cookies ----------
+
+const NO_SESSION = { status: 403, text: "no session cookie this server issued" };
+
+/**
+ * Cookies the server did not sign against the three endpoints that read the session, each with the
+ * session's own live (or spare) tab, so only the cookie decides: a page answers 200 with a fresh signed
+ * cookie, a stream or action 403 and allocates nothing (run.ts counts tabs and sessions afterwards).
+ * The session's own cookie (plain, or first before a planted one) is the control.
+ */
+function sessionCase(index: number, rng: Rng, fx: Fixture): Case {
+  const { session, tab: live, other } = pickTab(rng, fx);
+  const kind = rng.pick<CookieKind>([
+    "planted",
+    "planted",
+    "forged",
+    "altered",
+    "altered",
+    "altered",
+    "altered",
+    "garbage",
+    "none",
+    "double",
+    "own",
+    "ownFirst",
+  ]);
+  const valid = hasSession(kind);
+  const cookie = cookieHeader(kind, session.cookie, other.cookie, rng);
+  const spare = rng.chance(0.25);
+  const tab = spare ? rng.pick(session.spares) : live;
+  const sameOrigin = {
+    "Sec-Fetch-Site": rng.pick([undefined, "same-origin"]),
+    Origin: rng.pick([undefined, `http://127.0.0.1:${fx.port}`]),
+    Cookie: cookie,
+  };
+  const what = rng.int(3);
+  if (what === 0) {
+    const method = rng.chance(0.15) ? "HEAD" : "GET";
+    const path = rng.pick(["/", "/room/Rust", "/room/Go", tab.path, "/?x=1"]);
+    return {
+      index,
+      category: "session",
+      name: `${method} page ${path} cookie=${kind}`,
+      req: { kind: "http", method, path, headers: headersWith({}, { Cookie: cookie }) },
+      expect: [200],
+      setCookie: valid ? "none" : "fresh",
+    };
+  }
+  if (what === 1) {
+    // A spare tab only ever probes (a full stream would start its context and make it live).
+    const probe = spare || rng.chance(0.5);
+    const q = new URLSearchParams({ tab: tab.tab, path: tab.path, v: fx.version });
+    if (probe) q.set("probe", "1");
+    return {
+      index,
+      category: "session",
+      name: `GET stream${probe ? " probe" : ""} ${spare ? "spare" : "live"} tab cookie=${kind}`,
+      req: {
+        kind: "http",
+        method: "GET",
+        path: `/_via/sse?${q}`,
+        headers: headersWith({ Accept: "text/event-stream" }, sameOrigin),
+      },
+      expect: valid ? [probe ? 204 : 200] : [403],
+      ...(valid && !probe ? { sse: "stream" as const } : {}),
+      ...(valid ? {} : { reason: NO_SESSION }),
+    };
+  }
+  const body = j({ signals: { statement: "hello from the fuzzer", nick: "Fuzzy", retry: "" } });
+  const headers = headersWith(
+    {
+      "Via-Request": "1",
+      "Via-Tab": tab.tab,
+      "Content-Type": "application/json",
+      "Content-Length": String(body.length),
+    },
+    sameOrigin,
+  );
+  return {
+    index,
+    category: "session",
+    name: `POST action ${spare ? "spare" : "live"} tab cookie=${kind}`,
+    req: { kind: "http", method: "POST", path: `/_via/action/${tab.saveNick}`, headers, body },
+    // A tab of this session whose stream never attached: 410; a live one runs (or is rate limited).
+    expect: valid ? (spare ? [410] : [204, 429]) : [403],
+    ...(valid ? {} : { reason: NO_SESSION }),
+  };
+}
+
+// ---------- Host names and forwarding headers ----------
+
+/** Host headers to try: names of others (rebinding, look-alikes of ours) and spellings of our own. */
+function hostCandidates(fx: Fixture): { foreign: string[]; ours: string[] } {
+  const port = fx.port;
+  const foreign = [
+    "evil.example",
+    `evil.example:${port}`,
+    "EVIL.EXAMPLE",
+    "localhost.evil.example",
+    `localhost.evil.example:${port}`,
+    "127.0.0.1.nip.io",
+    `127.0.0.1.nip.io:${port}`,
+    "localhost..",
+    "localhostx",
+    "xlocalhost",
+    `notlocalhost:${port}`,
+    "localhost.example",
+    "127.1",
+    "2130706433",
+    "0x7f000001",
+    "0177.0.0.1",
+    "[::ffff:127.0.0.1]",
+    `[::ffff:7f00:1]:${port}`,
+    `localhost:${port}:80`,
+    "localhost@evil.example",
+    "evil.example@localhost",
+    "localhost evil.example",
+    "evil.example/localhost",
+    "localhost%2eevil.example",
+    "local%68ost",
+    "[::1",
+    "evil.example:localhost",
+    `${"a".repeat(300)}.example`,
+  ];
+  const ours = [
+    "localhost",
+    `localhost:${port}`,
+    `LOCALHOST:${port}`,
+    "LocalHost",
+    "localhost.",
+    `localhost.:${port}`,
+    "localhost:",
+    "localhost:1",
+    "localhost:99999",
+    "127.0.0.1",
+    `127.0.0.1:${port}`,
+    "127.0.0.1.",
+    "[::1]",
+    `[::1]:${port}`,
+    "[::1].",
+    "app.localhost",
+    `a.b.localhost:${port}`,
+    "evil.example.localhost",
+    "EVIL.LOCALHOST.",
+    ...fx.hostNames.flatMap((h) => {
+      const b = h.includes(":") ? `[${h}]` : h;
+      return [b, `${b}:${port}`];
+    }),
+  ];
+  return { foreign, ours };
+}
+
+/** A page, static, stream, action or method case as its own generator makes it (all over node:http). */
+function baseCase(index: number, rng: Rng, fx: Fixture): Case & { req: HttpReq } {
+  const gen = rng.pick([pageCase, pageCase, staticCase, streamCase, actionCase, actionCase, methodCase]);
+  return gen(index, rng, fx) as Case & { req: HttpReq };
+}
+
+/**
+ * Another generator's case sent under another Host. A name the app does not answer to gets 403 "host
+ * not allowed" before anything else is looked at (method, path, cookie, tab), except /healthz and
+ * /readyz; for stream and action cases often with the matching Origin and Sec-Fetch-Site: same-origin
+ * (DNS rebinding: the attacker's page is same-origin with its own name), and an X-Forwarded-Host naming
+ * us. A spelling of our own name answers as the case would under 127.0.0.1 (its Origin, if it was ours,
+ * follows the Host).
+ */
+function hostCase(index: number, rng: Rng, fx: Fixture): Case {
+  if (rng.chance(0.15)) return rawHostCase(index, rng, fx);
+  const base = baseCase(index, rng, fx);
+  const { foreign, ours } = hostCandidates(fx);
+  const host = rng.chance(0.6) ? rng.pick(foreign) : rng.pick(ours);
+  const headers: Record<string, string> = { ...base.req.headers, Host: host };
+  const ourOrigin = `http://127.0.0.1:${fx.port}`;
+  const name = `Host ${JSON.stringify(host.length > 40 ? `${host.slice(0, 20)}…<${host.length}>` : host)}: ${base.name}`;
+  if (hostAllowed(host, fx)) {
+    if (headers.Origin === ourOrigin) headers.Origin = `http://${host}`;
+    else if (headers.Origin === `http://${host}`) headers.Origin = "http://evil.example";
+    return { ...base, category: "host", name: `${name} (ours)`, req: { ...base.req, headers } };
+  }
+  const expect = expectForTarget(base.req.method, base.req.path, fx, host);
+  // /healthz, /readyz and an unparsable target answer as they would under any Host.
+  if (expect.length !== 1 || expect[0] !== 403)
+    return { ...base, category: "host", name, req: { ...base.req, headers } };
+  if (base.req.path.startsWith("/_via/") && rng.chance(0.6)) {
+    headers.Origin = `http://${host}`;
+    headers["Sec-Fetch-Site"] = "same-origin";
+    if (rng.chance(0.3)) headers["X-Forwarded-Host"] = `127.0.0.1:${fx.port}`;
+  }
+  const { sse: _sse, setCookie: _setCookie, reason: _reason, ...rest } = base;
+  return {
+    ...rest,
+    category: "host",
+    name: `${name} (not ours)`,
+    req: { ...base.req, headers },
+    expect,
+    reason: { status: 403, text: "host not allowed" },
+  };
+}
+
+/** Host headers node:http would not send: two of them, none, empty, odd bytes, absolute-form targets. */
+function rawHostCase(index: number, rng: Rng, fx: Fixture): Case {
+  const { session, tab } = pickTab(rng, fx);
+  const ours = `127.0.0.1:${fx.port}`;
+  const mk = (name: string, bytes: string, expect: number[], more: Partial<Case> = {}): Case => ({
+    index,
+    category: "host",
+    name: `raw ${name}`,
+    req: raw([bytes]),
+    expect,
+    ...more,
+  });
+  const refused = { reason: { status: 403, text: "host not allowed" } };
+  switch (rng.int(10)) {
+    case 0:
+      return mk(
+        "two Hosts, a foreign one first",
+        `GET / HTTP/1.1\r\nHost: evil.example\r\nHost: ${ours}\r\n\r\n`,
+        [400],
+        { nodeParser: true },
+      );
+    case 1:
+      // RFC 9112 §3.2: more than one Host is a 400, whichever is ours.
+      return mk("two Hosts, ours first", `GET / HTTP/1.1\r\nHost: ${ours}\r\nHost: evil.example\r\n\r\n`, [400], {
+        nodeParser: true,
+      });
+    case 2:
+      return mk("HTTP/1.0 with a foreign Host", "GET / HTTP/1.0\r\nHost: evil.example\r\n\r\n", [403], refused);
+    case 3:
+      return mk("HTTP/1.0 without Host", "GET /room/Rust HTTP/1.0\r\n\r\n", [200]);
+    case 4:
+      return mk(
+        "absolute-form naming us, foreign Host",
+        `GET http://${ours}/room/Go HTTP/1.1\r\nHost: evil.example\r\n\r\n`,
+        [403],
+        { nodeParser: true, ...refused },
+      );
+    case 5:
+      return mk("Host with a latin1 byte", "GET / HTTP/1.1\r\nHost: local\xe9host\r\n\r\n", [403], {
+        nodeParser: true,
+        ...refused,
+      });
+    case 6:
+      return mk("empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", [403], { nodeParser: true, ...refused });
+    case 7:
+      return mk("Host padded with tabs and spaces", "GET / HTTP/1.1\r\nHost: \t localhost \t\r\n\r\n", [200], {
+        nodeParser: true,
+      });
+    case 8: {
+      const path = rng.pick(["/healthz", "/readyz"]);
+      return mk(`${path} under a foreign Host`, `GET ${path} HTTP/1.1\r\nHost: 10.1.2.3:8080\r\n\r\n`, [200]);
+    }
+    default: {
+      const q = new URLSearchParams({ tab: tab.tab, path: tab.path, v: fx.version, probe: "1" });
+      return mk(
+        "stream probe with real credentials under a foreign Host",
+        `GET /_via/sse?${q} HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\nSec-Fetch-Site: same-origin\r\nCookie: ${session.cookie}\r\n\r\n`,
+        [403],
+        refused,
+      );
+    }
+  }
+}
+
+const FORWARDED: Record<string, (port: number) => string[]> = {
+  "X-Forwarded-For": () => [
+    "203.0.113.7",
+    "127.0.0.1",
+    "::1",
+    "unknown",
+    "",
+    "1.1.1.1, 2.2.2.2",
+    "999.999.999.999",
+    "[::1]:80",
+    "<script>",
+    "127.0.0.1, evil",
+    "a,".repeat(500),
+    "2001:db8::1%eth0",
+    "%00",
+    "x".repeat(4000),
+  ],
+  "X-Forwarded-Host": (port) => [
+    "evil.example",
+    "localhost",
+    `127.0.0.1:${port}`,
+    "",
+    "evil.example, localhost",
+    "x".repeat(2000),
+  ],
+  "X-Forwarded-Proto": () => ["https", "HTTPS", "http", "ftp", "", "https, http", "javascript"],
+  "X-Forwarded-Port": () => ["443", "0", "-1", "x"],
+  Forwarded: (port) => [
+    "for=203.0.113.7;proto=https;host=evil.example",
+    `for="[::1]";host=127.0.0.1:${port}`,
+    "garbage",
+  ],
+  "X-Real-IP": () => ["203.0.113.9", "garbage"],
+};
+
+/**
+ * Another generator's case with forwarding headers added: the app trusts none of them (no trustProxy),
+ * so every status is the case's own; a fresh session cookie must not turn `Secure` over plain http.
+ */
+function forwardedCase(index: number, rng: Rng, fx: Fixture): Case {
+  const base = baseCase(index, rng, fx);
+  const names = Object.keys(FORWARDED);
+  const added: Record<string, string> = {};
+  const n = 1 + rng.int(3);
+  for (let i = 0; i < n; i++) {
+    const h = rng.pick(names);
+    added[h] = rng.pick(FORWARDED[h]!(fx.port));
+  }
+  const shown = Object.entries(added)
+    .map(([k, v]) => `${k}=${JSON.stringify(v.length > 30 ? `${v.slice(0, 20)}…<${v.length}>` : v)}`)
+    .join(" ");
+  return {
+    ...base,
+    category: "forwarded",
+    name: `${shown}: ${base.name}`,
+    req: { ...base.req, headers: { ...base.req.headers, ...added } },
   };
 }
 
@@ -1567,10 +2174,14 @@ function rawCase(index: number, rng: Rng, fx: Fixture): Case {
 export function generateCase(seed: number, index: number, fx: Fixture): Case {
   const rng = caseRng(seed, index);
   const r = rng.next();
-  if (r < 0.15) return pageCase(index, rng, fx);
-  if (r < 0.23) return staticCase(index, rng, fx);
-  if (r < 0.45) return streamCase(index, rng, fx);
-  if (r < 0.79) return actionCase(index, rng, fx);
-  if (r < 0.86) return methodCase(index, rng, fx);
-  return rawCase(index, rng, fx);
+  if (r < 0.12) return pageCase(index, rng, fx);
+  if (r < 0.18) return staticCase(index, rng, fx);
+  if (r < 0.36) return streamCase(index, rng, fx);
+  if (r < 0.63) return actionCase(index, rng, fx);
+  if (r < 0.69) return methodCase(index, rng, fx);
+  if (r < 0.8) return rawCase(index, rng, fx);
+  if (r < 0.87) return sessionCase(index, rng, fx);
+  if (r < 0.94) return hostCase(index, rng, fx);
+  if (r < 0.97) return forwardedCase(index, rng, fx);
+  return protoCase(index, rng, fx);
 }

@@ -1,11 +1,12 @@
 // The fuzz run: the chat in-process on the embedded engine, a few legitimate sessions and tabs (their
 // streams attached and kept attached, plus issued tab ids whose stream never attaches), then thousands
 // of malformed requests with bounded concurrency, each judged against its expected statuses;
-// afterwards the server must still be alive, healthy and able to carry a chat message, and hold no
-// more live tabs than the streams that attached legitimately: refused and forged requests allocate
-// nothing.
+// afterwards the server must still be alive, healthy and able to carry a chat message, hold no more
+// live tabs than the streams that attached legitimately and no more sessions than those tabs hold plus
+// the session cookies it issued (refused and forged requests allocate nothing), and Object.prototype
+// must have gained no key (the server runs in this process).
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { networkInterfaces, hostname as osHostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createChat } from "../../apps/chat/app.tsx";
 import { createLogger } from "../../src/log.ts";
@@ -64,6 +65,16 @@ export interface FuzzReport {
      * finding); `keeperAttaches`: how often the fixture's streams attached (cases take them over).
      */
     tabs: { live: number; legit: number; forged: number; keeperAttaches: number };
+    /**
+     * `live`: app.stats().sessions after the run; `legit`: sessions a live tab legitimately holds (the
+     * fixture's and the round trip's two); `issued`: pages answered 200 with a fresh session cookie
+     * (loads without a cookie the server signed), each of which may keep at most its own session (the
+     * chat keeps one per page load: see docs/RELIABILITY.md F9). Refused requests keep none, so `live`
+     * must stay within `legit + issued`.
+     */
+    sessions: { live: number; legit: number; issued: number };
+    /** Keys Object.prototype gained during the run (prototype pollution in the server process). */
+    prototypeKeys: string[];
   };
 }
 
@@ -93,13 +104,21 @@ function judge(c: Case, o: Outcome): Verdict {
     return { label, problem: `expected ${exp}, got ${o.status}` };
   }
   if (o.status >= 400 && !head && o.body.trim() === "") return { label, problem: `${o.status} without a reason body` };
+  if (c.reason && o.status === c.reason.status && !head && !o.body.includes(c.reason.text))
+    return { label, problem: `${o.status} for another reason than ${JSON.stringify(c.reason.text)}` };
   if (o.status === 429 && o.headers["retry-after"] === undefined) return { label, problem: "429 without Retry-After" };
   if (o.error === "truncated body") return { label, problem: "response body truncated (connection closed mid-body)" };
   for (const needle of c.mustNotContain ?? []) {
     if (o.body.includes(needle)) return { label, problem: `response leaks ${JSON.stringify(needle)}` };
   }
-  if (c.category === "stream" && o.status === 200 && !String(o.headers["content-type"]).startsWith("text/event-stream"))
+  if (c.sse && o.status === 200 && !String(o.headers["content-type"]).startsWith("text/event-stream"))
     return { label, problem: `stream 200 with Content-Type ${String(o.headers["content-type"])}` };
+  if (o.status === 403 && setCookies(o).some((v) => v.startsWith("via_session=")))
+    return { label, problem: "a refused request was issued a session cookie" };
+  if (c.setCookie && o.status === 200) {
+    const problem = cookieProblem(c, o);
+    if (problem) return { label, problem };
+  }
   if (c.sse && o.status === 200) {
     const reload = /^event: via-reload$/m.test(o.body);
     if (c.sse === "reload" && !reload) return { label, problem: "expected a via-reload event, got a live stream" };
@@ -108,6 +127,27 @@ function judge(c: Case, o: Outcome): Verdict {
     return { label: reload ? `${label} via-reload` : label };
   }
   return { label };
+}
+
+/** The Set-Cookie headers of a response. */
+function setCookies(o: Outcome): string[] {
+  const raw = o.headers["set-cookie"];
+  return raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+}
+
+/** A page's Set-Cookie against Case.setCookie. */
+function cookieProblem(c: Case, o: Outcome): string | undefined {
+  const set = setCookies(o);
+  if (c.setCookie === "none")
+    return set.length > 0 ? `a session cookie was sent again: Set-Cookie ${set[0]}` : undefined;
+  const session = set.find((v) => v.startsWith("via_session="));
+  if (!session) return "no fresh session cookie for a request without a cookie the server signed";
+  const m = /^via_session=([A-Za-z0-9_-]{22})\.[A-Za-z0-9_-]{22};/.exec(session);
+  if (!m) return `the fresh session cookie is not <id>.<mac>: ${session.slice(0, 80)}`;
+  const sent = c.req.kind === "http" ? (c.req.headers.Cookie ?? "") : "";
+  if (sent.includes(m[1]!)) return `the fresh session cookie names the id the request sent: ${session.slice(0, 80)}`;
+  if (/;\s*secure/i.test(session)) return "a Secure session cookie over plain http";
+  return undefined;
 }
 
 function describeRequest(c: Case): string {
@@ -171,7 +211,16 @@ async function makeFixture(
   }
   const assets = [...new Set([...html.matchAll(/\/_via\/static\/[^"]+/g)].map((m) => m[0]))];
   if (assets.length === 0) throw new Error("fuzz: the page references no static assets");
-  return { fx: { port, version, sessions: out, assets }, keepers };
+  return { fx: { port, version, sessions: out, assets, hostNames: localHostNames() }, keepers };
+}
+
+/** This machine's host name and interface addresses, which the app answers to by default. */
+function localHostNames(): string[] {
+  const names = [osHostname().toLowerCase()];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const iface of list ?? []) names.push(iface.address.split("%")[0]!.toLowerCase());
+  }
+  return [...new Set(names)];
 }
 
 /** A message sent through the action arrives as an appended element in this tab and another. */
@@ -211,6 +260,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const onCrash = (err: unknown) => crashes.push(err instanceof Error ? (err.stack ?? err.message) : String(err));
   process.on("uncaughtException", onCrash);
   process.on("unhandledRejection", onCrash);
+  // Object.prototype as it was: a key added during the run is prototype pollution in the server.
+  const protoBefore = new Set(Reflect.ownKeys(Object.prototype).map(String));
   const pubsub = await openPubSub({ dataDir, logger });
   // Thousands of requests from one address: the per-address limits would answer most of them 429;
   // they have tests of their own (test/http/abuse.test.ts).
@@ -233,6 +284,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     const findings: Finding[] = [];
     let next = 0;
     let done = 0;
+    /** Pages answered 200 with a fresh session cookie. */
+    let issued = 0;
     const step = Math.max(1000, Math.ceil(indexes.length / 5));
     const worker = async (): Promise<void> => {
       for (;;) {
@@ -242,7 +295,9 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         const o =
           c.req.kind === "http" ? await sendHttp(port, c.req, timeoutMs) : await sendRaw(port, c.req, timeoutMs);
         const v = judge(c, o);
-        if (c.forged && c.category === "stream" && o.status === 200 && !/^event: via-reload$/m.test(o.body))
+        // A page rendered for a request without a signed cookie may keep the session it issued.
+        if (o.status === 200 && setCookies(o).some((h) => h.startsWith("via_session="))) issued++;
+        if (c.forged && c.sse && o.status === 200 && !/^event: via-reload$/m.test(o.body))
           forgedAttached.set(c.forged.tab, c.forged.nonCanonical);
         const bucket = counts[c.category] ?? {};
         counts[c.category] = bucket;
@@ -267,7 +322,13 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     const healthz = (await httpRequest(`${url}/healthz`)).status;
     const trip = await roundTrip(url, opts.seed, legit);
     // Every request has its answer; a tab that started for one is in the registry by now.
-    const live = chat.app.stats().tabs;
+    const stats = chat.app.stats();
+    const live = stats.tabs;
+    const prototypeKeys = Reflect.ownKeys(Object.prototype)
+      .map(String)
+      .filter((k) => !protoBefore.has(k));
+    if (({} as Record<string, unknown>).polluted !== undefined && !prototypeKeys.includes("polluted"))
+      prototypeKeys.push("polluted (inherited)");
     const after = {
       serverListening: server.listening,
       healthz,
@@ -278,6 +339,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         forged: forgedAttached.size,
         keeperAttaches: keepers.reduce((n, k) => n + k.attaches, 0),
       },
+      sessions: { live: stats.sessions, legit: fx.sessions.length + 2, issued },
+      prototypeKeys,
     };
     const post = (problem: string, name = "after the run"): void => {
       findings.push({
@@ -310,6 +373,19 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
           (forgedAttached.size > 0 ? ` (and ${forgedAttached.size} forged ids got a stream)` : "") +
           ": refused or forged requests allocated tabs",
         "live tabs after the run",
+      );
+    }
+    // A page load keeps no session (F9, fixed), so only the live tabs' sessions may be kept.
+    if (stats.sessions > after.sessions.legit) {
+      post(
+        `app.stats().sessions is ${stats.sessions} after the run, but live tabs hold only ${after.sessions.legit} (${issued} pages issued a fresh session cookie): page loads, refused or forged requests kept sessions`,
+        "sessions after the run",
+      );
+    }
+    if (prototypeKeys.length > 0) {
+      post(
+        `Object.prototype gained ${prototypeKeys.map((k) => JSON.stringify(k)).join(", ")} during the run`,
+        "prototype pollution",
       );
     }
     for (const crash of crashes) post(`uncaught exception or rejection in the server process: ${crash.slice(0, 500)}`);
@@ -349,6 +425,10 @@ export function formatReport(r: FuzzReport): string {
   const t = r.after.tabs;
   lines.push(
     `tabs: ${t.live} live after the run (app.stats().tabs), ${t.legit} attached legitimately, ${t.forged} by forged ids; fixture streams attached ${t.keeperAttaches} times`,
+  );
+  const ss = r.after.sessions;
+  lines.push(
+    `sessions: ${ss.live} kept after the run (app.stats().sessions), ${ss.legit} held by legitimate tabs, ${ss.issued} pages issued a fresh session cookie (none kept); Object.prototype: ${r.after.prototypeKeys.length === 0 ? "unchanged" : `gained ${r.after.prototypeKeys.join(", ")}`}`,
   );
   if (r.findings.length === 0) lines.push("findings: none");
   else {

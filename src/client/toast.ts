@@ -6,7 +6,8 @@ const LIFETIME_MS = 6000;
 export function toast(message: string): void {
   const box = ensure("via-toasts", (el) => el.setAttribute("aria-live", "polite"));
   const item = document.createElement("div");
-  item.className = "via-toast";
+  // Every toast the runtime makes reports a failure (a refused action, no connection).
+  item.className = "via-toast via-toast-error";
   item.setAttribute("role", "alert");
   item.textContent = message;
   item.addEventListener("click", () => item.remove());

@@ -21,6 +21,7 @@ import { randomSecret, secretFromEngine, secretFromOption } from "./secret.ts";
 import {
   checkActionOrigin,
   checkSameOrigin,
+  checkSingleHost,
   DEFAULT_CSP,
   HostAllowList,
   isHttps,
@@ -403,6 +404,7 @@ export class App {
     } catch {
       throw new HttpError(400, "malformed request URL");
     }
+    checkSingleHost(req);
     const path = url.pathname;
     if (path === "/healthz") return this.plain(req, res, 200, "ok");
     if (path === "/readyz") return this.plain(req, res, this.ready ? 200 : 503, this.ready ? "ready" : "shutting down");

@@ -112,6 +112,18 @@ export class HostAllowList {
   }
 }
 
+/**
+ * RFC 9112 §3.2: a request with more than one Host is a 400. Node keeps the first, while a proxy in
+ * front may route on the last: the app and the proxy would disagree about whose request it is.
+ */
+export function checkSingleHost(req: IncomingMessage): void {
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]!.length === 4 && req.rawHeaders[i]!.toLowerCase() === "host") hosts++;
+  }
+  if (hosts > 1) throw new HttpError(400, "more than one Host header");
+}
+
 /** "Example.COM:8080" → "example.com", "[::1]:80" → "::1". */
 function hostName(host: string): string {
   const h = host.trim().toLowerCase();

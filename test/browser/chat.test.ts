@@ -123,7 +123,8 @@ async function enter(
   path: string,
   opts: { width?: number; height?: number } = {},
 ): Promise<User> {
-  const p = await openPage(browser, null);
+  // A refused send is a 429 (its message is the toast); Chromium logs each non-2xx response.
+  const p = await openPage(browser, null, { allowConsole: [/status of 429/] });
   t.after(() => p.close());
   const { page } = p;
   page.setDefaultTimeout(WAIT_MS);

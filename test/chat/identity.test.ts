@@ -1,13 +1,17 @@
 // The chat's identity through a real server: a page load (or a thousand) stores nothing; the first
-// post or rename stores this browser's identity, under a hash of its session, for later pages.
+// post or rename stores this browser's identity, under a hash of its session, for later pages. Names
+// people can trust: no rename to (a look-alike of) the name of someone in the room, no random default
+// that someone there has, and no bidi override in what messages show.
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { createChat } from "../../apps/chat/app.tsx";
-import { IDENTITY_STREAM } from "../../apps/chat/identity.ts";
-import { openPubSub } from "../../src/index.ts";
+import { type Chat, createChat } from "../../apps/chat/app.tsx";
+import { DEFAULT_AUTHORS, IDENTITY_STREAM } from "../../apps/chat/identity.ts";
+import { roomSubject } from "../../apps/chat/rooms.ts";
+import { openPubSub, type PubSub } from "../../src/index.ts";
+import { unescapeHtml } from "../../src/server/html.ts";
 import { ChatTab } from "../support/chat-client.ts";
 import { Browser } from "../support/sse-client.ts";
 
@@ -19,7 +23,8 @@ after(async () => {
 test("chat identity: page loads store nothing; the first post stores the identity a later page shows", async () => {
   const dir = await mkdtemp(join(tmpdir(), "via-identity-"));
   const pubsub = await openPubSub({ dataDir: dir });
-  const chat = await createChat({ pubsub, app: { contextTtlMs: 1_000 } });
+  // 31 new browsers from one address: more than the per-address limit on new sessions allows.
+  const chat = await createChat({ pubsub, app: { contextTtlMs: 1_000, clientLimits: false } });
   const { url } = await chat.app.listen(0, "127.0.0.1", { handleSignals: false });
   cleanups.push(async () => {
     await chat.close();
@@ -29,6 +34,7 @@ test("chat identity: page loads store nothing; the first post stores the identit
   const stored = async () => (await pubsub.info(IDENTITY_STREAM)).messages;
   for (let i = 0; i < 30; i++) await new Browser(url).load("/room/Go");
   assert.equal(await stored(), 0, "30 page loads of new browsers wrote no identity");
+  assert.equal(chat.app.stats().sessions, 0, "and kept no session in memory");
 
   const browser = new Browser(url);
   const tab = await ChatTab.open(url, "Go", browser);
@@ -41,4 +47,165 @@ test("chat identity: page loads store nothing; the first post stores the identit
   while (chat.app.tabCount > 0) await new Promise((r) => setTimeout(r, 20));
   const again = await browser.load("/room/Rust");
   assert.match(again.html, new RegExp(`placeholder="${name} says\\.\\.\\."`));
+});
+
+/** A chat on a fresh embedded engine, closed after the file's tests (every browser is a new session). */
+async function startChat(): Promise<{ chat: Chat; pubsub: PubSub; url: string }> {
+  const dir = await mkdtemp(join(tmpdir(), "via-identity-"));
+  const pubsub = await openPubSub({ dataDir: dir });
+  const chat = await createChat({ pubsub, app: { clientLimits: false } });
+  const { url } = await chat.app.listen(0, "127.0.0.1", { handleSignals: false });
+  cleanups.push(async () => {
+    await chat.close();
+    await pubsub.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { chat, pubsub, url };
+}
+
+async function until(pred: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The tab's random name, from its page's "<Name> says..." placeholder. */
+function nameIn(html: string): string {
+  return unescapeHtml(/placeholder="([^"]+) says\.\.\."/.exec(html)![1]!);
+}
+
+/**
+ * Presses Save in the tab's Nickname field with `nick` typed in; resolves with the toast the tab's
+ * stream shows for it, and whether the server set the field's signal meanwhile.
+ */
+async function rename(tab: ChatTab, nick: string): Promise<{ toast: string; nickSet: boolean }> {
+  const stream = tab.client.stream!;
+  const from = stream.events.length;
+  const res = await tab.client.action(tab.client.actionOf("save-nick"), { ...tab.client.signals, nick });
+  assert.equal(res.status, 204, res.body);
+  const toast = await stream.waitFor(
+    (e) => e.event === "datastar-patch-elements" && e.data.selector === "#via-toasts",
+    5_000,
+    from,
+  );
+  const nickSet = stream.events
+    .slice(from)
+    .some((e) => e.event === "datastar-patch-signals" && "nick" in JSON.parse(e.data.signals ?? "{}"));
+  return { toast: unescapeHtml(toast.data.elements ?? ""), nickSet };
+}
+
+test("chat identity: a rename to the name of someone in the room, or a look-alike in any case, is refused with a message and the draft kept", async () => {
+  const { url } = await startChat();
+  const a = await ChatTab.open(url, "Go");
+  const browserB = new Browser(url);
+  const b = await ChatTab.open(url, "Go", browserB);
+  const bName = nameIn(b.client.html);
+  try {
+    const taken = await rename(a, "Wise Tiger");
+    assert.match(taken.toast, /You are now Wise Tiger\./);
+
+    // Latin "Wise Tiger" against Cyrillic і and Т; then the same name in small letters.
+    for (const lookalike of ["W\u0456se \u0422iger", "wise tiger", "Wise Tiger"]) {
+      const refused = await rename(b, lookalike);
+      assert.match(refused.toast, /via-toast-error/, lookalike);
+      assert.match(
+        refused.toast,
+        /Someone in this room is already called “Wise Tiger”\. Choose a nickname that does not look like theirs\./,
+        lookalike,
+      );
+      assert.equal(refused.nickSet, false, "the field keeps what was typed");
+    }
+    // B is still B: its messages carry its name, and its next page shows it.
+    assert.equal((await b.send("still me")).status, 204);
+    await b.waitUntil((m) => m.some((x) => x.text === "still me" && x.author === bName), 5_000, "B's message");
+    assert.equal(nameIn((await browserB.load("/room/Go")).html), bName);
+
+    // One's own name is no conflict; nor is the name in a room where nobody has it.
+    assert.match((await rename(a, "WISE TIGER")).toast, /You are now WISE TIGER\./);
+    const bInRust = await ChatTab.open(url, "Rust", browserB);
+    try {
+      assert.match((await rename(bInRust, "W\u0456se \u0422iger")).toast, /You are now W\u0456se \u0422iger\./);
+    } finally {
+      bInRust.close();
+    }
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+test("chat identity: a new visitor's random name is never one that someone in the room has", async () => {
+  const { chat, url } = await startChat();
+  // All 100 default names are in Go (half of them in capitals: a look-alike is taken as well).
+  const leave = DEFAULT_AUTHORS.map((author, i) =>
+    chat.presence.join("Go", `bot-${i}`, {
+      id: `bot-${i}`,
+      name: i % 2 ? author.name.toUpperCase() : author.name,
+      emoji: author.emoji,
+    }),
+  );
+  await until(() => chat.presence.roster("Go").count === 100, "100 people in Go");
+  const defaults = new Set(DEFAULT_AUTHORS.map((a) => a.name));
+  for (let i = 0; i < 10; i++) {
+    const name = nameIn((await new Browser(url).load("/room/Go")).html);
+    assert.match(name, /^[A-Z][a-z]+ [A-Z][a-z]+ \d+$/, "a default name with a number");
+    assert.ok(defaults.has(name.replace(/ \d+$/, "")), name);
+  }
+  // One default free again: every new visitor gets that one, on the page and once the tab is live.
+  const free = DEFAULT_AUTHORS.findIndex((a) => a.name === "Gentle Otter");
+  leave[free]!();
+  await until(() => chat.presence.roster("Go").count === 99, "99 people in Go");
+  for (let i = 0; i < 5; i++) assert.equal(nameIn((await new Browser(url).load("/room/Go")).html), "Gentle Otter");
+  const tab = await ChatTab.open(url, "Go");
+  try {
+    assert.equal(nameIn(tab.client.html), "Gentle Otter");
+    const inGo = () => [...chat.presence.everyoneNow("Go").values()].some((m) => m.name === "Gentle Otter");
+    await until(inGo, "the tab in Go as Gentle Otter");
+  } finally {
+    tab.close();
+  }
+  // Elsewhere the defaults are free.
+  assert.ok(defaults.has(nameIn((await new Browser(url).load("/room/Rust")).html)));
+});
+
+test("chat: a message with a right-to-left override is stored and shown without it, inside an isolating element", async () => {
+  const { chat, pubsub, url } = await startChat();
+  const tab = await ChatTab.open(url, "Go");
+  const name = nameIn(tab.client.html);
+  try {
+    // Displayed as "transfer exe.png" with the override.
+    assert.equal((await tab.send("transfer \u202Egnp.exe\u202C")).status, 204);
+    await tab.waitUntil((m) => m.some((x) => x.text === "transfer gnp.exe" && x.seq !== undefined), 5_000, "stored");
+    // Another client of the stream stores one with the override in the text and the name.
+    await pubsub.publish(
+      roomSubject("Go"),
+      JSON.stringify({
+        v: 1,
+        id: "from-another-client",
+        user: { name: "Mallory\u202E", emoji: "😈" },
+        from: "another",
+        text: "invoice \u202Efdp.exe",
+        time: Date.now(),
+      }),
+    );
+    await tab.waitUntil((m) => m.some((x) => x.text === "invoice fdp.exe"), 5_000, "the other client's message");
+    assert.equal(tab.messages.find((x) => x.text === "invoice fdp.exe")?.author, "Mallory");
+
+    const stored = (await pubsub.history(roomSubject("Go"), { last: 10 })).map(
+      (msg) => (JSON.parse(new TextDecoder().decode(msg.data)) as { text: string }).text,
+    );
+    assert.ok(stored.includes("transfer gnp.exe"), "our input is stored without the override");
+
+    await until(() => chat.presence.roster("Go").members.some((m) => m.name === name), "the tab in the roster");
+    const page = (await new Browser(url).load("/room/Go")).html;
+    assert.match(page, new RegExp(`<li title="${name}"><span aria-hidden="true">\\S+</span> <bdi>${name}</bdi></li>`));
+    assert.ok(!page.includes("\u202E") && !page.includes("\u202C"), "no override on the page");
+    assert.ok(page.includes('<div class="body" dir="auto"><p class="text">transfer gnp.exe</p></div>'));
+    assert.ok(page.includes('<div class="body" dir="auto"><p class="text">invoice fdp.exe</p></div>'));
+    assert.ok(page.includes('<bdi><strong class="author">Mallory</strong></bdi>'));
+  } finally {
+    tab.close();
+  }
 });

@@ -245,9 +245,21 @@ test("a Host the app does not answer to is refused (DNS rebinding), health check
   tab.stream?.close();
 });
 
+test("a request naming two Hosts is a 400, whichever comes first", async () => {
+  const { port } = await start();
+  for (const hosts of ["Host: localhost\r\nHost: evil.example", "Host: evil.example\r\nHost: localhost"]) {
+    const { socket, received } = await rawSocket(port);
+    socket.write(`GET / HTTP/1.1\r\n${hosts}\r\nConnection: close\r\n\r\n`);
+    await until("the answer arrived", () => received().includes("\r\n\r\n"));
+    assert.match(received(), /^HTTP\/1\.1 400/, hosts);
+    socket.destroy();
+  }
+});
+
 test("allowedHosts names the hosts of a deployment, with subdomains by a leading dot, or any host", async () => {
   const listed = await start({ allowedHosts: ["chat.example.com", ".example.org"] });
-  const status = async (base: string, host: string) => (await httpRequest(`${base}/`, { headers: { Host: host } })).status;
+  const status = async (base: string, host: string) =>
+    (await httpRequest(`${base}/`, { headers: { Host: host } })).status;
   assert.equal(await status(listed.base, "chat.example.com"), 200);
   assert.equal(await status(listed.base, "a.b.example.org:443"), 200);
   assert.equal(await status(listed.base, "example.org"), 200);
