@@ -21,13 +21,16 @@ test("pretty logs are one readable line per event: time, level, message, then th
   log.info({ url: "http://127.0.0.1:7331", engine: "embedded" }, "NATS chatroom on http://127.0.0.1:7331");
   assert.match(
     text(),
-    /^\d\d:\d\d:\d\d\.\d{3} INFO  NATS chatroom on http:\/\/127\.0\.0\.1:7331 url=http:\/\/127\.0\.0\.1:7331 engine=embedded\n$/,
+    /^\d\d:\d\d:\d\d\.\d{3} INFO {2}NATS chatroom on http:\/\/127\.0\.0\.1:7331 url=http:\/\/127\.0\.0\.1:7331 engine=embedded\n$/,
   );
 });
 
 test("pretty logs show an error's stack indented under its line, and color only when asked", () => {
   const plain = collector();
-  pino({ base: undefined }, prettyDestination(plain.out, false)).error({ err: new Error("disk full") }, "could not store");
+  pino({ base: undefined }, prettyDestination(plain.out, false)).error(
+    { err: new Error("disk full") },
+    "could not store",
+  );
   const [first, second] = plain.text().split("\n");
   assert.match(first!, / ERROR could not store$/);
   assert.match(second!, /^ {4}Error: disk full$/);
