@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// `npm run build` (and `npm start`, before it runs): compiles the framework and the chat to plain
-// JavaScript in dist/ with the project's own TypeScript, and copies the files the code reads next to
-// itself (stylesheets), so `npm start` runs compiled code with no TypeScript loader.
+// `npm run build` (and `npm start` and `npm pack`, before they run): compiles the framework and the chat
+// to plain JavaScript with type declarations (.d.ts) in dist/ with the project's own TypeScript, bundles
+// the browser runtime into dist/src/client/runtime.bundle.js (see src/client/build.ts for why it is
+// prebuilt), and copies the files the code reads next to itself (stylesheets), so `npm start` runs
+// compiled code with no TypeScript loader. The package ships dist/src (package.json "files").
 import { spawnSync } from "node:child_process";
-import { cpSync, readdirSync, rmSync, statSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const out = join(root, "dist");
@@ -27,5 +29,10 @@ function copyAssets(dir) {
     else if (ASSETS.test(name)) cpSync(path, join(out, relative(root, path)));
   }
 }
-for (const dir of ["src", "apps"]) copyAssets(join(root, dir));
+for (const dir of ["src", "apps"]) if (existsSync(join(root, dir))) copyAssets(join(root, dir));
+
+// The browser runtime, bundled once here with the compiled bundler code itself (one set of options).
+const clientBuild = await import(pathToFileURL(join(out, "src", "client", "build.js")).href);
+const { code } = await clientBuild.bundleRuntime();
+writeFileSync(join(out, "src", "client", clientBuild.RUNTIME_BUNDLE), code);
 console.log(`build: ${relative(process.cwd(), out) || "."} is ready`);

@@ -9,6 +9,7 @@ export type {
   Delivery,
   PublishAck,
   PubSub,
+  PubSubStatus,
   StreamConfig,
   StreamMessage,
   Unsubscribe,
@@ -30,6 +31,7 @@ export { ActionError, type ActionOptions, Context } from "./server/context.ts";
 export { Feed, type FeedOptions, FeedStream, type ItemMeta, type JoinOptions } from "./server/feed.ts";
 export { escapeHtml, renderHtml } from "./server/html.ts";
 export { HttpError } from "./server/http-error.ts";
+export type { AppMetrics, MetricsOptions } from "./server/metrics.ts";
 export { RateLimiter, type RateLimiterOptions, TokenBucket, tooManyRequests } from "./server/rate-limit.ts";
 export type { Session } from "./server/session.ts";
 export { type Json, Signal, type SignalOptions } from "./server/signal.ts";

@@ -23,7 +23,7 @@ import {
   type Signal,
   TokenBucket,
   tooManyRequests,
-} from "../../src/index.ts";
+} from "via-ts";
 import {
   freeRandomAuthor,
   type Identity,
@@ -42,7 +42,16 @@ import {
   stripBidiControls,
 } from "./messages.ts";
 import { Presence } from "./presence.tsx";
-import { CHAT_STREAM, CHAT_SUBJECTS, DEFAULT_ROOMS, type Room, roomSubject, validateRooms } from "./rooms.ts";
+import {
+  CHAT_STREAM,
+  CHAT_SUBJECTS,
+  DEFAULT_ROOMS,
+  moveOldHistory,
+  originalTime,
+  type Room,
+  roomSubject,
+  validateRooms,
+} from "./rooms.ts";
 import { ChatView, type Delivery, MessageItem } from "./view.tsx";
 
 export const PAGE_SIZE = 50;
@@ -107,15 +116,23 @@ interface Unsent {
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 export async function createChat(opts: ChatOptions): Promise<Chat> {
-  const { pubsub } = opts;
   const rooms = validateRooms(opts.rooms ?? DEFAULT_ROOMS);
   const roomSet = new Set(rooms);
   const sendRate = opts.sendRate ?? DEFAULT_SEND_RATE;
   const roomSends =
     opts.app?.clientLimits === false ? undefined : new RateLimiter(opts.roomSendLimit ?? DEFAULT_ROOM_SEND_LIMIT);
-  const app = createApp({ title: "NATS Chat", ...(opts.logger ? { logger: opts.logger } : {}), ...opts.app, pubsub });
+  const app = createApp({
+    title: "NATS Chat",
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...opts.app,
+    pubsub: opts.pubsub,
+  });
+  // The app's engine: with metrics on, it counts the publishes and deliveries that go through it.
+  const pubsub = app.pubsub ?? opts.pubsub;
   const log = app.logger;
   await ensureChatStream(pubsub, opts.replicas);
+  // History stored under the rooms' old subjects (before readable subjects) is copied over, once.
+  await moveOldHistory(pubsub, rooms, log);
   const identities = await IdentityStore.open(pubsub, opts.replicas);
   const presence = new Presence(app, pubsub, log);
   const engine = pubsub.kind === "nats" ? "NATS" : "Embedded";
@@ -123,10 +140,15 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
   app.stylesheet("chat.css", readFileSync(new URL("./chat.css", import.meta.url)));
 
   // A room's stored messages, for every tab in it: "mine" for the tabs of the author's browser.
-  const messages = app.feed<ChatMessage, string>({
-    decode: (msg) => decodeChatMessage(JSON.parse(utf8.decode(msg.data))),
+  const messages = app.feed<ChatMessage & { originalTime?: number }, string>({
+    decode: (msg) => {
+      const message = decodeChatMessage(JSON.parse(utf8.decode(msg.data)));
+      // A copy of a message from a room's old subject shows when the original was stored.
+      const original = originalTime(msg);
+      return original === undefined ? message : { ...message, originalTime: original };
+    },
     render: (message, { time }, variant) => (
-      <MessageItem message={message} time={time} state="sent" mine={variant === "mine"} />
+      <MessageItem message={message} time={message.originalTime ?? time} state="sent" mine={variant === "mine"} />
     ),
     variant: (message, me) => (message.from === me ? "mine" : ""),
     pageSize: PAGE_SIZE,

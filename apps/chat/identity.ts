@@ -8,7 +8,7 @@
 // the room (same UTS #39 skeleton, any case) is refused, as is a random default that would (app.tsx).
 import { createHash } from "node:crypto";
 import unhomoglyph from "unhomoglyph";
-import type { PubSub } from "../../src/index.ts";
+import type { PubSub } from "via-ts";
 import type { Author } from "./messages.ts";
 
 const ADJECTIVES = ["Happy", "Clever", "Brave", "Swift", "Gentle", "Wise", "Bold", "Calm", "Eager", "Fierce"];

@@ -1,7 +1,7 @@
 // `npm start`: the NATS chatroom, on the embedded engine by default or on NATS JetStream.
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { type AppOptions, createLogger, openPubSub, parseNatsUrls } from "../../src/index.ts";
+import { type AppOptions, createLogger, openPubSub, parseNatsUrls } from "via-ts";
 import { createChat } from "./app.tsx";
 import { DEFAULT_ROOMS, validateRooms } from "./rooms.ts";
 
@@ -31,6 +31,12 @@ Options:
                       limits per client address (new sessions, page loads, actions, open streams,
                       messages per room); off only for load tests from one machine
                       (env CLIENT_LIMITS, default on)
+  --metrics <path|off>
+                      where Prometheus metrics are served, e.g. /metrics; off turns them off
+                      (env METRICS, default /metrics); on the chat's port they answer any Host
+  --metrics-port <n>  serve the metrics on a port of their own instead of the chat's
+                      (env METRICS_PORT; default: the chat's port)
+  --metrics-host <h>  interface the metrics port binds (env METRICS_HOST, default --host)
   --help              show this help
 
 Without --nats the chat needs no other process: messages are stored in SQLite under the data
@@ -57,6 +63,9 @@ try {
       "allowed-hosts": { type: "string" },
       "trust-proxy": { type: "boolean" },
       "client-limits": { type: "string" },
+      metrics: { type: "string" },
+      "metrics-port": { type: "string" },
+      "metrics-host": { type: "string" },
       help: { type: "boolean" },
     },
   }));
@@ -86,6 +95,22 @@ const allowedHosts: AppOptions["allowedHosts"] =
 const trustProxy = values["trust-proxy"] === true || ["1", "true"].includes(process.env.TRUST_PROXY ?? "");
 const clientLimits = String(values["client-limits"] ?? process.env.CLIENT_LIMITS ?? "on");
 if (clientLimits !== "on" && clientLimits !== "off") fail(`invalid client limits: ${clientLimits} (on or off)`);
+const metricsPath = String(values.metrics ?? process.env.METRICS ?? "/metrics");
+const metricsPortText = values["metrics-port"] ?? process.env.METRICS_PORT;
+const metricsPort = metricsPortText === undefined || metricsPortText === "" ? undefined : Number(metricsPortText);
+if (metricsPort !== undefined && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) {
+  fail(`invalid metrics port: ${metricsPortText}`);
+}
+if (metricsPath !== "off" && !metricsPath.startsWith("/")) fail(`invalid metrics path: ${metricsPath} (a path or off)`);
+const metrics: AppOptions["metrics"] =
+  metricsPath === "off"
+    ? false
+    : {
+        path: metricsPath,
+        ...(metricsPort !== undefined
+          ? { port: metricsPort, host: String(values["metrics-host"] ?? process.env.METRICS_HOST ?? host) }
+          : {}),
+      };
 const roomList = values.rooms ?? process.env.CHAT_ROOMS;
 let rooms: string[];
 try {
@@ -113,11 +138,13 @@ const chat = await createChat({
     trustProxy,
     ...(allowedHosts ? { allowedHosts } : {}),
     ...(clientLimits === "off" ? { clientLimits: false } : {}),
+    metrics,
   },
 });
 const { url } = await chat.app.listen(port, host, { handleSignals: false });
 const where = natsUrls.length > 0 ? `NATS JetStream at ${natsUrls.join(", ")}` : `embedded engine, data in ${dataDir}`;
-logger.info({ url, engine: pubsub.kind }, `NATS chatroom on ${url} (${where})`);
+const metricsOn = chat.app.metrics?.onAppPort ? { metrics: `${url}${chat.app.metrics.path}` } : {};
+logger.info({ url, engine: pubsub.kind, ...metricsOn }, `NATS chatroom on ${url} (${where})`);
 
 let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -12,7 +12,7 @@
 // snapshot lists at most SNAPSHOT_MEMBERS people (plus the full count), far below NATS's 1 MB payload
 // limit.
 import { randomBytes } from "node:crypto";
-import type { App, Channel, ChannelOptions, Context, Logger, PubSub, Unsubscribe } from "../../src/index.ts";
+import type { App, Channel, ChannelOptions, Context, Logger, PubSub, Unsubscribe } from "via-ts";
 import { PresenceList } from "./view.tsx";
 
 export interface Member {

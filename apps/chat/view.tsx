@@ -2,7 +2,7 @@
 // isolated from the text around it (a <bdi>, or a block with dir="auto"), so a right-to-left name
 // cannot carry the time next to it along, and without bidi overrides (stripBidiControls): names and
 // texts come from other instances and other clients of the stream too, not only through our checks.
-import type { Action, FeedStream, Signal } from "../../src/index.ts";
+import type { Action, FeedStream, Signal } from "via-ts";
 import type { Identity } from "./identity.ts";
 import { type ChatMessage, stripBidiControls } from "./messages.ts";
 import type { Roster } from "./presence.tsx";

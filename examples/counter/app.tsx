@@ -3,7 +3,7 @@
 // rendering of a change to every tab, and a streamed list the browser keeps.
 
 import { readFileSync } from "node:fs";
-import { type App, type AppOptions, createApp } from "../../src/index.ts";
+import { type App, type AppOptions, createApp } from "via-ts";
 
 interface FeedEntry {
   at: number;

@@ -1,14 +1,48 @@
-// Server-side: bundles the browser runtime (with idiomorph) into one minified ES module.
+// Server-side: the browser runtime (with idiomorph) as one minified ES module.
+//
+// From source (tests, tsx) the runtime is bundled with esbuild when an app starts. Compiled (dist/: what
+// `npm start` runs and what the published package holds) it is read from runtime.bundle.js, which
+// `npm run build` (scripts/build.mjs) writes next to this file with bundleRuntime() below.
+// Why prebuilt rather than shipping src/client and bundling in the installed package: a project that
+// installs via-ts then needs neither esbuild (a native binary per platform) nor idiomorph, which are
+// only build tools here (devDependencies); an app starts without a bundling step; and every install of
+// one version serves the same runtime bytes, the ones the tests ran.
+import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
 
-// The runtime's entry next to this file: TypeScript when the server runs from source (tests, tsx),
-// the compiled JavaScript when it runs from dist/ (`npm start`). esbuild bundles either.
-const ENTRY = import.meta.url.endsWith(".ts") ? "./runtime.ts" : "./runtime.js";
+/** The prebuilt runtime's file name, next to the compiled build.js. */
+export const RUNTIME_BUNDLE = "runtime.bundle.js";
+
+const FROM_SOURCE = import.meta.url.endsWith(".ts");
 
 export async function buildRuntime(): Promise<{ code: string }> {
-  const result = await build({
-    entryPoints: [fileURLToPath(new URL(ENTRY, import.meta.url))],
+  if (!FROM_SOURCE) {
+    try {
+      return { code: await readFile(new URL(RUNTIME_BUNDLE, import.meta.url), "utf8") };
+    } catch (err) {
+      // Compiled without scripts/build.mjs (a bare `tsc`): bundle now if esbuild is at hand.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+  return bundleRuntime();
+}
+
+/** Bundles the runtime with esbuild (a devDependency: present in this repository, not in an install). */
+export async function bundleRuntime(): Promise<{ code: string }> {
+  let esbuild: typeof import("esbuild");
+  try {
+    esbuild = await import("esbuild");
+  } catch (err) {
+    throw new Error(
+      `via-ts: the browser runtime ${fileURLToPath(new URL(RUNTIME_BUNDLE, import.meta.url))} is missing and ` +
+        "esbuild is not installed to bundle it (build via-ts with `npm run build`)",
+      { cause: err },
+    );
+  }
+  // The runtime's entry next to this file: TypeScript from source, the compiled JavaScript in dist/.
+  const entry = FROM_SOURCE ? "./runtime.ts" : "./runtime.js";
+  const result = await esbuild.build({
+    entryPoints: [fileURLToPath(new URL(entry, import.meta.url))],
     bundle: true,
     format: "esm",
     minify: true,

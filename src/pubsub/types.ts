@@ -100,6 +100,14 @@ export type HistoryQuery =
   | { afterSeq: number; limit: number }
   | { beforeSeq: number; limit: number };
 
+/** The engine's link to its storage or server right now, and how often it was re-established (`PubSub.status`). */
+export interface PubSubStatus {
+  /** False while the engine cannot reach its server (NATS: disconnected, reconnecting) or once closed. */
+  connected: boolean;
+  /** Times the connection was re-established since the engine opened (always 0 for the embedded engine). */
+  reconnects: number;
+}
+
 export interface PubSub {
   /** "embedded" or "nats": shown to users (the chat's engine badge) and in logs. */
   readonly kind: "embedded" | "nats";
@@ -129,6 +137,9 @@ export interface PubSub {
    * suite then skips the epoch-on-recreate case).
    */
   deleteStream?(stream: string): Promise<void>;
+
+  /** The connection's state and reconnect count, for monitoring (the app's `/metrics`). Cheap: no I/O. */
+  status?(): PubSubStatus;
 
   /** Stop delivering, release resources. Further calls reject with PubSubClosedError. Idempotent. */
   close(): Promise<void>;

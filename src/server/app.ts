@@ -15,6 +15,7 @@ import type { Context } from "./context.ts";
 import { Feed, type FeedOptions } from "./feed.ts";
 import { documentHtml } from "./html.ts";
 import { HttpError } from "./http-error.ts";
+import { AppMetrics, type MetricsOptions } from "./metrics.ts";
 import { type RateLimit, tooManyRequests } from "./rate-limit.ts";
 import { RouteTable } from "./routes.ts";
 import { randomSecret, secretFromEngine, secretFromOption } from "./secret.ts";
@@ -102,6 +103,11 @@ export interface AppOptions {
   secret?: string | Buffer;
   /** How long a page's tab id can start a context after the page was served (default 7 days). */
   tabIdMaxAgeMs?: number;
+  /**
+   * Prometheus metrics (`app.metrics`): `true` serves them at /metrics on the app's port (answering any
+   * Host, like /healthz); `{ path, port, host }` moves them, `port` to a server of their own. Default off.
+   */
+  metrics?: boolean | MetricsOptions;
 }
 
 /** Timeouts and caps of the server `listen` creates (an app mounted elsewhere sets its own server's). */
@@ -183,7 +189,7 @@ export class App {
   private sessions: SessionStore | undefined;
   private readonly stylesheets: string[] = [];
   private readonly opts: Required<
-    Omit<AppOptions, "logger" | "pubsub" | "secret" | "clientLimits" | "allowedHosts" | "server">
+    Omit<AppOptions, "logger" | "pubsub" | "secret" | "clientLimits" | "allowedHosts" | "server" | "metrics">
   >;
   private readonly serverLimits: Required<ServerLimits>;
   /** Per-address limits; undefined when turned off. */
@@ -191,7 +197,13 @@ export class App {
   /** Undefined when any Host is allowed. */
   private readonly hosts: HostAllowList | undefined;
   private warnedForwardedFor = false;
+  /**
+   * The engine of `options.pubsub`; with metrics on, a wrapper of it that counts publishes and
+   * deliveries (use it rather than the engine itself for them to count).
+   */
   readonly pubsub: PubSub | undefined;
+  /** The app's metrics when `metrics` is on: `app.metrics.registry` takes the app's own prom-client metrics. */
+  readonly metrics: AppMetrics | undefined;
   private readonly runtime: Promise<Asset>;
   /** What the app secret signs: tab ids and session cookies. */
   private readonly keys: Promise<{ tabIds: TabIds; sessions: SessionStore }>;
@@ -203,7 +215,17 @@ export class App {
 
   constructor(options: AppOptions = {}) {
     this.logger = options.logger ?? createLogger();
-    this.pubsub = options.pubsub;
+    this.metrics = options.metrics
+      ? new AppMetrics(
+          options.metrics === true ? {} : options.metrics,
+          {
+            stats: () => this.stats(),
+            written: () => ({ events: this.tabs.eventsWritten, bytes: this.tabs.bytesWritten }),
+          },
+          this.logger,
+        )
+      : undefined;
+    this.pubsub = options.pubsub && this.metrics ? this.metrics.instrument(options.pubsub) : options.pubsub;
     this.opts = {
       title: options.title ?? "via",
       lang: options.lang ?? "en",
@@ -243,7 +265,7 @@ export class App {
     this.runtime = buildRuntime().then(({ code }) => this.assets.add("runtime.js", code));
     // Surface a broken runtime build at start-up rather than on the first page view.
     this.runtime.catch((err) => this.logger.error({ err }, "client runtime build failed"));
-    this.keys = this.loadSecret(options.secret).then((secret) => {
+    this.keys = this.loadSecret(options.secret, options.pubsub).then((secret) => {
       this.sessions = new SessionStore(secret, {
         rateLimit: this.opts.sessionRateLimit,
         idleTtlMs: Math.max(this.opts.contextTtlMs, 30 * 60_000),
@@ -257,11 +279,15 @@ export class App {
     }, this.opts.keepaliveMs);
     this.keepaliveTimer.unref();
     this.handler = this.handler.bind(this);
+    // Last, so a constructor that throws leaves no server behind.
+    this.metrics?.start();
+    this.metrics?.listening.catch((err) => this.logger.error({ err }, "the metrics server could not listen"));
   }
 
-  private async loadSecret(secret: string | Buffer | undefined): Promise<Buffer> {
+  /** The secret from the option, else from `engine` (not the app's metered one: no app traffic). */
+  private async loadSecret(secret: string | Buffer | undefined, engine: PubSub | undefined): Promise<Buffer> {
     if (secret !== undefined) return secretFromOption(secret);
-    if (this.pubsub) return secretFromEngine(this.pubsub);
+    if (engine) return secretFromEngine(engine);
     this.logger.info("no app secret and no pub/sub engine: tab ids are signed with a per-process secret");
     return randomSecret();
   }
@@ -345,7 +371,7 @@ export class App {
 
   /** Resolves once the client runtime is built and the secret loaded; `listen` awaits it. */
   async whenReady(): Promise<void> {
-    await Promise.all([this.runtime, this.keys]);
+    await Promise.all([this.runtime, this.keys, this.metrics?.listening]);
   }
 
   // ---- HTTP ----
@@ -408,6 +434,11 @@ export class App {
     const path = url.pathname;
     if (path === "/healthz") return this.plain(req, res, 200, "ok");
     if (path === "/readyz") return this.plain(req, res, this.ready ? 200 : 503, this.ready ? "ready" : "shutting down");
+    // Like health checks, a scraper names whatever address it found (a pod IP): counts, no user data.
+    if (this.metrics?.onAppPort && path === this.metrics.path) {
+      allow(method, ["GET", "HEAD"]);
+      return this.metrics.serve(req, res);
+    }
     // Health checks name whatever address the prober uses and reveal nothing; everything else is ours
     // only under a name we answer to.
     this.hosts?.check(req);
@@ -418,6 +449,7 @@ export class App {
     }
     if (path.startsWith(ACTION_PREFIX)) {
       allow(method, ["POST"]);
+      this.metrics?.observeAction(res);
       return this.serveAction(req, res, path.slice(ACTION_PREFIX.length));
     }
     if (path.startsWith("/_via/")) throw new HttpError(404, "no such framework endpoint");
@@ -720,6 +752,7 @@ export class App {
     for (const tab of [...this.tabs.values()]) tab.sayGoodbye("server shutting down");
     this.tabs.disposeAll("shutdown");
     this.sessions?.close();
+    await this.metrics?.close();
     const server = this.server;
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -60,6 +60,7 @@ export interface JoinOptions {
 export interface FeedHost {
   readonly pubsub: PubSub | undefined;
   readonly logger: Logger;
+  readonly metrics?: { feedDelivered(storedAt: number): void } | undefined;
 }
 
 interface Rendered {
@@ -163,6 +164,7 @@ export class Feed<T, M = undefined> {
     const seq = msg.seq;
     if (seq === undefined || msg.time === undefined) return; // a core message: feeds show stored ones
     if (seq > topic.known) topic.known = seq;
+    this.host.metrics?.feedDelivered(msg.time);
     this.pages.delete(topic.subject);
     const entry = this.rendered(topic.listId, msg as StreamMessage);
     if (entry.value === undefined) return;

@@ -33,6 +33,9 @@ export class TabRegistry implements TabHost {
   overflows = 0;
   budgetCuts = 0;
   detachedDropped = 0;
+  /** Events, and their bytes, written to tabs' event streams since start (keepalives and goodbyes not counted). */
+  eventsWritten = 0;
+  bytesWritten = 0;
 
   constructor(
     private readonly limits: TabLimits,
@@ -89,6 +92,11 @@ export class TabRegistry implements TabHost {
 
   overflowed(): void {
     this.overflows++;
+  }
+
+  wrote(events: number, bytes: number): void {
+    this.eventsWritten += events;
+    this.bytesWritten += bytes;
   }
 
   held(delta: number): void {

@@ -1,11 +1,15 @@
 // The engine conformance suite: written once, run against every PubSub engine (embedded SQLite, a single
-// nats-server, a 3-node cluster). Each test name is a behaviour claim of the PubSub contract in
-// src/pubsub/types.ts; an engine is conformant when all of them pass.
+// nats-server, a 3-node cluster, or a third engine of your own). Each test name is a behaviour claim of
+// the PubSub contract in src/pubsub/types.ts; an engine is conformant when all of them pass.
 //
-// Usage, from a `*.test.ts` file:
+// It ships in the package as `via-ts/testing` and registers its tests with node:test (Node's built-in
+// runner, nothing to install). Usage, from a test file run with `node --test`:
 //
-//   import { runConformance } from "./conformance.ts";
-//   runConformance({ name: "embedded", open, restart, restartKeepsSubscriptions: false, cleanup });
+//   import { runConformance } from "via-ts/testing";
+//   runConformance({ name: "my-engine", open, restart, restartKeepsSubscriptions: false, cleanup });
+//
+// The suite checks errors by class: an engine throws the classes exported by `via-ts/pubsub`
+// (StreamNotFoundError, WrongLastSequenceError, ...), from the same installed copy of via-ts.
 //
 // EngineHarness contract:
 // - open(): a fresh, open engine. Storage may be shared by all engines of one harness (one nats-server
@@ -33,8 +37,8 @@ import {
   StreamNotFoundError,
   SubjectError,
   WrongLastSequenceError,
-} from "../../src/pubsub/errors.ts";
-import type { Delivery, PubSub, StreamConfig, StreamInfo, SubscribeOptions } from "../../src/pubsub/types.ts";
+} from "../pubsub/errors.ts";
+import type { Delivery, PubSub, StreamConfig, StreamInfo, SubscribeOptions } from "../pubsub/types.ts";
 
 export interface EngineHarness {
   /** Prefix of every test title, e.g. "embedded", "nats", "nats-cluster". */

@@ -3,9 +3,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runConformance } from "via-ts/testing";
 import { openEmbedded } from "../../src/pubsub/embedded/engine.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
-import { runConformance } from "./conformance.ts";
 
 const root = await mkdtemp(join(tmpdir(), "via-conformance-embedded-"));
 const dirs = new WeakMap<PubSub, string>();

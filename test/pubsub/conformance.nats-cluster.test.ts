@@ -4,10 +4,10 @@
 // streams have leaders again: the durability claim is about every node's store, not one survivor's.
 import { describe } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { runConformance } from "via-ts/testing";
 import { connectNats, type NatsPubSub } from "../../src/pubsub/nats/engine.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
 import { type NatsCluster, natsServerMissing, startNatsCluster, waitForJetStream } from "../support/nats-server.ts";
-import { runConformance } from "./conformance.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -2,10 +2,10 @@
 // whole file: every test uses its own stream names and subject prefix. restart() is a kill -9 of the
 // server and a restart on the same port and store dir while the engine keeps running.
 import { describe } from "node:test";
+import { runConformance } from "via-ts/testing";
 import { connectNats, type NatsPubSub } from "../../src/pubsub/nats/engine.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
 import { type NatsServer, natsServerMissing, startNatsServer, waitForJetStream } from "../support/nats-server.ts";
-import { runConformance } from "./conformance.ts";
 
 const missing = natsServerMissing();
 if (missing) {

@@ -28,6 +28,10 @@ export interface ChatProcessOptions {
    * drive hundreds of browsers from one address and turn them off.
    */
   clientLimits?: boolean;
+  /** --metrics (a path, or "off"); default the chat's /metrics. */
+  metrics?: string;
+  /** --metrics-port: the metrics on a port of their own (0: any free one). */
+  metricsPort?: number;
   /** How long to wait for the "NATS chatroom on <url>" line (default 30 s). */
   timeoutMs?: number;
   /**
@@ -85,9 +89,22 @@ function spawnOnce(opts: ChatProcessOptions): Promise<ChatProcess> {
   if (opts.rooms) args.push("--rooms", opts.rooms.join(","));
   if (opts.sendRate) args.push("--send-rate", String(opts.sendRate));
   if (opts.clientLimits === false) args.push("--client-limits", "off");
+  if (opts.metrics !== undefined) args.push("--metrics", opts.metrics);
+  if (opts.metricsPort !== undefined) args.push("--metrics-port", String(opts.metricsPort));
   const env: NodeJS.ProcessEnv = { ...process.env, VIA_LOG_LEVEL: "info" };
   // The chat's own flags decide; stray values from the caller's shell must not.
-  for (const name of ["PORT", "HOST", "DATA_DIR", "NATS_URL", "NATS_REPLICAS", "CHAT_ROOMS", "CHAT_SEND_RATE"])
+  for (const name of [
+    "PORT",
+    "HOST",
+    "DATA_DIR",
+    "NATS_URL",
+    "NATS_REPLICAS",
+    "CHAT_ROOMS",
+    "CHAT_SEND_RATE",
+    "METRICS",
+    "METRICS_PORT",
+    "METRICS_HOST",
+  ])
     delete env[name];
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   live.add(proc);

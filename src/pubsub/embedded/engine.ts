@@ -1,5 +1,5 @@
 // The embedded engine: an in-process subject router in front of a SQLite stream store, one process,
-// no server. Implements the same PubSub contract as the NATS engine (test/pubsub/conformance.ts).
+// no server. Implements the same PubSub contract as the NATS engine (src/testing/conformance.ts).
 //
 // Delivery model (decided here, relied on by the conformance suite):
 // - Handlers never run inside the caller's stack. Live messages are delivered from the group-commit
@@ -33,6 +33,7 @@ import type {
   PublishAck,
   PublishOptions,
   PubSub,
+  PubSubStatus,
   StreamConfig,
   StreamInfo,
   StreamMessage,
@@ -498,6 +499,11 @@ class EmbeddedPubSub implements PubSub {
   }
 
   // ---- lifecycle --------------------------------------------------------------------------------
+
+  /** In process: connected while open, never reconnects. */
+  status(): PubSubStatus {
+    return { connected: !this.#closed, reconnects: 0 };
+  }
 
   #assertOpen(): void {
     if (this.#closed) throw new PubSubClosedError();

@@ -43,6 +43,7 @@ import type {
   PublishAck,
   PublishOptions,
   PubSub,
+  PubSubStatus,
   ResolvedStreamConfig,
   StreamConfig,
   StreamInfo,
@@ -306,6 +307,9 @@ export class NatsPubSub implements PubSub {
   /** Called on every reconnect (publish batches waiting on the old connection go again). */
   #onReconnect = new Set<() => void>();
   readonly #bytesBug: boolean;
+  /** Between a "disconnect" and the next "reconnect" status of the connection. */
+  #disconnected = false;
+  #reconnects = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -332,12 +336,15 @@ export class NatsPubSub implements PubSub {
     for await (const s of this.nc.status()) {
       switch (s.type) {
         case "disconnect":
+          this.#disconnected = true;
           this.log.warn({ server: s.server }, "nats disconnected");
           break;
         case "reconnecting":
           this.log.debug("nats reconnecting");
           break;
         case "reconnect":
+          this.#disconnected = false;
+          this.#reconnects++;
           this.log.info({ server: s.server }, "nats reconnected");
           // Consumers may be gone (server restart) or stalled; resume every feed from its last seq now
           // instead of waiting for missed heartbeats.
@@ -358,6 +365,10 @@ export class NatsPubSub implements PubSub {
           break;
       }
     }
+  }
+
+  status(): PubSubStatus {
+    return { connected: !this.#closed && !this.#disconnected && !this.nc.isClosed(), reconnects: this.#reconnects };
   }
 
   #assertOpen(): void {

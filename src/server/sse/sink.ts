@@ -22,10 +22,12 @@ export const EVENT_STREAM_HEADERS = {
   "X-Accel-Buffering": "no",
 } as const;
 
-/** Where a sink reports the bytes it holds, and its cap. */
+/** Where a sink reports the bytes it holds and what it wrote, and its cap. */
 export interface SinkHost {
   readonly queueCapBytes: number;
   held(delta: number): void;
+  /** `events` events of `bytes` bytes in all were written to the socket (a count for metrics). */
+  wrote(events: number, bytes: number): void;
 }
 
 export class EventSink {
@@ -106,12 +108,15 @@ export class EventSink {
       this.next = undefined;
       this.nextSize = 0;
       this.host.held(-size);
+      this.host.wrote(1, size);
     } else {
       const queue = this.queue;
       if (!queue || queue.length === 0) return;
       const queued = queue.bytes;
+      const events = queue.length;
       ok = this.writeAll(queue.takeAll());
       this.host.held(-queued);
+      this.host.wrote(events, queued);
       // An idle stream keeps no queue: it is made again when a tick brings more than one event.
       if (ok) this.queue = undefined;
     }

@@ -1,0 +1,440 @@
+// The app's metrics registry, served in the Prometheus text format (prom-client). One Registry per app,
+// never prom-client's global one, so two apps in one process do not clash and an app's own metrics
+// (`app.metrics.registry`) sit next to the framework's.
+//
+// Nothing here costs per event beyond a plain increment: the gauges and most counters are read at
+// scrape time from what the app already keeps (`app.stats()`, the tab registry's write counters, the
+// engine's status), once per scrape however many series read them. Per request or message there is one
+// histogram observation: an action's answer, a publish's ack, a feed's live message (once per subject,
+// not per tab). Process metrics (memory, CPU, event loop lag, GC) are collected once per process and
+// appended to every app's scrape.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Logger } from "../log.ts";
+import type {
+  Handler,
+  HistoryQuery,
+  PublishAck,
+  PublishOptions,
+  PubSub,
+  PubSubStatus,
+  StreamConfig,
+  StreamInfo,
+  StreamMessage,
+  SubscribeOptions,
+  Unsubscribe,
+} from "../pubsub/types.ts";
+import type { AppStats } from "./app.ts";
+
+export interface MetricsOptions {
+  /** Where the metrics are served (default "/metrics"). On the app's port it answers any Host, like /healthz. */
+  path?: string;
+  /**
+   * Serve them from a server of their own on this port (0: any free one; `app.metrics.port` says which)
+   * instead of the app's port, which then has no metrics path. Started with the app, closed by `app.close()`.
+   */
+  port?: number;
+  /** The interface that server binds (default 127.0.0.1). */
+  host?: string;
+  /** Also the process's memory, CPU, event loop lag, GC and handles (prom-client's defaults; default true). */
+  processMetrics?: boolean;
+}
+
+/** What the metrics read from the app, at scrape time. */
+export interface MetricsSource {
+  stats(): AppStats;
+  /** Events, and their bytes, written to event streams since start. */
+  written(): { events: number; bytes: number };
+}
+
+const DEFAULT_PATH = "/metrics";
+
+/** Seconds. An action's time includes waiting for the tab's earlier actions (they run one at a time). */
+const ACTION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Seconds. A NATS publish is retried for up to 15 s through an outage (publishRetryMs). */
+const ACK_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15];
+/** Seconds. A feed catching up after an engine outage delivers messages minutes old. */
+const FEED_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/** The error label of a failed publish: the engine's error classes by name, anything else "other". */
+const PUBLISH_ERRORS = new Set([
+  "SubjectError",
+  "StreamLimitError",
+  "WrongLastSequenceError",
+  "StreamNotFoundError",
+  "PubSubClosedError",
+  "PublishTimeoutError",
+]);
+
+let processRegistry: Registry | undefined;
+/** One per process: two apps would otherwise each start an event loop monitor and a GC observer. */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+export class AppMetrics {
+  /** The app's registry: register the app's own metrics here (`registers: [app.metrics.registry]`). */
+  readonly registry = new Registry();
+  /** The path metrics are served at, on the app's port or on their own (`port`). */
+  readonly path: string;
+  /** Whether the app's own port serves them (no `port` option). */
+  readonly onAppPort: boolean;
+  /** Resolves once the metrics' own server listens (at once without `port`); rejects if it cannot. */
+  listening: Promise<void> = Promise.resolve();
+  private readonly withProcess: boolean;
+  private readonly ownPort: { port: number; host: string } | undefined;
+  private server: Server | undefined;
+  private pubsub: InstrumentedPubSub | undefined;
+  /** One `stats()` per scrape: every collect callback of one scrape runs in the same synchronous pass. */
+  private snapshot: AppStats | undefined;
+
+  private readonly actions: Counter<"status">;
+  private readonly actionSeconds: Histogram<"outcome">;
+  private readonly feedDelay: Histogram;
+  /** @internal Read by the instrumented engine. */
+  readonly publishes: Counter<"result">;
+  /** @internal */
+  readonly publishFailures: Counter<"error">;
+  /** @internal */
+  readonly ackSeconds: Histogram;
+
+  constructor(
+    options: MetricsOptions,
+    private readonly source: MetricsSource,
+    private readonly logger: Logger,
+  ) {
+    this.path = checkPath(options.path ?? DEFAULT_PATH);
+    this.withProcess = options.processMetrics ?? true;
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, read: (s: AppStats) => number) => {
+      const g: Gauge = new Gauge({ name, help, registers, collect: () => g.set(read(this.stats())) });
+    };
+    // Counters the app keeps as plain numbers, copied at scrape time.
+    const counter = (name: string, help: string, read: () => number) => {
+      const c: Counter = new Counter({
+        name,
+        help,
+        registers,
+        collect: () => {
+          c.reset();
+          c.inc(read());
+        },
+      });
+    };
+
+    gauge(
+      "via_tabs",
+      "Live tab contexts: with an open event stream, or waiting for it within their TTL.",
+      (s) => s.tabs,
+    );
+    gauge("via_streams_open", "Tabs with an open event stream.", (s) => s.connected);
+    gauge("via_tabs_detached", "Tabs whose event stream dropped, waiting for it within their TTL.", (s) => s.detached);
+    gauge(
+      "via_streams_backed_up",
+      "Event streams whose socket refused the last write (their events queue until it drains).",
+      (s) => s.backedUp,
+    );
+    gauge("via_sessions", "Browser sessions kept in memory (with a live tab or data).", (s) => s.sessions);
+    gauge(
+      "via_queued_bytes",
+      "Bytes held for all event streams: queued events plus what the sockets have not handed to the kernel.",
+      (s) => s.queuedBytes.total,
+    );
+    gauge("via_queued_bytes_max", "Bytes held for the event stream holding the most.", (s) => s.queuedBytes.max);
+    gauge("via_queue_cap_bytes", "The per-tab cap of held bytes (queueCapBytes).", (s) => s.queueCapBytes);
+    gauge("via_budget_bytes", "The app-wide budget of held bytes over all tabs (budgetBytes).", (s) => s.budget.bytes);
+    counter(
+      "via_stream_overflows_total",
+      "Event streams cut because their tab went over the per-tab cap.",
+      () => this.stats().overflows,
+    );
+    counter(
+      "via_budget_cuts_total",
+      "Event streams cut because all tabs together went over the app's budget.",
+      () => this.stats().budget.cuts,
+    );
+    counter(
+      "via_detached_dropped_total",
+      "Detached tab contexts disposed because more than maxDetachedTabs waited.",
+      () => this.stats().detachedDropped,
+    );
+    counter(
+      "via_stream_events_total",
+      "Events written to tabs' event streams (patches, signals, list items; not keepalives).",
+      () => source.written().events,
+    );
+    counter(
+      "via_stream_bytes_total",
+      "Bytes of the events written to tabs' event streams.",
+      () => source.written().bytes,
+    );
+
+    this.actions = new Counter({
+      name: "via_actions_total",
+      help: 'Action requests answered, by HTTP status ("aborted": the client went away before the answer).',
+      labelNames: ["status"],
+      registers,
+    });
+    this.actionSeconds = new Histogram({
+      name: "via_action_duration_seconds",
+      help: "Time from an action request to its answer (ok 2xx, refused 4xx, error 5xx, aborted).",
+      labelNames: ["outcome"],
+      buckets: ACTION_BUCKETS,
+      registers,
+    });
+    this.publishes = new Counter({
+      name: "via_publishes_total",
+      help: "Publishes through the app's engine (c.publish, app.pubsub), by result: stored, duplicate, core, failed.",
+      labelNames: ["result"],
+      registers,
+    });
+    this.publishFailures = new Counter({
+      name: "via_publish_failures_total",
+      help: "Failed publishes through the app's engine, by error class.",
+      labelNames: ["error"],
+      registers,
+    });
+    this.ackSeconds = new Histogram({
+      name: "via_publish_ack_seconds",
+      help: "Time from a stream publish to its ack (stored durably, or found a duplicate).",
+      buckets: ACK_BUCKETS,
+      registers,
+    });
+    counter(
+      "via_pubsub_deliveries_total",
+      "Messages the engine handed to the app's subscriptions (a feed's one per subject, c.subscribe's per tab).",
+      () => this.pubsub?.deliveries ?? 0,
+    );
+    const connected: Gauge<"engine"> = new Gauge({
+      name: "via_pubsub_connected",
+      help: "1 while the pub/sub engine reaches its server or storage, else 0.",
+      labelNames: ["engine"],
+      registers,
+      collect: () => {
+        const status = this.engineStatus();
+        if (status) connected.set({ engine: this.pubsub!.kind }, status.connected ? 1 : 0);
+      },
+    });
+    counter(
+      "via_pubsub_reconnects_total",
+      "Times the pub/sub engine re-established its connection (NATS; the embedded engine has none).",
+      () => this.engineStatus()?.reconnects ?? 0,
+    );
+    this.feedDelay = new Histogram({
+      name: "via_feed_delivery_delay_seconds",
+      help: "Feed lag: time from the stream storing a message to this process's feed sending it to its tabs.",
+      buckets: FEED_BUCKETS,
+      registers,
+    });
+
+    const port = options.port;
+    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535))
+      throw new RangeError(`metrics port must be an integer 0-65535, got ${port}`);
+    this.ownPort = port === undefined ? undefined : { port, host: options.host ?? "127.0.0.1" };
+    this.onAppPort = this.ownPort === undefined;
+  }
+
+  /** Starts the metrics' own server (with `port`); `listening` says when it is up. Called once by the app. */
+  start(): void {
+    if (this.ownPort && !this.server) this.listening = this.listen(this.ownPort.port, this.ownPort.host);
+  }
+
+  /** The metrics' own server's port (with the `port` option, once `listening` resolved). */
+  get port(): number | undefined {
+    return (this.server?.address() as AddressInfo | null)?.port;
+  }
+
+  private stats(): AppStats {
+    if (!this.snapshot) {
+      this.snapshot = this.source.stats();
+      queueMicrotask(() => {
+        this.snapshot = undefined;
+      });
+    }
+    return this.snapshot;
+  }
+
+  private engineStatus(): PubSubStatus | undefined {
+    return this.pubsub?.inner.status?.();
+  }
+
+  /**
+   * The engine the app uses, wrapped so its publishes (count, ack latency, failures) and deliveries are
+   * counted; its connection status is read at scrape time.
+   */
+  instrument(pubsub: PubSub): PubSub {
+    this.pubsub = new InstrumentedPubSub(pubsub, this);
+    return this.pubsub;
+  }
+
+  /** Count an action request and time it, when its answer is sent (or its client goes away). */
+  observeAction(res: ServerResponse): void {
+    const started = performance.now();
+    res.once("close", () => {
+      const seconds = (performance.now() - started) / 1000;
+      let status: string;
+      let outcome: string;
+      if (!res.writableFinished) {
+        status = "aborted";
+        outcome = "aborted";
+      } else {
+        status = String(res.statusCode);
+        outcome = res.statusCode < 400 ? "ok" : res.statusCode < 500 ? "refused" : "error";
+      }
+      this.actions.inc({ status });
+      this.actionSeconds.observe({ outcome }, seconds);
+    });
+  }
+
+  /** A feed got a live message the stream stored at `storedAt` (ms since the epoch) and sends it to its tabs. */
+  feedDelivered(storedAt: number): void {
+    this.feedDelay.observe(Math.max(0, Date.now() - storedAt) / 1000);
+  }
+
+  /** The metrics in the Prometheus text format. */
+  async scrape(): Promise<string> {
+    const [own, proc] = await Promise.all([
+      this.registry.metrics(),
+      this.withProcess ? processMetrics().metrics() : undefined,
+    ]);
+    return proc ? `${own}\n${proc}` : own;
+  }
+
+  /** Answer a scrape (GET or HEAD; the caller checked the method). */
+  async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await this.scrape();
+    res.writeHead(200, { "Content-Type": this.registry.contentType, "Cache-Control": "no-store" });
+    res.end(req.method === "HEAD" ? undefined : body);
+  }
+
+  private async listen(port: number, host: string): Promise<void> {
+    const server = createServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, (req, res) => {
+      const path = (req.url ?? "/").split("?")[0];
+      if (path !== this.path) return plain(res, 404, "not found");
+      if (req.method !== "GET" && req.method !== "HEAD") return plain(res, 405, "method not allowed", "GET, HEAD");
+      this.serve(req, res).catch((err: unknown) => {
+        this.logger.error({ err }, "metrics scrape failed");
+        if (res.headersSent) res.destroy();
+        else plain(res, 500, "internal error");
+      });
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const url = `http://${host.includes(":") ? `[${host}]` : host}:${this.port}${this.path}`;
+    this.logger.info({ url }, `metrics on ${url}`);
+  }
+
+  /** Closes the metrics' own server, if there is one. */
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    await this.listening.catch(() => {});
+    if (!server.listening) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections();
+    await closed;
+  }
+}
+
+function plain(res: ServerResponse, status: number, body: string, allow?: string): void {
+  res.writeHead(status, {
+    "Content-Type": "text/plain; charset=utf-8",
+    "Cache-Control": "no-store",
+    ...(allow ? { Allow: allow } : {}),
+  });
+  res.end(`${body}\n`);
+}
+
+function checkPath(path: string): string {
+  if (!/^\/[A-Za-z0-9._~\-/]*$/.test(path) || path.startsWith("/_via/") || ["/healthz", "/readyz"].includes(path))
+    throw new RangeError(
+      `metrics path must be a path like "/metrics" (letters, digits, "-._~/"), not under /_via/ nor /healthz or /readyz, got ${JSON.stringify(path)}`,
+    );
+  return path;
+}
+
+/** The app's engine, counting what goes through it; everything else is the engine's own. */
+class InstrumentedPubSub implements PubSub {
+  readonly kind: PubSub["kind"];
+  /** Messages handed to subscription handlers (a plain number, read at scrape time). */
+  deliveries = 0;
+  readonly deleteStream?: (stream: string) => Promise<void>;
+  readonly status?: () => PubSubStatus;
+
+  constructor(
+    readonly inner: PubSub,
+    private readonly metrics: AppMetrics,
+  ) {
+    this.kind = inner.kind;
+    if (inner.deleteStream) this.deleteStream = (stream) => inner.deleteStream!(stream);
+    if (inner.status) this.status = () => inner.status!();
+  }
+
+  publish(subject: string, data: Uint8Array | string, opts?: PublishOptions): Promise<PublishAck | null> {
+    const started = performance.now();
+    let published: Promise<PublishAck | null>;
+    try {
+      published = this.inner.publish(subject, data, opts);
+    } catch (err) {
+      this.failed(err);
+      throw err;
+    }
+    return published.then(
+      (ack) => {
+        if (ack) {
+          this.metrics.ackSeconds.observe((performance.now() - started) / 1000);
+          this.metrics.publishes.inc({ result: ack.duplicate ? "duplicate" : "stored" });
+        } else this.metrics.publishes.inc({ result: "core" });
+        return ack;
+      },
+      (err: unknown) => {
+        this.failed(err);
+        throw err;
+      },
+    );
+  }
+
+  private failed(err: unknown): void {
+    const name = (err as Error | undefined)?.name ?? "";
+    this.metrics.publishes.inc({ result: "failed" });
+    this.metrics.publishFailures.inc({ error: PUBLISH_ERRORS.has(name) ? name : "other" });
+  }
+
+  subscribe(pattern: string, handler: Handler, opts?: SubscribeOptions): Unsubscribe {
+    return this.inner.subscribe(
+      pattern,
+      (msg) => {
+        this.deliveries++;
+        return handler(msg);
+      },
+      opts,
+    );
+  }
+
+  ensureStream(config: StreamConfig): Promise<StreamInfo> {
+    return this.inner.ensureStream(config);
+  }
+
+  history(subject: string, query: HistoryQuery): Promise<StreamMessage[]> {
+    return this.inner.history(subject, query);
+  }
+
+  info(stream: string): Promise<StreamInfo> {
+    return this.inner.info(stream);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
