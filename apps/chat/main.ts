@@ -39,6 +39,9 @@ Options:
   --metrics-host <h>  interface the metrics port binds (env METRICS_HOST, default --host)
   --help              show this help
 
+Logs are readable lines on a terminal and JSON lines otherwise; VIA_LOG_FORMAT=json|pretty chooses,
+VIA_LOG_LEVEL sets the level (default info).
+
 Without --nats the chat needs no other process: messages are stored in SQLite under the data
 directory (one process per directory). With --nats several instances share rooms, history and
 presence.
