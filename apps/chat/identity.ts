@@ -179,14 +179,22 @@ export function skeleton(name: string): string {
  * like no Latin letter), and upper-casing first loses the small letters that only look alike small
  * (Greek "ν" and "v"). Upper-casing is also full case folding's "ß" = "ss".
  */
-export function nameKeys(name: string): string[] {
-  const keys = [skeleton(name)];
-  for (const variant of [name.toLowerCase(), name.toUpperCase()]) {
-    const key = skeleton(variant);
-    if (!keys.includes(key)) keys.push(key);
+export function nameKeys(name: string): readonly string[] {
+  // Cached whole: a roster index rebuilds from every name present on each roster change.
+  let keys = keyCache.get(name);
+  if (keys === undefined) {
+    const found = [skeleton(name)];
+    for (const variant of [name.toLowerCase(), name.toUpperCase()]) {
+      const key = skeleton(variant);
+      if (!found.includes(key)) found.push(key);
+    }
+    keys = found;
+    if (keyCache.size >= SKELETONS_CACHED) keyCache.clear();
+    keyCache.set(name, keys);
   }
   return keys;
 }
+const keyCache = new Map<string, readonly string[]>();
 
 /** Who among `people` (other than `exceptId`, the renaming person) has a name that looks like `name`. */
 export function lookalikeOf<P extends { id: string; name: string }>(
