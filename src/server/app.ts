@@ -15,6 +15,7 @@ import type { Context } from "./context.ts";
 import { Feed, type FeedOptions } from "./feed.ts";
 import { documentHtml } from "./html.ts";
 import { HttpError } from "./http-error.ts";
+import { listenOn } from "./listen.ts";
 import { AppMetrics, type MetricsOptions } from "./metrics.ts";
 import { type RateLimit, tooManyRequests } from "./rate-limit.ts";
 import { RouteTable } from "./routes.ts";
@@ -714,13 +715,7 @@ export class App {
     // The name the server is started under is one it answers to.
     this.hosts?.add([host]);
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
+    await listenOn(server, port, host);
     if (opts.handleSignals ?? true) {
       for (const sig of ["SIGINT", "SIGTERM"] as const) {
         const onSignal = () => {

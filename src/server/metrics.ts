@@ -26,6 +26,7 @@ import type {
   Unsubscribe,
 } from "../pubsub/types.ts";
 import type { AppStats } from "./app.ts";
+import { listenOn } from "./listen.ts";
 
 export interface MetricsOptions {
   /** Where the metrics are served (default "/metrics"). On the app's port it answers any Host, like /healthz. */
@@ -324,13 +325,7 @@ export class AppMetrics {
       });
     });
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
+    await listenOn(server, port, host);
     const url = `http://${host.includes(":") ? `[${host}]` : host}:${this.port}${this.path}`;
     this.logger.info({ url }, `metrics on ${url}`);
   }
