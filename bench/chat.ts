@@ -7,16 +7,21 @@
 // (latency, bytes on the wire) and a closed-loop phase (deliveries/s at saturation), with a loss
 // check after each; (c) memory with idle tabs; (ramp) tabs joining one room until its presence shows
 // them all; (pages) memory after page loads that never open their stream; (growth) memory before and
-// after a fixed number of messages. Definitions: the HELP text below and docs/BENCHMARKS.md ("Chat
-// under load").
+// after a fixed number of messages; (tabs) browsers with several tabs each on one shared stream per
+// browser, against the same tabs on a stream of their own each: server connections, memory per tab,
+// a message reaching every tab. Definitions: the HELP text below and docs/BENCHMARKS.md ("Chat under
+// load").
 
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { cpus, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { intOption } from "../scripts/lib/cli.ts";
 import { natsServerBin } from "../test/support/nats-server.ts";
 import type {
+  BrowsersArgs,
+  BrowsersResult,
   ClosedLoopArgs,
   ConnectArgs,
   ConnectResult,
@@ -38,6 +43,7 @@ import {
   protocolOf,
   readCpuMs,
   readRss,
+  readWriteSyscalls,
   SYSTEM_LABEL,
   SYSTEMS,
   type System,
@@ -71,6 +77,12 @@ Scenarios (each on a fresh server process per system):
           attached tab into the same room, at 10/s (the chat's per-session limit) (raw, embedded, nats)
   growth  1,000 tabs in one room (--growth-tabs), then 1,000 messages (--growth-messages) in a
           closed loop; server memory after forced GCs before and after the messages
+  tabs    1,000 browsers (--browsers) × 5 tabs (--tabs-per-browser) in one room, each browser one
+          session: its pages, then ONE shared stream (GET /_via/mux) with its tabs attached to it
+          (POST /_via/attach), as the runtime's shared worker does ("shared"); and, on a fresh
+          server in the same run, the same tabs on a stream of their own each ("own", the
+          baseline); then messages at 20,000 deliveries/s (at most 20 msg/s: 4 msg/s at 5,000 tabs)
+          open loop, as in a (embedded, nats)
 
 Per scenario and system:
   latency       send stamp (in the text) → arrival of the message's stored copy in a recipient
@@ -99,6 +111,15 @@ Per scenario and system:
                 to after the messages; also after forced full GCs at both ends
   growth        server VmRSS and V8 heap used after forced full GCs, with the tabs open, before and
                 after the messages: growth in % of before
+  connections   tabs: the server's TCP connections on its port in ESTABLISHED state
+                (/proc/net/tcp), with every tab attached and the connections of the page loads
+                and attach requests closed; and what the chat's /metrics says (via_streams_open:
+                tabs with an open stream, a shared stream's lanes included; via_shared_streams,
+                via_shared_stream_tabs, via_sessions)
+  syscalls      tabs: the server's write system calls (syscw in /proc/<pid>/io) over the open
+                loop, until its last message arrived, per 1,000 recipient deliveries
+  loop delay    tabs: the server's event-loop delay p99 and max over the open loop (its /metrics,
+                nodejs_eventloop_lag_*, whose histogram a scrape just before the loop resets)
   lost          a recipient that never got a message of its room, or a sender that never saw its
                 message stored (or echoed); duplicate: one message text reaching a tab twice under
                 different ids (a re-sent item with an id the tab holds is an upsert, not a new
@@ -106,10 +127,12 @@ Per scenario and system:
 
 Options:
   --quick              smoke run: 100-400 tabs, 1 s phases, 1 client process, small new scenarios
-                       (ramp 200 tabs, 50 page loads + 20 messages, growth 100 tabs × 100 messages)
-  --scenario <list>    comma-separated, of a,b,c,ramp,pages,growth, or all (default all)
+                       (ramp 200 tabs, 50 page loads + 20 messages, growth 100 tabs × 100 messages,
+                       tabs 50 browsers × 5 tabs)
+  --scenario <list>    comma-separated, of a,b,c,ramp,pages,growth,tabs, or all (default all)
   --systems <list>     comma-separated, of raw,socketio,embedded,nats (default all four; ramp and
-                       pages leave socketio out: they need a page GET)
+                       pages leave socketio out: they need a page GET; tabs runs on embedded and
+                       nats only: the shared stream is our protocol's)
   --seconds <s>        length of the open-loop and of the closed-loop phase (default 10; quick 1)
   --inflight <n>       closed loop: messages in flight per client process (default: 16,000
                        deliveries in flight in all, i.e. 16,000 / clients / tabs per room, 8-128)
@@ -119,6 +142,8 @@ Options:
   --page-messages <n>  ~6 KB messages in the pages scenario (default 200; quick 20)
   --growth-tabs <n>    tabs of the growth scenario (default 1,000; quick 100)
   --growth-messages <n>  messages of the growth scenario (default 1,000; quick 100)
+  --browsers <n>       browsers (sessions) of the tabs scenario (default 1,000; quick 50)
+  --tabs-per-browser <n>  tabs each browser opens in the tabs scenario, 1-64 (default 5)
   --json <file>        also write every table, target and result to <file> as JSON
   --profile <dir>      write a V8 CPU profile of every server process to <dir>: of the traffic
                        phases (a, b, growth) or of the ramp (c, ramp) or of the whole run (pages),
@@ -145,6 +170,8 @@ function parse() {
       "page-messages": { type: "string" },
       "growth-tabs": { type: "string" },
       "growth-messages": { type: "string" },
+      browsers: { type: "string" },
+      "tabs-per-browser": { type: "string" },
       json: { type: "string" },
       profile: { type: "string" },
       "heap-snapshots": { type: "string" },
@@ -165,9 +192,11 @@ if (values.help) {
 
 const QUICK = values.quick === true;
 
-type ScenarioId = "a" | "b" | "c" | "ramp" | "pages" | "growth";
-const SCENARIO_IDS: ScenarioId[] = ["a", "b", "c", "ramp", "pages", "growth"];
-type Kind = "traffic" | "idle" | "ramp" | "pages" | "growth";
+type ScenarioId = "a" | "b" | "c" | "ramp" | "pages" | "growth" | "tabs";
+const SCENARIO_IDS: ScenarioId[] = ["a", "b", "c", "ramp", "pages", "growth", "tabs"];
+type Kind = "traffic" | "idle" | "ramp" | "pages" | "growth" | "tabs";
+/** The tabs scenario runs twice per system: tabs on one shared stream per browser, and on streams of their own. */
+type Variant = "shared" | "own";
 
 interface Scenario {
   id: ScenarioId;
@@ -180,6 +209,9 @@ interface Scenario {
   pages?: number;
   /** pages, growth: messages sent. */
   messages?: number;
+  /** tabs: browsers (sessions), and tabs each (tabs = browsers × tabsPerBrowser). */
+  browsers?: number;
+  tabsPerBrowser?: number;
 }
 
 const WORKERS = intOption("clients", values.clients, QUICK ? 1 : 2, 1, 8);
@@ -190,6 +222,11 @@ const PAGES = intOption("pages", values.pages, QUICK ? 50 : 500, 1, 100_000);
 const PAGE_MESSAGES = intOption("page-messages", values["page-messages"], QUICK ? 20 : 200, 1, 10_000);
 const GROWTH_TABS = intOption("growth-tabs", values["growth-tabs"], QUICK ? 100 : 1000, 2, MAX_TABS_PER_WORKER * 8);
 const GROWTH_MESSAGES = intOption("growth-messages", values["growth-messages"], QUICK ? 100 : 1000, 1, 1_000_000);
+const BROWSERS = intOption("browsers", values.browsers, QUICK ? 50 : 1000, 1, 20_000);
+/** At most the lanes one shared stream carries (src/server/mux.ts: MAX_LANES). */
+const TABS_PER_BROWSER = intOption("tabs-per-browser", values["tabs-per-browser"], 5, 1, 64);
+/** The tabs scenario's message rate: 20,000 deliveries/s (scenario a's), at most 20 msg/s. */
+const TABS_RATE = Math.min(20, Math.max(1, Math.round(20_000 / (BROWSERS * TABS_PER_BROWSER))));
 /** The pages scenario's sender: the chat's per-session limit at --send-rate 10 (bursts of 50). */
 const PAGE_SEND_RATE = 10;
 
@@ -208,6 +245,15 @@ const SCENARIOS: Scenario[] = [
   { id: "ramp", kind: "ramp", tabs: RAMP_TABS, rooms: 1, rate: 0 },
   { id: "pages", kind: "pages", tabs: 1, rooms: 1, rate: PAGE_SEND_RATE, pages: PAGES, messages: PAGE_MESSAGES },
   { id: "growth", kind: "growth", tabs: GROWTH_TABS, rooms: 1, rate: 0, messages: GROWTH_MESSAGES },
+  {
+    id: "tabs",
+    kind: "tabs",
+    tabs: BROWSERS * TABS_PER_BROWSER,
+    rooms: 1,
+    rate: TABS_RATE,
+    browsers: BROWSERS,
+    tabsPerBrowser: TABS_PER_BROWSER,
+  },
 ];
 
 const scenarioArg = (values.scenario ?? "all").split(",").map((s) => s.trim());
@@ -225,9 +271,17 @@ for (const s of systems) {
     process.exit(2);
   }
 }
-/** The systems a scenario runs on: ramp and pages load pages, which Socket.IO has none of. */
+/**
+ * The systems a scenario runs on: ramp and pages load pages, which Socket.IO has none of; tabs needs
+ * the shared stream, which only our chat has.
+ */
 function systemsOf(scn: Scenario): System[] {
+  if (scn.kind === "tabs") return systems.filter((s) => s === "embedded" || s === "nats");
   return scn.kind === "ramp" || scn.kind === "pages" ? systems.filter((s) => s !== "socketio") : systems;
+}
+/** The runs of a scenario on one system: tabs runs on a shared stream and on streams of their own. */
+function variantsOf(scn: Scenario): Array<Variant | undefined> {
+  return scn.kind === "tabs" ? ["shared", "own"] : [undefined];
 }
 /** Length of the open-loop and of the closed-loop phase. */
 const PHASE_MS = values.seconds === undefined && QUICK ? 1000 : intOption("seconds", values.seconds, 10, 1, 120) * 1000;
@@ -296,6 +350,8 @@ const TARGET = {
   rawRampSeconds: 4,
   pagesGrowthMiB: 20,
   growthPct: 10,
+  /** tabs: server connections at most this many % above the browser count. */
+  tabsConnectionsSlackPct: 5,
 };
 
 // ---- process hygiene: children are ended on exit (systems.ts, chat-process.ts, nats-server.ts) ----
@@ -348,6 +404,8 @@ interface SaturationStats extends PhaseStats {
 interface RunResult {
   system: System;
   scenario: Scenario;
+  /** tabs: on one shared stream per browser, or on a stream of their own per tab. */
+  variant?: Variant;
   /** 1-minute load average when the run started: other processes on the machine skew latency. */
   loadAtStart: number;
   rssBefore: number;
@@ -383,6 +441,25 @@ interface RunResult {
   confirmP99?: number;
   timed?: PhaseStats;
   saturation?: SaturationStats;
+  /** tabs: the server's TCP connections on its port (ESTABLISHED) with every tab attached. */
+  serverConnections?: number;
+  /** tabs: event-stream sockets, and all sockets, the client processes held open then. */
+  clientStreamSockets?: number;
+  clientOpenSockets?: number;
+  /**
+   * tabs: the chat's /metrics then (via_streams_open, via_shared_streams, via_shared_stream_tabs,
+   * via_tabs, via_sessions; NaN for one it does not serve).
+   */
+  streamsOpen?: number;
+  sharedStreams?: number;
+  sharedTabs?: number;
+  liveTabs?: number;
+  sessions?: number;
+  /** tabs: the server's event-loop delay over the open loop, p99 and max (ms; /metrics, NaN if not served). */
+  loopDelayP99?: number;
+  loopDelayMax?: number;
+  /** tabs: the server's write system calls over the open loop (until its last message arrived). */
+  writeSyscalls?: number;
   counters: Counters;
 }
 
@@ -405,6 +482,7 @@ function emptyCounters(): Counters {
     viewRenders: 0,
     trims: 0,
     prepends: 0,
+    laneEnds: 0,
   };
 }
 
@@ -495,6 +573,9 @@ function phaseStats(
 interface Bench {
   scn: Scenario;
   system: System;
+  variant: Variant | undefined;
+  /** `<scenario>/<system>`, and the variant if any: what the log lines and tables name the run by. */
+  label: string;
   srv: RunningSystem;
   workers: Child[];
   rooms: string[];
@@ -513,8 +594,15 @@ interface Meters {
 }
 
 /** Starts the system and the client processes, runs `body`, and always stops them all. */
-async function withBench(scn: Scenario, system: System, body: (b: Bench) => Promise<RunResult>): Promise<RunResult> {
+async function withBench(
+  scn: Scenario,
+  system: System,
+  variant: Variant | undefined,
+  body: (b: Bench) => Promise<RunResult>,
+): Promise<RunResult> {
   const rooms = roomNames(scn.rooms);
+  const label = `${scn.id}/${runLabel(system, variant)}`;
+  const fileStem = `${scn.id}-${system}${variant ? `-${variant}` : ""}`;
   const started = performance.now();
   const workers = Array.from({ length: workersOf(scn) }, (_, i) => spawnChild(`clients ${i + 1}`, "clients"));
   let srv: RunningSystem | undefined;
@@ -528,6 +616,8 @@ async function withBench(scn: Scenario, system: System, body: (b: Bench) => Prom
     const bench: Bench = {
       scn,
       system,
+      variant,
+      label,
       srv: s,
       workers,
       rooms,
@@ -543,11 +633,11 @@ async function withBench(scn: Scenario, system: System, body: (b: Bench) => Prom
         nats: m.nats?.maxPct() ?? Number.NaN,
         clients: m.clients.maxPct(),
       }),
-      snapshot: async (label) => {
+      snapshot: async (what) => {
         if (!SNAPSHOT_DIR) return;
-        const file = join(SNAPSHOT_DIR, `${scn.id}-${system}-${label}.heapsnapshot`);
+        const file = join(SNAPSHOT_DIR, `${fileStem}-${what}.heapsnapshot`);
         await control(s.pid, { cmd: "heap-snapshot", file }, 300_000);
-        log(`${scn.id}/${system}: heap snapshot ${file}`);
+        log(`${label}: heap snapshot ${file}`);
       },
       startProfile: async () => {
         if (!PROFILE_DIR || profiling) return;
@@ -556,17 +646,18 @@ async function withBench(scn: Scenario, system: System, body: (b: Bench) => Prom
       },
     };
     const result = await body(bench);
+    if (variant) result.variant = variant;
     if (profiling) {
-      const file = join(PROFILE_DIR!, `${scn.id}-${system}.cpuprofile`);
+      const file = join(PROFILE_DIR!, `${fileStem}.cpuprofile`);
       await control(s.pid, { cmd: "profile-stop", file });
-      log(`${scn.id}/${system}: CPU profile in ${file}`);
+      log(`${label}: CPU profile in ${file}`);
     }
     result.counters = mergeCounters(await Promise.all(workers.map((w) => w.call<Counters>("counters"))));
-    log(`${scn.id}/${system}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    log(`${label}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     return result;
   } catch (err) {
     const diagnostics = srv?.diagnostics();
-    if (diagnostics) process.stderr.write(`bench:chat: ${scn.id}/${system}: ${diagnostics}\n`);
+    if (diagnostics) process.stderr.write(`bench:chat: ${label}: ${diagnostics}\n`);
     throw err;
   } finally {
     await Promise.all(workers.map((w) => w.call("stop", undefined, 10_000).catch(() => {})));
@@ -604,6 +695,95 @@ async function openTabs(b: Bench, presenceTarget = 0): Promise<{ ms: number; end
   return { ms, endAt: Math.max(...connects.map((c) => c.endAt)), startAt };
 }
 
+/**
+ * tabs: opens the scenario's browsers: browser i is in room i mod R and lives in client process i mod W;
+ * its tabs are i, B + i, 2B + i, … (so the open loop's senders, tab k mod N, rotate over the browsers).
+ */
+async function openBrowsers(b: Bench): Promise<{ ms: number; streamSockets: number; openSockets: number }> {
+  const { scn, workers } = b;
+  const nb = scn.browsers!;
+  const per = scn.tabsPerBrowser!;
+  const t0 = performance.now();
+  const connects = await Promise.all(
+    workers.map((w, wi) => {
+      const list: BrowsersArgs["browsers"] = [];
+      for (let i = wi; i < nb; i += workers.length) {
+        list.push([i, i % scn.rooms, Array.from({ length: per }, (_, j) => j * nb + i)]);
+      }
+      return w.call<BrowsersResult>(
+        "connectBrowsers",
+        {
+          port: b.srv.port,
+          rooms: b.rooms,
+          browsers: list,
+          shared: b.variant === "shared",
+          // About as many tabs in the making at once as the other scenarios' 50.
+          concurrency: Math.max(1, Math.round(CONNECT_CONCURRENCY / per)),
+          timeoutMs: 60_000,
+        } satisfies BrowsersArgs,
+        20 * 60_000,
+      );
+    }),
+  );
+  const ms = performance.now() - t0;
+  const open = connects.reduce((a, c) => a + c.open, 0);
+  if (open !== scn.tabs) throw new Error(`${b.label}: only ${open} of ${scn.tabs} tabs are open`);
+  return {
+    ms,
+    streamSockets: connects.reduce((a, c) => a + c.streamSockets, 0),
+    openSockets: connects.reduce((a, c) => a + c.openSockets, 0),
+  };
+}
+
+/**
+ * The server's end of each TCP connection on `port`: sockets in ESTABLISHED state whose local port it
+ * is, from /proc/net/tcp and tcp6 (the whole network namespace; no other process uses this port).
+ */
+function serverConnections(port: number): number {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  let n = 0;
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n")) {
+      // "sl local_address rem_address st …": the state is field 4, 01 = ESTABLISHED.
+      const f = line.trim().split(/\s+/);
+      if (f[3] === "01" && f[1]?.endsWith(hex)) n++;
+    }
+  }
+  return n;
+}
+
+/** The chat's Prometheus metrics (GET /metrics on its port, one connection, closed after): name → value. */
+function scrapeMetrics(port: number): Promise<Map<string, number>> {
+  return new Promise((resolve) => {
+    const req = httpRequest(
+      { host: "127.0.0.1", port, path: "/metrics", agent: false, headers: { Connection: "close" }, timeout: 10_000 },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => {
+          body += c;
+        });
+        res.on("end", () => {
+          const out = new Map<string, number>();
+          if (res.statusCode === 200) {
+            for (const m of body.matchAll(/^([a-zA-Z_:][a-zA-Z0-9_:]*) (\S+)$/gm)) out.set(m[1]!, Number(m[2]));
+          }
+          resolve(out);
+        });
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", () => resolve(new Map()));
+    req.end();
+  });
+}
+
 /** Server RSS (and nats-server's) after the settle delay, then after forced GCs. */
 async function memory(b: Bench): Promise<{ rss: number; natsRss: number; gc: HeapFigures }> {
   await sleep(SETTLE_MS);
@@ -630,14 +810,14 @@ function baseResult(b: Bench, loadAtStart: number, before: Awaited<ReturnType<ty
 }
 
 function logTabs(b: Bench, r: RunResult): void {
-  const { scn, system } = b;
+  const { scn, label } = b;
   log(
-    `${scn.id}/${system}: ${scn.tabs} tabs open in ${(r.rampMs / 1000).toFixed(1)} s; server RSS ` +
+    `${label}: ${scn.tabs} tabs open in ${(r.rampMs / 1000).toFixed(1)} s; server RSS ` +
       `${mib(r.rssBefore)} → ${mib(r.rssAfter)} MiB = ${kib((r.rssAfter - r.rssBefore) / scn.tabs)} KiB/tab`,
   );
   const perTab = (f: keyof HeapFigures) => kib((r.gcAfter[f] - r.gcBefore[f]) / scn.tabs);
   log(
-    `${scn.id}/${system}: after forced GCs: RSS ${mib(r.gcBefore.rss)} → ${mib(r.gcAfter.rss)} MiB ` +
+    `${label}: after forced GCs: RSS ${mib(r.gcBefore.rss)} → ${mib(r.gcAfter.rss)} MiB ` +
       `(${perTab("rss")} KiB/tab), V8 heap used ${perTab("heapUsed")}, heap total ${perTab("heapTotal")}, ` +
       `external ${perTab("external")} KiB/tab`,
   );
@@ -702,9 +882,36 @@ async function closedLoop(b: Bench, maxMessages?: number): Promise<SaturationSta
   return stats;
 }
 
+/** Open loop: message k (seq k + 1) at startAt + k / rate, from tab k mod N, after a warm-up. */
+async function openLoopPhase(b: Bench): Promise<PhaseStats> {
+  const { scn, workers } = b;
+  const warmup = Math.round((scn.rate * WARMUP_MS) / 1000);
+  const count = warmup + Math.round((scn.rate * PHASE_MS) / 1000);
+  const open: OpenLoopArgs = {
+    startAt: wallNow() + LEAD_MS,
+    intervalMs: 1000 / scn.rate,
+    firstSeq: 1,
+    count,
+    totalTabs: scn.tabs,
+    measuredFrom: 1 + warmup,
+  };
+  const m = b.meters();
+  const sends = await Promise.all(workers.map((w) => w.call<SendResult>("openLoop", open, PHASE_MS + 120_000)));
+  const timedCheck = await checkPhase(workers, sends);
+  const t = phaseStats(timedCheck.fin, timedCheck.sent, timedCheck.rejected, b.read(m));
+  log(
+    `${b.label}: open loop ${scn.rate} msg/s: ${t.deliveries}/${t.expected - recipientsOf(scn, warmup)} ` +
+      `measured deliveries, p50 ${ms(t.hist.percentile(50))} p99 ${ms(t.hist.percentile(99))} ` +
+      `max ${ms(t.hist.max)} ms, ${Math.round(t.bytes / Math.max(1, t.deliveries))} B/delivery, ` +
+      `lost ${t.lostMessages} msgs (${t.lostDeliveries} deliveries), server CPU ${pct(t.serverCpuPct)}`,
+  );
+  log(`${b.label}: open loop: ${sendTimes(sends)}`);
+  return t;
+}
+
 /** a, b (traffic) and c (idle): the tabs, then (a, b) the open loop and the closed loop. */
 async function runTraffic(b: Bench): Promise<RunResult> {
-  const { scn, system, srv, workers } = b;
+  const { scn, srv } = b;
   const loadAtStart = loadavg()[0]!;
   const before = await memory(b);
   await b.snapshot(0);
@@ -719,30 +926,7 @@ async function runTraffic(b: Bench): Promise<RunResult> {
   if (scn.kind === "idle") return result;
 
   await b.startProfile();
-  // Open loop: message k (seq k + 1) at startAt + k / rate, from tab k mod N, after a warm-up.
-  const warmup = Math.round((scn.rate * WARMUP_MS) / 1000);
-  const count = warmup + Math.round((scn.rate * PHASE_MS) / 1000);
-  const open: OpenLoopArgs = {
-    startAt: wallNow() + LEAD_MS,
-    intervalMs: 1000 / scn.rate,
-    firstSeq: 1,
-    count,
-    totalTabs: scn.tabs,
-    measuredFrom: 1 + warmup,
-  };
-  const m = b.meters();
-  const sends = await Promise.all(workers.map((w) => w.call<SendResult>("openLoop", open, PHASE_MS + 120_000)));
-  const timedCheck = await checkPhase(workers, sends);
-  result.timed = phaseStats(timedCheck.fin, timedCheck.sent, timedCheck.rejected, b.read(m));
-  const t = result.timed;
-  log(
-    `${scn.id}/${system}: open loop ${scn.rate} msg/s: ${t.deliveries}/${t.expected - recipientsOf(scn, warmup)} ` +
-      `measured deliveries, p50 ${ms(t.hist.percentile(50))} p99 ${ms(t.hist.percentile(99))} ` +
-      `max ${ms(t.hist.max)} ms, ${Math.round(t.bytes / Math.max(1, t.deliveries))} B/delivery, ` +
-      `lost ${t.lostMessages} msgs (${t.lostDeliveries} deliveries), server CPU ${pct(t.serverCpuPct)}`,
-  );
-  log(`${scn.id}/${system}: open loop: ${sendTimes(sends)}`);
-
+  result.timed = await openLoopPhase(b);
   result.saturation = await closedLoop(b);
   result.rssAfterTraffic = readRss(srv.pid);
   result.gcAfterTraffic = await gcAndMeasure(srv.pid, GC_PAUSE_MS);
@@ -896,10 +1080,81 @@ async function runGrowth(b: Bench): Promise<RunResult> {
   return result;
 }
 
-function runOne(scn: Scenario, system: System): Promise<RunResult> {
-  const body = { traffic: runTraffic, idle: runTraffic, ramp: runRamp, pages: runPages, growth: runGrowth }[scn.kind];
-  return withBench(scn, system, body);
+/**
+ * tabs: B browsers × T tabs, on one shared stream per browser or on a stream of their own per tab
+ * (b.variant); server connections and memory with every tab attached, then the open loop (a message
+ * reaching every tab of the room).
+ */
+async function runTabs(b: Bench): Promise<RunResult> {
+  const { scn, srv } = b;
+  const loadAtStart = loadavg()[0]!;
+  const before = await memory(b);
+  await b.snapshot(0);
+  const opened = await openBrowsers(b);
+  // memory() settles first: the page loads' and attach requests' connections are closed by then.
+  const after = await memory(b);
+  const connections = serverConnections(srv.port);
+  const metrics = await scrapeMetrics(srv.port);
+  await b.snapshot(scn.tabs);
+  const result = baseResult(b, loadAtStart, before);
+  const metric = (name: string) => metrics.get(name) ?? Number.NaN;
+  Object.assign(result, {
+    rampMs: opened.ms,
+    rssAfter: after.rss,
+    natsRssAfter: after.natsRss,
+    gcAfter: after.gc,
+    serverConnections: connections,
+    clientStreamSockets: opened.streamSockets,
+    clientOpenSockets: opened.openSockets,
+    streamsOpen: metric("via_streams_open"),
+    sharedStreams: metric("via_shared_streams"),
+    sharedTabs: metric("via_shared_stream_tabs"),
+    liveTabs: metric("via_tabs"),
+    sessions: metric("via_sessions"),
+  } satisfies Partial<RunResult>);
+  log(
+    `${b.label}: ${num(scn.browsers!)} browsers × ${scn.tabsPerBrowser} tabs attached in ${sec(opened.ms)} s: ` +
+      `${num(connections)} server connections, ${num(opened.streamSockets)} stream sockets at the clients ` +
+      `(${num(opened.openSockets)} sockets open); /metrics: ${num(result.streamsOpen!)} tabs streaming, ` +
+      `${num(result.sharedStreams!)} shared streams carrying ${num(result.sharedTabs!)} tabs, ` +
+      `${num(result.liveTabs!)} tabs, ${num(result.sessions!)} sessions`,
+  );
+  logTabs(b, result);
+  await b.startProfile();
+  // prom-client resets its event-loop delay histogram at each scrape: the next one covers the open loop.
+  await scrapeMetrics(srv.port);
+  const syscalls = readWriteSyscalls(srv.pid);
+  result.timed = await openLoopPhase(b);
+  result.writeSyscalls = readWriteSyscalls(srv.pid) - syscalls;
+  const loop = await scrapeMetrics(srv.port);
+  result.loopDelayP99 = (loop.get("nodejs_eventloop_lag_p99_seconds") ?? Number.NaN) * 1000;
+  result.loopDelayMax = (loop.get("nodejs_eventloop_lag_max_seconds") ?? Number.NaN) * 1000;
+  log(
+    `${b.label}: server event-loop delay over the open loop: p99 ${ms(result.loopDelayP99)}, max ${ms(result.loopDelayMax)} ms`,
+  );
+  result.rssAfterTraffic = readRss(srv.pid);
+  result.gcAfterTraffic = await gcAndMeasure(srv.pid, GC_PAUSE_MS);
+  await b.snapshot("after-messages");
+  return result;
 }
+
+function runOne(scn: Scenario, system: System, variant: Variant | undefined): Promise<RunResult> {
+  const body = {
+    traffic: runTraffic,
+    idle: runTraffic,
+    ramp: runRamp,
+    pages: runPages,
+    growth: runGrowth,
+    tabs: runTabs,
+  }[scn.kind];
+  return withBench(scn, system, variant, body);
+}
+
+/** A run's name in tables and log lines: the system, and the variant if the scenario has them. */
+function runLabel(system: System, variant: Variant | undefined): string {
+  return variant ? `${system} ${variant}` : system;
+}
+const labelOf = (r: RunResult) => runLabel(r.system, r.variant);
 
 function mergeHist(sends: SendResult[], key: "requestHist" | "confirmHist" | "completeHist"): Histogram {
   const h = new Histogram();
@@ -977,10 +1232,11 @@ interface Metric {
   kinds: Kind[];
 }
 
-const TRAFFIC: Kind[] = ["traffic"];
-const TABS_MEMORY: Kind[] = ["traffic", "idle", "ramp"];
-const ALL_KINDS: Kind[] = ["traffic", "idle", "ramp", "pages", "growth"];
-const MESSAGE_KINDS: Kind[] = ["traffic", "idle", "pages", "growth"];
+/** An open loop (a, b; tabs has no closed loop, so its saturation rows stay empty and are left out). */
+const TRAFFIC: Kind[] = ["traffic", "tabs"];
+const TABS_MEMORY: Kind[] = ["traffic", "idle", "ramp", "tabs"];
+const ALL_KINDS: Kind[] = ["traffic", "idle", "ramp", "pages", "growth", "tabs"];
+const MESSAGE_KINDS: Kind[] = ["traffic", "idle", "pages", "growth", "tabs"];
 
 const rssPerTab = (r: RunResult) => (r.rssAfter - r.rssBefore) / r.scenario.tabs;
 const bytesPerDelivery = (r: RunResult) => (r.timed ? r.timed.bytes / Math.max(1, r.timed.deliveries) : undefined);
@@ -989,6 +1245,59 @@ const pagesGrowth = (r: RunResult) => (r.rssAfterTraffic ?? Number.NaN) - r.rssB
 const pagesGcGrowth = (r: RunResult) => (r.gcAfterTraffic ? r.gcAfterTraffic.rss - r.gcBefore.rss : undefined);
 
 const METRICS: Metric[] = [
+  // tabs
+  {
+    label: "server TCP connections held, all tabs attached",
+    value: (r) => r.serverConnections,
+    format: (v) => num(v),
+    ratios: true,
+    kinds: ["tabs"],
+  },
+  {
+    label: "  per browser",
+    value: (r) => (r.serverConnections !== undefined ? r.serverConnections / r.scenario.browsers! : undefined),
+    format: (v) => v.toFixed(2),
+    ratios: true,
+    kinds: ["tabs"],
+  },
+  {
+    label: "  event-stream sockets held by the clients",
+    value: (r) => r.clientStreamSockets,
+    format: (v) => num(v),
+    kinds: ["tabs"],
+  },
+  {
+    label: "tabs with an open stream (/metrics via_streams_open)",
+    value: (r) => r.streamsOpen,
+    format: (v) => num(v),
+    kinds: ["tabs"],
+  },
+  {
+    label: "  shared streams (/metrics via_shared_streams)",
+    value: (r) => r.sharedStreams,
+    format: (v) => num(v),
+    kinds: ["tabs"],
+  },
+  {
+    label: "  tabs on a shared stream (/metrics via_shared_stream_tabs)",
+    value: (r) => r.sharedTabs,
+    format: (v) => num(v),
+    kinds: ["tabs"],
+  },
+  { label: "  sessions (/metrics via_sessions)", value: (r) => r.sessions, format: (v) => num(v), kinds: ["tabs"] },
+  {
+    label: "all tabs attached (s)",
+    value: (r) => (r.scenario.kind === "tabs" ? r.rampMs : undefined),
+    format: sec,
+    ratios: true,
+    kinds: ["tabs"],
+  },
+  {
+    label: "shared-stream lanes ended (via-tab-end)",
+    value: (r) => (r.variant === "shared" ? r.counters.laneEnds : undefined),
+    format: (v) => num(v),
+    kinds: ["tabs"],
+  },
   // ramp
   { label: "all tabs attached (s)", value: (r) => r.attachedMs, format: sec, ratios: true, kinds: ["ramp"] },
   {
@@ -1185,6 +1494,19 @@ const METRICS: Metric[] = [
   },
   { label: "server CPU, open loop", value: (r) => r.timed?.serverCpuPct, format: pct, kinds: TRAFFIC },
   {
+    label: "  server write system calls per 1,000 deliveries, open loop",
+    value: (r) => (r.writeSyscalls !== undefined && r.timed ? (r.writeSyscalls / r.timed.expected) * 1000 : undefined),
+    format: (v) => num(v),
+    ratios: true,
+    kinds: ["tabs"],
+  },
+  {
+    label: "  server event-loop delay p99 / max, open loop (ms)",
+    value: (r) => r.loopDelayP99,
+    format: ms,
+    kinds: ["tabs"],
+  },
+  {
     label: "server CPU per 1,000 deliveries, open loop (ms)",
     value: cpuPer1k,
     format: (v) => v.toFixed(1),
@@ -1280,7 +1602,7 @@ const METRICS: Metric[] = [
   },
   {
     label: "ramp: all tabs open (s)",
-    value: (r) => r.rampMs / 1000,
+    value: (r) => (r.scenario.kind === "tabs" ? undefined : r.rampMs / 1000),
     format: (v) => v.toFixed(1),
     kinds: ["traffic", "idle", "growth"],
   },
@@ -1332,6 +1654,13 @@ function scenarioTitle(s: Scenario): string {
         `scenario growth: ${num(s.tabs)} tabs in one room, then ${num(s.messages!)} messages in a closed loop ` +
         `(${inflightOf(s)} in flight × ${workersOf(s)} client processes); memory after forced GCs before and after`
       );
+    case "tabs":
+      return (
+        `scenario tabs: ${num(s.browsers!)} browsers × ${s.tabsPerBrowser} tabs = ${num(s.tabs)} tabs in ${s.rooms} room(s), ` +
+        `each browser one session; "shared": one /_via/mux stream per browser with its tabs attached, "own": a ` +
+        `stream per tab (a fresh server each); then ${s.rate} msg/s open loop for ${PHASE_MS / 1000} s ` +
+        `(+${WARMUP_MS / 1000} s warm-up)`
+      );
     default:
       return (
         `scenario ${s.id}: ${num(s.tabs)} tabs over ${s.rooms} room(s), ${s.rate} msg/s open loop for ${PHASE_MS / 1000} s ` +
@@ -1351,10 +1680,18 @@ function scenarioTable(scn: Scenario, results: RunResult[]): TableData {
   const by = (s: System) => results.find((r) => r.system === s);
   const ours = (["embedded", "nats"] as const).filter((s) => by(s));
   const bases = (["raw", "socketio"] as const).filter((s) => by(s));
+  // tabs: each system's shared stream against its own streams.
+  const pairs = ours.filter(
+    (s) =>
+      results.some((r) => r.system === s && r.variant === "shared") &&
+      results.some((r) => r.system === s && r.variant === "own"),
+  );
+  const variantOf = (s: System, v: Variant) => results.find((r) => r.system === s && r.variant === v)!;
   const header = [
     "metric",
-    ...results.map((r) => r.system),
+    ...results.map(labelOf),
     ...ours.flatMap((s) => bases.map((base) => `${s} / ${base}`)),
+    ...pairs.map((s) => `${s} shared / own`),
   ];
   const rows: string[][] = [];
   const values: TableData["values"] = [];
@@ -1373,17 +1710,22 @@ function scenarioTable(scn: Scenario, results: RunResult[]): TableData {
       cells = results.map((r) =>
         r.timed ? `${ms(r.confirmP50 ?? Number.NaN)} / ${ms(r.confirmP99 ?? Number.NaN)}` : "",
       );
+    } else if (m.label.startsWith("  server event-loop delay")) {
+      cells = results.map((r) => `${ms(r.loopDelayP99 ?? Number.NaN)} / ${ms(r.loopDelayMax ?? Number.NaN)}`);
     } else if (m.label.startsWith("RSS without forced GCs")) {
       cells = results.map((r) => `${mib(r.rssAfter)} / ${mib(r.rssAfterTraffic ?? Number.NaN)}`);
     }
     const ratioCells = ours.flatMap((s) =>
       bases.map((base) => (m.ratios ? ratio(m.value(by(s)!), m.value(by(base)!)) : "")),
     );
-    rows.push([m.label, ...cells, ...ratioCells]);
+    const pairCells = pairs.map((s) =>
+      m.ratios ? ratio(m.value(variantOf(s, "shared")), m.value(variantOf(s, "own"))) : "",
+    );
+    rows.push([m.label, ...cells, ...ratioCells, ...pairCells]);
     values.push({
       label: m.label.trim(),
       values: Object.fromEntries(
-        results.map((r, i) => [r.system, vals[i] === undefined || !Number.isFinite(vals[i]) ? null : vals[i]!]),
+        results.map((r, i) => [labelOf(r), vals[i] === undefined || !Number.isFinite(vals[i]) ? null : vals[i]!]),
       ),
     });
   }
@@ -1400,7 +1742,8 @@ interface TargetRow {
 
 function targets(all: RunResult[]): TargetRow[] {
   const rows: TargetRow[] = [];
-  const find = (scn: Scenario, s: System) => all.find((r) => r.scenario === scn && r.system === s);
+  const find = (scn: Scenario, s: System, v?: Variant) =>
+    all.find((r) => r.scenario === scn && r.system === s && r.variant === v);
   for (const scn of scenarios) {
     const raw = find(scn, "raw");
     const sio = find(scn, "socketio");
@@ -1415,6 +1758,10 @@ function targets(all: RunResult[]): TargetRow[] {
       });
     }
     for (const s of ["embedded", "nats"] as const) {
+      if (scn.kind === "tabs") {
+        tabsTargets(scn, s, find(scn, s, "shared"), find(scn, s, "own"), rows);
+        continue;
+      }
       const r = find(scn, s);
       if (!r) continue;
       const row = (target: string, measured: string, met: boolean | undefined) =>
@@ -1511,6 +1858,56 @@ function targets(all: RunResult[]): TargetRow[] {
   return rows;
 }
 
+/**
+ * tabs: server connections ≈ browsers (one shared stream each), memory per tab on a shared stream, and
+ * every message reaching every tab; each measured against the same tabs on streams of their own.
+ */
+function tabsTargets(
+  scn: Scenario,
+  system: System,
+  shared: RunResult | undefined,
+  own: RunResult | undefined,
+  rows: TargetRow[],
+): void {
+  if (!shared) return;
+  const row = (target: string, measured: string, met: boolean | undefined) =>
+    rows.push({ target, scenario: scn.id, system, measured, met });
+  const nb = scn.browsers!;
+  const conns = shared.serverConnections ?? Number.NaN;
+  const ownConns = own?.serverConnections;
+  row(
+    `server TCP connections ≈ browsers (≤ browsers + ${TARGET.tabsConnectionsSlackPct} %), every tab on its browser's shared stream`,
+    `${num(conns)} connections for ${num(nb)} browsers × ${scn.tabsPerBrowser} tabs` +
+      (Number.isFinite(shared.sharedStreams ?? Number.NaN)
+        ? `, /metrics: ${num(shared.sharedStreams!)} shared streams carrying ${num(shared.sharedTabs!)} tabs`
+        : "") +
+      (ownConns !== undefined ? ` (own streams: ${num(ownConns)} connections)` : ""),
+    Number.isFinite(conns)
+      ? conns >= nb && conns <= nb * (1 + TARGET.tabsConnectionsSlackPct / 100) && shared.clientStreamSockets === nb
+      : undefined,
+  );
+  const perTab = (r: RunResult) => (r.rssAfter - r.rssBefore) / scn.tabs;
+  const gcPerTab = (r: RunResult) => (r.gcAfter.rss - r.gcBefore.rss) / scn.tabs;
+  const k = perTab(shared);
+  row(
+    `≤ ${TARGET.idleTabKiB} KiB server RSS per tab on a shared stream`,
+    `${kib(k)} KiB at ${num(scn.tabs)} tabs (after forced GCs ${kib(gcPerTab(shared))} KiB)` +
+      (own ? `; own streams ${kib(perTab(own))} KiB (${kib(gcPerTab(own))} KiB)` : ""),
+    Number.isFinite(k) ? k <= TARGET.idleTabKiB * 1024 : undefined,
+  );
+  const t = shared.timed;
+  if (t) {
+    const p = (r: RunResult) =>
+      `p50 / p99 ${ms(r.timed!.hist.percentile(50))} / ${ms(r.timed!.hist.percentile(99))} ms`;
+    row(
+      "every message reaches every tab of the room on the shared streams (nothing lost or duplicated)",
+      `${num(t.deliveries)} measured deliveries, ${p(shared)}, lost ${num(t.lostDeliveries)}, duplicates ` +
+        `${num(t.duplicates)}${own?.timed ? `; own streams ${p(own)}` : ""}`,
+      t.lostDeliveries === 0 && t.lostMessages === 0 && t.duplicates === 0 && t.deliveries > 0,
+    );
+  }
+}
+
 /** The ramp's time: every tab attached and showing presence N (NaN if some never did). */
 function rampTime(r: RunResult): number {
   return Math.max(r.attachedMs ?? Number.NaN, r.presenceAllMs ?? Number.NaN);
@@ -1553,15 +1950,24 @@ console.log("");
 
 const started = performance.now();
 const results: RunResult[] = [];
-const failures: Array<{ scenario: string; system: System; error: string }> = [];
+const failures: Array<{ scenario: string; system: System; variant?: Variant; error: string }> = [];
 for (const scn of scenarios) {
   console.log(scenarioTitle(scn));
   for (const system of systemsOf(scn)) {
-    try {
-      results.push(await runOne(scn, system));
-    } catch (err) {
-      failures.push({ scenario: scn.id, system, error: String((err as Error).stack ?? err) });
-      process.stderr.write(`bench:chat: ${scn.id}/${system} failed: ${(err as Error).stack ?? err}\n`);
+    for (const variant of variantsOf(scn)) {
+      try {
+        results.push(await runOne(scn, system, variant));
+      } catch (err) {
+        failures.push({
+          scenario: scn.id,
+          system,
+          ...(variant ? { variant } : {}),
+          error: String((err as Error).stack ?? err),
+        });
+        process.stderr.write(
+          `bench:chat: ${scn.id}/${runLabel(system, variant)} failed: ${(err as Error).stack ?? err}\n`,
+        );
+      }
     }
   }
   console.log("");
@@ -1595,9 +2001,10 @@ for (const scn of scenarios) {
     if (r.saturation && r.saturation.stalls > 0) n.push(`${r.saturation.stalls} closed-loop stalls`);
     const mis = (r.timed?.misrouted ?? 0) + (r.saturation?.misrouted ?? 0);
     if (mis > 0) n.push(`${mis} deliveries to a tab of another room`);
+    if (c.laneEnds > 0) n.push(`${c.laneEnds} shared-stream lanes ended (via-tab-end)`);
     if (n.length > 0) {
-      notes.push(`${r.system}: ${n.join("; ")}`);
-      console.log(`  ${r.system}: ${n.join("; ")}`);
+      notes.push(`${labelOf(r)}: ${n.join("; ")}`);
+      console.log(`  ${labelOf(r)}: ${n.join("; ")}`);
     }
   }
   console.log("");
@@ -1620,7 +2027,7 @@ if (targetRows.length > 0) {
 const lossy = results.filter((r) => lostMessages(r) > 0 || lostDeliveries(r) > 0 || dupes(r) > 0);
 for (const r of results) {
   console.log(
-    `lost ${r.scenario.id}/${r.system}: ${lostMessages(r)} messages, ${lostDeliveries(r)} deliveries, ` +
+    `lost ${r.scenario.id}/${labelOf(r)}: ${lostMessages(r)} messages, ${lostDeliveries(r)} deliveries, ` +
       `${dupes(r)} duplicates`,
   );
 }
@@ -1641,7 +2048,7 @@ clearTimeout(watchdog);
 let exitCode = 0;
 let verdict = "ok";
 if (lossy.length > 0) {
-  verdict = `FAIL: messages were lost or duplicated in ${lossy.map((r) => `${r.scenario.id}/${r.system}`).join(", ")}`;
+  verdict = `FAIL: messages were lost or duplicated in ${lossy.map((r) => `${r.scenario.id}/${labelOf(r)}`).join(", ")}`;
   exitCode = 1;
 } else if (failures.length > 0 || stuck.length > 0) {
   verdict = "FAIL: a run broke (see the errors above)";

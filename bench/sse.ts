@@ -8,12 +8,16 @@
 //   2. fan-out: N tabs connected; the server publishes one `append` patch to every tab `rate`
 //               times a second for `seconds`; clients time each delivery (send stamp in the element).
 //               Repeated `rounds` times, raw and via alternating; the table shows medians.
+// With --h2 both phases also run via over TLS (a self-signed certificate made with the openssl CLI):
+// HTTP/2 with `--h2-streams` tabs per connection, and HTTP/1.1 over TLS (a TLS connection per tab), for
+// a second table next to plain HTTP/1.1 via.
 // Results go to docs/BENCHMARKS.md by hand.
 
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { intOption } from "../scripts/lib/cli.ts";
-import type { CollectResult, ConnectResult, ResetArgs } from "./sse/clients.ts";
+import { selfSignedCert } from "../test/support/tls.ts";
+import type { CollectResult, ConnectArgs, ConnectResult, ResetArgs, Transport } from "./sse/clients.ts";
 import { Child, type FanoutArgs, type FanoutResult, type MemorySample } from "./sse/ipc.ts";
 
 const HELP = `Usage: npm run bench:sse -- [options]
@@ -28,6 +32,9 @@ Options:
   --rate <n>       fan-out messages per second (default 20)
   --rounds <n>     fan-out rounds, raw and via alternating; the table shows the median round (default 3)
   --phase <p>      memory | fanout | all (default all); a single phase prints only its log lines
+  --h2             also run via over TLS: HTTP/2 (--h2-streams tabs per connection) and HTTP/1.1 over
+                   TLS (one connection per tab); a second table compares them with plain HTTP/1.1 via
+  --h2-streams <n> tabs (event streams) per HTTP/2 connection with --h2 (default 100)
   --profile <dir>  write a V8 CPU profile of each server process to <dir> (--cpu-prof)
   --heap-snapshots <dir>  write a server heap snapshot at each memory level to <dir>
   --help           show this help
@@ -41,6 +48,8 @@ const { values } = parseArgs({
     rate: { type: "string" },
     rounds: { type: "string" },
     phase: { type: "string" },
+    h2: { type: "boolean" },
+    "h2-streams": { type: "string" },
     profile: { type: "string" },
     "heap-snapshots": { type: "string" },
     help: { type: "boolean" },
@@ -63,6 +72,8 @@ const SECONDS = intOption("seconds", values.seconds, quick ? 3 : 10, 1, 60);
 const RATE = intOption("rate", values.rate, 20, 1, 200);
 const ROUNDS = intOption("rounds", values.rounds, quick ? 1 : 3, 1, 9);
 const MEM_LEVELS = [TABS, TABS * 5];
+const H2 = values.h2 === true;
+const H2_STREAMS = intOption("h2-streams", values["h2-streams"], 100, 1, 1000);
 const TICKS = SECONDS * RATE;
 // One second of messages first, untimed: the first publishes run cold (JIT, socket buffers).
 const WARMUP_TICKS = RATE;
@@ -80,6 +91,21 @@ const SCRIPTS = {
 };
 
 type Kind = "via" | "raw";
+/** A server and how the clients reach it: plain via and raw, and with --h2 via over TLS. */
+type Variant = "via" | "raw" | "via-https" | "via-h2";
+const VARIANTS: Record<Variant, { kind: Kind; transport: Transport }> = {
+  via: { kind: "via", transport: "http" },
+  raw: { kind: "raw", transport: "http" },
+  "via-https": { kind: "via", transport: "https" },
+  "via-h2": { kind: "via", transport: "h2" },
+};
+
+// The certificate of the TLS variants: made once, before any child starts.
+const cert = H2 ? selfSignedCert() : undefined;
+if (H2 && !cert) {
+  process.stderr.write("--h2 needs the openssl CLI (apt-get install openssl) to make a test certificate\n");
+  process.exit(2);
+}
 
 // ---- child process hygiene: never leave a server or the load generator behind ----
 
@@ -93,8 +119,8 @@ const watchdog = setTimeout(() => {
   process.exit(1);
 }, WATCHDOG_MS);
 
-function spawn<Info>(name: string, script: URL, execArgv: string[] = []): Child<Info> {
-  const child = new Child<Info>(name, script, { execArgv });
+function spawn<Info>(name: string, script: URL, execArgv: string[] = [], args: string[] = []): Child<Info> {
+  const child = new Child<Info>(name, script, { execArgv, args });
   children.add(child);
   return child;
 }
@@ -123,25 +149,36 @@ interface MemoryRun {
   levels: MemoryLevel[];
 }
 
-async function startPair(kind: Kind): Promise<{ server: Child<{ port: number }>; clients: Child; port: number }> {
+async function startPair(variant: Variant): Promise<{ server: Child<{ port: number }>; clients: Child; port: number }> {
+  const { kind, transport } = VARIANTS[variant];
   const profile = values.profile ? ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] : [];
-  const server = spawn<{ port: number }>(`${kind} server`, SCRIPTS[kind], ["--expose-gc", ...profile]);
+  const tls = transport === "http" || !cert ? [] : ["--tls-cert", cert.certFile, "--tls-key", cert.keyFile];
+  const server = spawn<{ port: number }>(`${variant} server`, SCRIPTS[kind], ["--expose-gc", ...profile], tls);
   const clients = spawn("clients", SCRIPTS.clients);
   const [{ port }] = await Promise.all([server.ready, clients.ready]);
   return { server, clients, port };
 }
 
-async function connect(clients: Child, kind: Kind, port: number, total: number): Promise<ConnectResult> {
+async function connect(clients: Child, variant: Variant, port: number, total: number): Promise<ConnectResult> {
+  const { kind, transport } = VARIANTS[variant];
   const res = await clients.call<ConnectResult>(
     "connect",
-    { kind, port, total, batch: BATCH, timeoutMs: 15_000 },
+    {
+      kind,
+      transport,
+      streamsPerConnection: H2_STREAMS,
+      port,
+      total,
+      batch: BATCH,
+      timeoutMs: 15_000,
+    } satisfies ConnectArgs,
     120_000,
   );
-  if (res.open !== total) throw new Error(`${kind}: only ${res.open} of ${total} streams are open`);
+  if (res.open !== total) throw new Error(`${variant}: only ${res.open} of ${total} streams are open`);
   return res;
 }
 
-async function memoryPhase(kind: Kind): Promise<MemoryRun> {
+async function memoryPhase(kind: Variant): Promise<MemoryRun> {
   const { server, clients, port } = await startPair(kind);
   try {
     const snapshot = async (name: string) => {
@@ -179,7 +216,7 @@ interface FanoutRun {
   deliveriesPerSec: number;
 }
 
-async function fanoutPhase(kind: Kind): Promise<FanoutRun> {
+async function fanoutPhase(kind: Variant): Promise<FanoutRun> {
   const { server, clients, port } = await startPair(kind);
   try {
     await connect(clients, kind, port, TABS);
@@ -322,7 +359,8 @@ console.log(`load:    ${loadText()} (1/5/15 min load average before the run; oth
 console.log(
   `plan:    memory at ${MEM_LEVELS.join(" and ")} idle tabs; fan-out to ${TABS} tabs, ` +
     `${RATE} msg/s for ${SECONDS} s (${TICKS} timed messages after ${WARMUP_TICKS} untimed), ` +
-    `${ROUNDS} round(s) per server; ramp ${BATCH} connections at a time`,
+    `${ROUNDS} round(s) per server; ramp ${BATCH} connections at a time` +
+    (H2 ? `; also via over TLS: HTTP/2 (${H2_STREAMS} tabs per connection) and HTTP/1.1` : ""),
 );
 console.log("");
 
@@ -331,10 +369,13 @@ const doMemory = PHASE !== "fanout";
 const doFanout = PHASE !== "memory";
 const memRaw = doMemory ? await memoryPhase("raw") : undefined;
 const memVia = doMemory ? await memoryPhase("via") : undefined;
-const fanRuns: Record<Kind, FanoutRun[]> = { raw: [], via: [] };
+const memHttps = doMemory && H2 ? await memoryPhase("via-https") : undefined;
+const memH2 = doMemory && H2 ? await memoryPhase("via-h2") : undefined;
+const fanRuns: Record<Variant, FanoutRun[]> = { raw: [], via: [], "via-https": [], "via-h2": [] };
+const fanVariants: Variant[] = H2 ? ["raw", "via", "via-https", "via-h2"] : ["raw", "via"];
 for (let round = 0; doFanout && round < ROUNDS; round++) {
-  // Alternate, so a burst of outside load hits both servers alike rather than one.
-  for (const kind of round % 2 === 0 ? (["raw", "via"] as const) : (["via", "raw"] as const)) {
+  // Alternate, so a burst of outside load hits every server alike rather than one.
+  for (const kind of round % 2 === 0 ? fanVariants : [...fanVariants].reverse()) {
     fanRuns[kind].push(await fanoutPhase(kind));
   }
 }
@@ -422,6 +463,114 @@ console.log(line(header));
 console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
 for (const r of rows) console.log(line(r));
 console.log("");
+
+if (H2) {
+  // via over its three transports: what TLS costs per tab, and what HTTP/2 costs or saves against it.
+  const rows2: string[][] = [];
+  const row2 = (label: string, cells: number[], fmt: (x: number) => string) =>
+    rows2.push([label, ...cells.map(fmt), ratio(cells[2]!, cells[0]!), ratio(cells[2]!, cells[1]!)]);
+  if (memVia && memHttps && memH2) {
+    const runs = [memVia, memHttps, memH2];
+    for (let i = 0; i < MEM_LEVELS.length; i++) {
+      row2(
+        `RSS per idle tab @${MEM_LEVELS[i]} (KiB)`,
+        runs.map((r) => perTab(r, i)),
+        kib,
+      );
+    }
+    const exYoung = (run: MemoryRun, i: number) =>
+      (run.levels[i]!.mem.rss - run.levels[i]!.mem.newSpace - (run.base.rss - run.base.newSpace)) / run.levels[i]!.tabs;
+    for (let i = 0; i < MEM_LEVELS.length; i++) {
+      row2(
+        `  same, excluding V8 young generation @${MEM_LEVELS[i]} (KiB)`,
+        runs.map((r) => exYoung(r, i)),
+        kib,
+      );
+    }
+    row2(
+      `RSS per tab, marginal ${MEM_LEVELS[0]}→${MEM_LEVELS[1]} (KiB)`,
+      runs.map((r) => marginal(r)),
+      kib,
+    );
+    row2(
+      `JS heap per tab, marginal ${MEM_LEVELS[0]}→${MEM_LEVELS[1]} (KiB)`,
+      runs.map((r) => marginal(r, "heapUsed")),
+      kib,
+    );
+    row2(
+      "RSS baseline, no tab (MiB)",
+      runs.map((r) => r.base.rss),
+      mib,
+    );
+  }
+  if (doFanout) {
+    const sums = [summarize(fanRuns.via), summarize(fanRuns["via-https"]), summarize(fanRuns["via-h2"])];
+    row2(
+      "fan-out latency p50 (ms)",
+      sums.map((x) => x.p50),
+      ms,
+    );
+    row2(
+      "fan-out latency p99 (ms)",
+      sums.map((x) => x.p99),
+      ms,
+    );
+    row2(
+      "fan-out latency max (ms)",
+      sums.map((x) => x.max),
+      ms,
+    );
+    row2(
+      "deliveries/s",
+      sums.map((x) => x.deliveriesPerSec),
+      (x) => x.toFixed(0),
+    );
+    row2(
+      "lost deliveries",
+      sums.map((x) => x.lost),
+      String,
+    );
+    row2(
+      "server CPU per 1000 deliveries (ms)",
+      sums.map((x) => x.cpuPer1k),
+      (x) => x.toFixed(1),
+    );
+    row2(
+      "server GC pause (ms per s)",
+      sums.map((x) => x.gcMsPerSec),
+      (x) => x.toFixed(1),
+    );
+    row2(
+      "client process CPU (% of one core)",
+      sums.map((x) => x.clientCpuPct),
+      (x) => x.toFixed(0),
+    );
+    for (const [name, x] of [
+      ["via-https", sums[1]!],
+      ["via-h2", sums[2]!],
+    ] as const) {
+      lossOk &&= x.lost === 0 && x.duplicates === 0 && x.outOfOrder === 0;
+      if (x.lost || x.duplicates || x.outOfOrder || x.closedStreams)
+        console.log(
+          `${name}: lost ${x.lost}, duplicates ${x.duplicates}, out of order ${x.outOfOrder}, closed ${x.closedStreams}`,
+        );
+    }
+  }
+  const header2 = [
+    "via by transport",
+    "HTTP/1.1",
+    "HTTP/1.1 + TLS",
+    `HTTP/2 + TLS (${H2_STREAMS}/conn)`,
+    "h2 / HTTP/1.1",
+    "h2 / h1.1 + TLS",
+  ];
+  const widths2 = header2.map((h, i) => Math.max(h.length, ...rows2.map((r) => r[i]!.length)));
+  const line2 = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths2[i]!)).join(" | ")} |`;
+  console.log(line2(header2));
+  console.log(`|${widths2.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const r of rows2) console.log(line2(r));
+  console.log("");
+}
 
 if (doMemory) {
   console.log(`target RSS/tab ≤ ${TARGET_KIB_PER_TAB} KiB at ${MEM_LEVELS.join(" and ")} tabs: ${verdict(memOk)}`);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run build` (and `npm start` and `npm pack`, before they run): compiles the framework and the chat
 // to plain JavaScript with type declarations (.d.ts) in dist/ with the project's own TypeScript, bundles
-// the browser runtime into dist/src/client/runtime.bundle.js (see src/client/build.ts for why it is
+// the browser runtime and its shared worker into dist/src/client/*.bundle.js (see src/client/build.ts for why it is
 // prebuilt), and copies the files the code reads next to itself (stylesheets), so `npm start` runs
 // compiled code with no TypeScript loader. The package ships dist/src (package.json "files").
 import { spawnSync } from "node:child_process";
@@ -33,6 +33,7 @@ for (const dir of ["src", "apps"]) if (existsSync(join(root, dir))) copyAssets(j
 
 // The browser runtime, bundled once here with the compiled bundler code itself (one set of options).
 const clientBuild = await import(pathToFileURL(join(out, "src", "client", "build.js")).href);
-const { code } = await clientBuild.bundleRuntime();
+const { code, worker } = await clientBuild.bundleRuntime();
 writeFileSync(join(out, "src", "client", clientBuild.RUNTIME_BUNDLE), code);
+writeFileSync(join(out, "src", "client", clientBuild.WORKER_BUNDLE), worker);
 console.log(`build: ${relative(process.cwd(), out) || "."} is ready`);

@@ -11,6 +11,18 @@ const root = new URL("..", import.meta.url).pathname;
 const args = process.argv.slice(2);
 // Optional filters: `npm test -- unit http` runs only files whose path contains one of the words.
 const filters = args.filter((a) => !a.startsWith("-"));
+// Two tiers. The fast one (`npm test`, a few minutes): unit, HTTP, the embedded engine, the chat on it,
+// the browser tests. The full one (`npm run test:all`, and CI) adds what needs NATS (a server, a
+// cluster), the drills, the quick benchmark and the package install: the files below, and the NATS
+// tests inside the other files (test/support/nats-server.ts skips them in the fast tier).
+const all = args.includes("--all");
+const FULL_TIER_ONLY = [
+  /^test\/drills\//,
+  /^test\/bench\//,
+  /^test\/package\//,
+  /^test\/pubsub\/.*(nats|crash-drill)/,
+  /^test\/chat\/(multi-instance|external-client)\./,
+];
 
 function walk(dir) {
   const out = [];
@@ -25,13 +37,18 @@ function walk(dir) {
 const files = walk(join(root, "test"))
   .map((f) => relative(root, f))
   .filter((f) => filters.length === 0 || filters.some((w) => f.includes(w)))
+  .filter((f) => all || filters.length > 0 || !FULL_TIER_ONLY.some((re) => re.test(f)))
   .sort();
 
 if (files.length === 0) {
   console.error("run-tests: no test files matched; refusing to report success on zero tests");
   process.exit(1);
 }
-console.log(`run-tests: ${files.length} test files`);
+// A filter names files on purpose: they run whole, NATS tests included, in either tier.
+const tier = all || filters.length > 0 ? "all" : "fast";
+console.log(
+  `run-tests: ${files.length} test files (${tier === "fast" ? "fast tier; npm run test:all for everything" : "full tier"})`,
+);
 
 const child = spawn(
   process.execPath,
@@ -45,6 +62,10 @@ const child = spawn(
     "--test-reporter-destination=stdout",
     ...files,
   ],
-  { cwd: root, stdio: "inherit", env: { ...process.env, VIA_LOG_LEVEL: process.env.VIA_LOG_LEVEL ?? "silent" } },
+  {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...process.env, VIA_LOG_LEVEL: process.env.VIA_LOG_LEVEL ?? "silent", VIA_TEST_TIER: tier },
+  },
 );
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -1,4 +1,5 @@
 // `npm start`: the NATS chatroom, on the embedded engine by default or on NATS JetStream.
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type AppOptions, createLogger, openPubSub, parseNatsUrls } from "via-ts";
@@ -37,6 +38,11 @@ Options:
   --metrics-port <n>  serve the metrics on a port of their own instead of the chat's
                       (env METRICS_PORT; default: the chat's port)
   --metrics-host <h>  interface the metrics port binds (env METRICS_HOST, default --host)
+  --tls-cert <file>   serve HTTPS with this certificate chain (PEM), together with --tls-key: HTTP/2
+                      for browsers, whose tabs then share one connection (over plain HTTP/1.1 a
+                      browser opens at most 6 connections per site, and each open tab holds one, so
+                      a 7th tab never loads), and HTTP/1.1 for other clients (env TLS_CERT)
+  --tls-key <file>    the certificate's private key, PEM (env TLS_KEY)
   --help              show this help
 
 Logs are readable lines on a terminal and JSON lines otherwise; VIA_LOG_FORMAT=json|pretty chooses,
@@ -69,6 +75,8 @@ try {
       metrics: { type: "string" },
       "metrics-port": { type: "string" },
       "metrics-host": { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
       help: { type: "boolean" },
     },
   }));
@@ -114,6 +122,17 @@ const metrics: AppOptions["metrics"] =
           ? { port: metricsPort, host: String(values["metrics-host"] ?? process.env.METRICS_HOST ?? host) }
           : {}),
       };
+const tlsCertFile = String(values["tls-cert"] ?? process.env.TLS_CERT ?? "");
+const tlsKeyFile = String(values["tls-key"] ?? process.env.TLS_KEY ?? "");
+if ((tlsCertFile === "") !== (tlsKeyFile === "")) fail("--tls-cert and --tls-key go together (or neither)");
+let tls: { cert: Buffer; key: Buffer } | undefined;
+if (tlsCertFile !== "") {
+  try {
+    tls = { cert: readFileSync(tlsCertFile), key: readFileSync(tlsKeyFile) };
+  } catch (err) {
+    fail(`cannot read the TLS certificate or key: ${(err as Error).message}`);
+  }
+}
 const roomList = values.rooms ?? process.env.CHAT_ROOMS;
 let rooms: string[];
 try {
@@ -144,7 +163,17 @@ const chat = await createChat({
     metrics,
   },
 });
-const { url } = await chat.app.listen(port, host, { handleSignals: false });
+let url: string;
+try {
+  ({ url } = await chat.app.listen(port, host, { handleSignals: false, ...(tls ? { tls } : {}) }));
+} catch (err) {
+  // A port in use, or a certificate and key that do not parse or do not match.
+  logger.fatal({ err }, "could not start the server");
+  process.stderr.write(`error: ${(err as Error).message}\n`);
+  await chat.close().catch(() => {});
+  await pubsub.close().catch(() => {});
+  process.exit(1);
+}
 const where = natsUrls.length > 0 ? `NATS JetStream at ${natsUrls.join(", ")}` : `embedded engine, data in ${dataDir}`;
 const metricsOn = chat.app.metrics?.onAppPort ? { metrics: `${url}${chat.app.metrics.path}` } : {};
 logger.info({ url, engine: pubsub.kind, ...metricsOn }, `NATS chatroom on ${url} (${where})`);

@@ -5,6 +5,7 @@
 import type { Action, FeedStream, Signal } from "via-ts";
 import type { Identity } from "./identity.ts";
 import { type ChatMessage, stripBidiControls } from "./messages.ts";
+import type { OutboxEntry } from "./outbox.ts";
 import type { Roster } from "./presence.tsx";
 import { type Room, roomPath } from "./rooms.ts";
 
@@ -66,6 +67,38 @@ export function MessageItem({ message, time, state, mine, retry }: MessageItemPr
   );
 }
 
+function LocalTime({ at }: { at: number }) {
+  const iso = new Date(at).toISOString();
+  return (
+    <time datetime={iso} data-local-time>
+      {iso.slice(11, 16)}
+    </time>
+  );
+}
+
+/**
+ * Where the list has a hole it cannot fill: messages the room evicted (past its history limit) or
+ * expired before this tab got them. Shown in their place instead of skipping them silently; the id makes
+ * a second marker for the same gap replace the first.
+ */
+export function GapItem({ info, keep }: { info: { seq: number; time: number; since?: number }; keep: number }) {
+  return (
+    <li class="chat-gap" id={`gap-${info.seq}`} role="note">
+      Some messages sent{" "}
+      {info.since !== undefined ? (
+        <>
+          between <LocalTime at={info.since} /> and <LocalTime at={info.time} />
+        </>
+      ) : (
+        <>
+          before <LocalTime at={info.time} />
+        </>
+      )}{" "}
+      expired before this tab got them: this room keeps its last {keep.toLocaleString("en")} messages.
+    </li>
+  );
+}
+
 export function PresenceList({ roster }: { roster: Roster }) {
   const { count, members } = roster;
   const more = count - members.length;
@@ -95,8 +128,8 @@ export interface ChatViewProps {
   /** The room's messages: a streamed list the browser keeps (the view renders only its element). */
   messages: FeedStream<ChatMessage, string>;
   roster: Roster;
-  actions: { say: Action; saveNick: Action };
-  signals: { statement: Signal<string>; nick: Signal<string> };
+  actions: { say: Action; saveNick: Action; resend: Action };
+  signals: { statement: Signal<string>; nick: Signal<string>; outbox: Signal<OutboxEntry[]> };
 }
 
 export function ChatView(p: ChatViewProps) {
@@ -131,6 +164,9 @@ export function ChatView(p: ChatViewProps) {
         )}
         <ol {...p.messages.container()} />
       </div>
+      {/* When the tab's stream comes back with sends still unconfirmed, the runtime asks the server to
+          publish them again (a restarted or other instance has never heard of them). */}
+      <span hidden data-on-reconnect={JSON.stringify({ action: p.actions.resend.id, if: p.signals.outbox.name })} />
       <footer class="chat-input">
         <div class="avatar" title={p.me.name} aria-hidden="true">
           {p.me.emoji}

@@ -14,6 +14,14 @@
 //   `{"signals":{...bootSignals,"statement":text}}`.
 // - raw: `GET /room/<name>` (a static page and a new cookie), then `GET /sse?room=R` on the same
 //   connection; a message is `POST /send?room=R` with the text as body.
+// - via, browsers with several tabs (the tabs scenario, `connectBrowsers`): a browser is one session
+//   (one cookie jar); it loads its T pages one after another on one keep-alive connection (the first
+//   without a cookie, the others with the session's), each page a tab id. Then either, as the runtime's
+//   shared worker does, ONE `GET /_via/mux` (the cookie; `event: via-mux` / `data: id <id>`) and each
+//   tab's `POST /_via/attach?<its stream query>&mux=<id>&slot=<n>` (`Via-Request: 1`, the cookie; 204),
+//   slots 1…T; or a `GET /_via/sse?…` of its own per tab (today's way without the worker). The shared
+//   stream's events are routed by slot: `event: via-tab` / `data: slot <n>` names the tab whose events
+//   follow, `via-tab-end` ends a lane (counted, and the tab counts as closed).
 // - socketio: socket.io-client over WebSocket (`transports: ["websocket"]`), the room in the handshake
 //   query; a message is `emit("say", text)`.
 //
@@ -66,6 +74,28 @@ export interface ConnectResult {
   ms: number;
   /** Wall-clock time the last of these tabs had its stream open. */
   endAt: number;
+}
+
+export interface BrowsersArgs {
+  port: number;
+  rooms: string[];
+  /** This process's browsers: [global browser index, room index, the global indices of its tabs]. */
+  browsers: Array<[number, number, number[]]>;
+  /**
+   * true: each browser opens one shared stream (`GET /_via/mux`) and attaches its tabs to it
+   * (`POST /_via/attach`), as the runtime's shared worker does; false: a stream of its own per tab.
+   */
+  shared: boolean;
+  /** Browsers being opened at once. */
+  concurrency: number;
+  timeoutMs: number;
+}
+
+export interface BrowsersResult extends ConnectResult {
+  /** Event-stream sockets this process holds open: shared, one per browser; own streams, one per tab. */
+  streamSockets: number;
+  /** Every socket this process holds open (streams, and any request connection still kept alive). */
+  openSockets: number;
 }
 
 export interface PresenceArgs {
@@ -203,11 +233,25 @@ export interface Counters {
   /** `remove` trims of the oldest #messages items, and `prepend`s of older ones. */
   trims: number;
   prepends: number;
+  /** Shared streams: `via-tab-end` events (a tab's lane ended; none should while the run is on). */
+  laneEnds: number;
 }
 
 // ---- state ----
 
-interface Tab {
+/** What reading one event stream keeps: HTTP chunked decoding, the undelivered rest, and where events go. */
+interface StreamParse {
+  chunked: boolean;
+  /** > 0: chunk data bytes left; 0: reading a chunk-size line; < 0: CRLF characters left to skip. */
+  chunkLeft: number;
+  sizeLine: string;
+  buf: string;
+  scanFrom: number;
+  /** One complete event (without its terminating blank line). */
+  emit: (ev: string) => void;
+}
+
+interface Tab extends StreamParse {
   index: number;
   room: number;
   // via
@@ -217,14 +261,8 @@ interface Tab {
   actionId: string;
   signals: Record<string, unknown>;
   viewHash: string;
-  // SSE parsing
+  /** Its own event stream's socket (or its page's, while it loads); none on a shared stream. */
   sock: Socket | undefined;
-  chunked: boolean;
-  /** > 0: chunk data bytes left; 0: reading a chunk-size line; < 0: CRLF characters left to skip. */
-  chunkLeft: number;
-  sizeLine: string;
-  buf: string;
-  scanFrom: number;
   // Socket.IO
   io: IoSocket | undefined;
   closed: boolean;
@@ -240,6 +278,29 @@ interface Tab {
   presence: number;
   presenceReached: boolean;
 }
+
+/**
+ * A browser of the tabs scenario: one session (one cookie jar) and its tabs; with a shared stream, the
+ * stream's socket and how its events are routed: a `via-tab` names the slot of the tab whose events
+ * follow, as the runtime's shared worker reads it.
+ */
+interface Browser extends StreamParse {
+  index: number;
+  room: number;
+  cookie: string;
+  tabs: Tab[];
+  sock: Socket | undefined;
+  /** The shared stream's id (its `via-mux` event); empty until it came. */
+  muxId: string;
+  onMuxId: (() => void) | undefined;
+  /** Tabs by the slot they were attached in (1, 2, …). */
+  bySlot: Map<number, Tab>;
+  /** The tab whose lane is being read (the last `via-tab`); undefined before the first. */
+  lane: Tab | undefined;
+  closed: boolean;
+}
+
+const browsers: Browser[] = [];
 
 let protocol: Protocol = "via";
 let port = 0;
@@ -279,6 +340,7 @@ const counters: Counters = {
   viewRenders: 0,
   trims: 0,
   prepends: 0,
+  laneEnds: 0,
 };
 let running = true;
 
@@ -520,12 +582,12 @@ function lineValue(ev: string, prefix: string): string | undefined {
 }
 
 /** Decoded body text: split into events on blank lines. */
-function feed(t: Tab, text: string): void {
+function feed(t: StreamParse, text: string): void {
   t.buf += text;
   let start = 0;
   let idx = t.buf.indexOf("\n\n", t.scanFrom);
   while (idx >= 0) {
-    onEvent(t, t.buf.slice(start, idx));
+    t.emit(t.buf.slice(start, idx));
     start = idx + 2;
     idx = t.buf.indexOf("\n\n", start);
   }
@@ -534,7 +596,7 @@ function feed(t: Tab, text: string): void {
 }
 
 /** Raw body bytes (latin1: one char per byte): undo chunked transfer coding (raw's responses use it), then feed. */
-function onBody(t: Tab, data: string): void {
+function onBody(t: StreamParse, data: string): void {
   if (!t.chunked) {
     feed(t, data);
     return;
@@ -569,7 +631,8 @@ function onBody(t: Tab, data: string): void {
 // ---- opening tabs ----
 
 function newTab(index: number, room: number): Tab {
-  return {
+  const t: Tab = {
+    emit: () => {},
     index,
     room,
     path: "",
@@ -594,6 +657,8 @@ function newTab(index: number, room: number): Tab {
     presence: 0,
     presenceReached: false,
   };
+  t.emit = (ev) => onEvent(t, ev);
+  return t;
 }
 
 function onClosed(t: Tab): void {
@@ -603,10 +668,11 @@ function onClosed(t: Tab): void {
 }
 
 /**
- * A raw connection of tab `t` to the server: registered for cleanup, read as latin1, with a timeout.
+ * A raw connection of tab `t` (or of a browser's shared stream) to the server: registered for cleanup,
+ * read as latin1, with a timeout.
  * `fail` rejects (once) and destroys it; `settle` stops the timeout once the caller resolved.
  */
-function tabConnection(t: Tab, timeoutMs: number, what: string, reject: (err: Error) => void) {
+function tabConnection(t: { sock: Socket | undefined }, timeoutMs: number, what: string, reject: (err: Error) => void) {
   const sock = netConnect({ host: HOST, port });
   sockets.push(sock);
   t.sock = sock;
@@ -637,7 +703,7 @@ function getRequest(path: string, accept: string, cookie: string): string {
  * anything but a 200; otherwise notes whether the body is chunked and returns the body bytes that came
  * with the head.
  */
-function takeStreamHead(t: Tab, buf: string): string | undefined {
+function takeStreamHead(t: StreamParse, buf: string): string | undefined {
   const end = buf.indexOf("\r\n\r\n");
   if (end < 0) {
     if (buf.length > 16_384) throw new Error("response head too large");
@@ -718,13 +784,14 @@ interface Page {
 }
 
 /**
- * A page load without a cookie: a new browser session. Like a browser, it repeats the request once
- * after a reset on a reused keep-alive connection before any response (the server had closed it as
- * idle).
+ * A page load: without a cookie a new browser session, with one another tab of that browser. Like a
+ * browser, it repeats the request once after a reset on a reused keep-alive connection before any
+ * response (the server had closed it as idle).
  */
-function getPage(path: string, agent: Agent, timeoutMs: number, retry = true): Promise<Page> {
+function getPage(path: string, agent: Agent, timeoutMs: number, cookie = "", retry = true): Promise<Page> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: HOST, port, path, agent, timeout: timeoutMs }, (res) => {
+    const headers = cookie ? { Cookie: cookie } : {};
+    const req = request({ host: HOST, port, path, agent, headers, timeout: timeoutMs }, (res) => {
       let body = "";
       let bytes = 0;
       res.setEncoding("utf8");
@@ -742,18 +809,21 @@ function getPage(path: string, agent: Agent, timeoutMs: number, retry = true): P
     req.on("error", (err: NodeJS.ErrnoException) => {
       if (retry && req.reusedSocket && err.code === "ECONNRESET") {
         counters.staleRetries++;
-        resolve(getPage(path, agent, timeoutMs, false));
+        resolve(getPage(path, agent, timeoutMs, cookie, false));
       } else reject(new Error(`page GET ${path}: ${err.message} (${err.code})`));
     });
     req.end();
   });
 }
 
-/** Reads what tab `t`'s stream request needs from its page (a new session). Returns the stream URL. */
+/**
+ * Reads what tab `t`'s stream request needs from its page: a new session (its cookie), or another tab
+ * of the session whose cookie `t` has. Returns the stream URL.
+ */
 function pageInfo(t: Tab, page: Page): string {
   if (page.status !== 200) throw new Error(`page GET ${t.path} → ${page.status}: ${page.body.slice(0, 300)}`);
-  if (!page.cookie) throw new Error(`page GET ${t.path}: no session cookie`);
-  t.cookie = page.cookie;
+  if (!page.cookie && !t.cookie) throw new Error(`page GET ${t.path}: no session cookie`);
+  if (page.cookie) t.cookie = page.cookie;
   if (protocol === "raw") return `/sse?room=${encodeURIComponent(rooms[t.room]!)}`;
   const m = /<meta name="via-boot" content="([^"]*)">/.exec(page.body);
   if (!m) throw new Error(`page GET ${t.path}: no via-boot meta`);
@@ -927,6 +997,184 @@ async function connectAll(args: ConnectArgs): Promise<ConnectResult> {
   return { open: tabs.filter((t) => !t.closed).length, ms: performance.now() - t0, endAt: wallNow() };
 }
 
+// ---- browsers with several tabs (the tabs scenario) ----
+
+function newBrowser(index: number, room: number, tabIndices: number[]): Browser {
+  const br: Browser = {
+    index,
+    room,
+    cookie: "",
+    tabs: tabIndices.map((i) => newTab(i, room)),
+    sock: undefined,
+    muxId: "",
+    onMuxId: undefined,
+    bySlot: new Map(),
+    lane: undefined,
+    closed: false,
+    chunked: false,
+    chunkLeft: 0,
+    sizeLine: "",
+    buf: "",
+    scanFrom: 0,
+    emit: () => {},
+  };
+  br.emit = (ev) => onMuxEvent(br, ev);
+  return br;
+}
+
+/** An event of a browser's shared stream: ours (the stream's id, a lane's start or end) or a tab's. */
+function onMuxEvent(br: Browser, ev: string): void {
+  if (ev.charCodeAt(0) === 58 /* ":" comment: keepalive */) return;
+  if (ev.startsWith("event: via-tab\n")) {
+    const slot = Number(lineValue(ev, "data: slot "));
+    br.lane = br.bySlot.get(slot);
+    if (!br.lane) unexpected(`browser ${br.index}: via-tab for slot ${slot}, which none of its tabs has`);
+    return;
+  }
+  if (ev.startsWith("event: via-tab-end\n")) {
+    const slot = Number(lineValue(ev, "data: slot "));
+    counters.laneEnds++;
+    const t = br.bySlot.get(slot);
+    if (!t) unexpected(`browser ${br.index}: via-tab-end for slot ${slot}, which none of its tabs has`);
+    else onClosed(t);
+    if (br.lane === t) br.lane = undefined;
+    return;
+  }
+  if (ev.startsWith("event: via-mux\n")) {
+    br.muxId = lineValue(ev, "data: id ") ?? "";
+    br.onMuxId?.();
+    return;
+  }
+  if (!br.lane) {
+    unexpected(`browser ${br.index}: an event on its shared stream outside any lane: ${ev.slice(0, 120)}`);
+    return;
+  }
+  onEvent(br.lane, ev);
+}
+
+/** Opens browser `br`'s shared stream (`GET /_via/mux` with its cookie); resolves with the stream's id. */
+function openMux(br: Browser, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const { sock, state, fail, settle } = tabConnection(br, timeoutMs, "shared stream open", reject);
+    let head: string | undefined = "";
+    br.onMuxId = () => {
+      br.onMuxId = undefined;
+      if (!br.muxId) {
+        fail(new Error("via-mux without an id"));
+        return;
+      }
+      settle();
+      resolve();
+    };
+    sock.on("connect", () => sock.write(getRequest("/_via/mux", "text/event-stream", br.cookie)));
+    sock.on("data", (chunk: string) => {
+      if (head === undefined) {
+        if (windowOpen) windowReads++;
+        onBody(br, chunk);
+        return;
+      }
+      head += chunk;
+      let rest: string | undefined;
+      try {
+        rest = takeStreamHead(br, head);
+      } catch (err) {
+        fail(err as Error);
+        return;
+      }
+      if (rest === undefined) return;
+      head = undefined;
+      if (rest) onBody(br, rest);
+    });
+    sock.on("error", (err) => fail(err));
+    sock.on("close", () => {
+      if (!state.settled) fail(new Error("socket closed before the shared stream's id"));
+      br.closed = true;
+      for (const t of br.bySlot.values()) onClosed(t);
+    });
+  });
+}
+
+/**
+ * Browser `br`: its tabs' pages, one after another on one keep-alive connection (the first makes the
+ * session, the others send its cookie), then either one shared stream with every tab attached to it
+ * (slots 1…T, the attaches at once, as tabs do) or a stream of its own per tab.
+ */
+async function openBrowser(br: Browser, shared: boolean, attachAgent: Agent, timeoutMs: number): Promise<void> {
+  const path = `/room/${encodeURIComponent(rooms[br.room]!)}`;
+  const pageAgent = new CountingAgent({ keepAlive: true, maxSockets: 1 });
+  const streamPaths: string[] = [];
+  try {
+    for (const t of br.tabs) {
+      t.path = path;
+      t.cookie = br.cookie;
+      streamPaths.push(pageInfo(t, await getPage(path, pageAgent, timeoutMs, br.cookie)));
+      br.cookie = t.cookie;
+    }
+  } finally {
+    pageAgent.destroy();
+  }
+  if (!shared) {
+    await Promise.all(br.tabs.map((t, i) => openStream(t, streamPaths[i]!, br.cookie, timeoutMs)));
+    return;
+  }
+  await openMux(br, timeoutMs);
+  await Promise.all(
+    br.tabs.map(async (t, i) => {
+      const slot = i + 1;
+      br.bySlot.set(slot, t);
+      // As the runtime: the tab's stream query, plus the shared stream and the slot its worker gave it.
+      const query = streamPaths[i]!.slice(streamPaths[i]!.indexOf("?") + 1);
+      const status = await post(
+        `/_via/attach?${query}&mux=${encodeURIComponent(br.muxId)}&slot=${slot}`,
+        { "Via-Request": "1", Cookie: br.cookie },
+        "",
+        attachAgent,
+      );
+      if (status !== 204) throw new Error(`browser ${br.index}: attach of tab ${t.index} in slot ${slot} → ${status}`);
+    }),
+  );
+}
+
+async function connectBrowsers(args: BrowsersArgs): Promise<BrowsersResult> {
+  const t0 = performance.now();
+  protocol = "via";
+  port = args.port;
+  rooms = args.rooms;
+  presenceTarget = 0;
+  localRoomCount = rooms.map(() => 0);
+  const fresh = args.browsers.map(([index, room, tabIndices]) => {
+    const br = newBrowser(index, room, tabIndices);
+    browsers.push(br);
+    for (const t of br.tabs) {
+      tabs.push(t);
+      byIndex.set(t.index, t);
+      localRoomCount[room]!++;
+    }
+    return br;
+  });
+  // The attach requests' connections are closed once every browser is in: what stays is the streams.
+  const attachAgent = new CountingAgent({ keepAlive: true, maxSockets: 16 });
+  let next = 0;
+  const worker = async () => {
+    while (next < fresh.length) await openBrowser(fresh[next++]!, args.shared, attachAgent, args.timeoutMs);
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(args.concurrency, fresh.length) }, worker));
+  } finally {
+    attachAgent.destroy();
+  }
+  const streamSockets = args.shared
+    ? browsers.filter((br) => br.sock && !br.sock.destroyed).length
+    : tabs.filter((t) => t.sock && !t.sock.destroyed).length;
+  return {
+    open: tabs.filter((t) => !t.closed).length,
+    ms: performance.now() - t0,
+    endAt: wallNow(),
+    streamSockets,
+    openSockets: sockets.filter((s) => !s.destroyed).length,
+  };
+}
+
 /** Waits until every local tab has shown the presence target (or the timeout). */
 async function presence(args: PresenceArgs): Promise<PresenceResult> {
   const deadline = performance.now() + args.timeoutMs;
@@ -975,7 +1223,13 @@ async function pageLoads(args: PageLoadArgs): Promise<PageLoadResult> {
  * keep-alive connection, before any response, is sent once more, as browsers do: the server closed
  * that idle connection (its keep-alive timeout) as the request went out, so nothing ran.
  */
-function post(path: string, headers: Record<string, string>, body: string, retry = true): Promise<number> {
+function post(
+  path: string,
+  headers: Record<string, string>,
+  body: string,
+  agent: Agent = postAgent,
+  retry = true,
+): Promise<number> {
   return new Promise((resolve) => {
     const req = request(
       {
@@ -983,7 +1237,7 @@ function post(path: string, headers: Record<string, string>, body: string, retry
         port,
         path,
         method: "POST",
-        agent: postAgent,
+        agent,
         headers: { ...headers, "Content-Length": String(Buffer.byteLength(body)) },
       },
       (res) => {
@@ -995,7 +1249,7 @@ function post(path: string, headers: Record<string, string>, body: string, retry
     req.on("error", (err: NodeJS.ErrnoException) => {
       if (retry && req.reusedSocket && (err.code === "ECONNRESET" || err.code === "EPIPE")) {
         counters.staleRetries++;
-        resolve(post(path, headers, body, false));
+        resolve(post(path, headers, body, agent, false));
         return;
       }
       counters.sendErrors++;
@@ -1229,6 +1483,7 @@ async function finish(args: FinishArgs): Promise<FinishResult> {
 serveIpc(
   {
     connect: (args) => connectAll(args as ConnectArgs),
+    connectBrowsers: (args) => connectBrowsers(args as BrowsersArgs),
     presence: (args) => presence(args as PresenceArgs),
     pageLoads: (args) => pageLoads(args as PageLoadArgs),
     openLoop: (args) => openLoop(args as OpenLoopArgs),
@@ -1241,6 +1496,7 @@ serveIpc(
         t.sock?.destroy();
         t.io?.disconnect();
       }
+      for (const br of browsers) br.sock?.destroy();
       postAgent.destroy();
       return tabs.length;
     },

@@ -141,3 +141,13 @@ export function readCpuMs(pid: number): number {
     return Number.NaN;
   }
 }
+
+/** Write-family system calls a process has made so far (syscw in /proc/<pid>/io: write, writev…); NaN if unreadable. */
+export function readWriteSyscalls(pid: number): number {
+  try {
+    const m = /^syscw:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"));
+    return m ? Number(m[1]) : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}

@@ -5,14 +5,28 @@
 // read the session cookie, the via-boot tab id and the view's hash) and then the event stream with
 // that cookie and that hash, as the runtime opens it (the live context is built then). A raw "tab" is just the stream. Parsing is minimal: the SSE body is scanned for
 // `data-t="<send wall ms>:<seq>"`, which every fan-out element carries; nothing else is decoded.
+//
+// Transports (`--h2`): "http" is plain HTTP/1.1, a connection per stream; "https" is HTTP/1.1 over TLS
+// (a TLS connection per stream, as a server with TLS serves clients without HTTP/2); "h2" is HTTP/2
+// over TLS, `streamsPerConnection` tabs' pages and streams on one connection (a browser's tabs share
+// one; here each tab still has its own session cookie, so only the transport differs).
 
-import { Agent, request } from "node:http";
+import { Agent, type IncomingMessage, request } from "node:http";
+import { type ClientHttp2Session, connect as h2connect } from "node:http2";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { connect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { unescapeHtml } from "../../src/server/html.ts";
 import { STAMP_ATTR, serveIpc, wallNow } from "./ipc.ts";
 
+export type Transport = "http" | "https" | "h2";
+
 export interface ConnectArgs {
   kind: "via" | "raw";
+  /** Default "http". */
+  transport?: Transport;
+  /** h2: tabs per HTTP/2 connection (default 100). */
+  streamsPerConnection?: number;
   port: number;
   /** Total streams to have open when done (adds to what is open). */
   total: number;
@@ -57,7 +71,6 @@ export interface CollectResult {
 }
 
 interface Stream {
-  sock: Socket;
   carry: string;
   lastSeq: number;
   closed: boolean;
@@ -119,10 +132,18 @@ function onBody(s: Stream, chunk: string): void {
 }
 
 /** Opens one event stream on a raw socket; resolves once the `200` response head is in. */
-function openStream(port: number, path: string, cookie: string | undefined, timeoutMs: number): Promise<Stream> {
+function openStream(
+  port: number,
+  path: string,
+  cookie: string | undefined,
+  timeoutMs: number,
+  tls = false,
+): Promise<Stream> {
   return new Promise<Stream>((resolve, reject) => {
-    const sock = connect({ host: HOST, port });
-    const s: Stream = { sock, carry: "", lastSeq: 0, closed: false };
+    const sock: Socket = tls
+      ? tlsConnect({ host: HOST, port, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] })
+      : connect({ host: HOST, port });
+    const s: Stream = { carry: "", lastSeq: 0, closed: false };
     let head = "";
     let settled = false;
     const fail = (err: Error) => {
@@ -135,7 +156,7 @@ function openStream(port: number, path: string, cookie: string | undefined, time
     const timer = setTimeout(() => fail(new Error(`stream open timed out after ${timeoutMs} ms`)), timeoutMs);
     sock.setEncoding("latin1");
     sock.setNoDelay(true);
-    sock.on("connect", () => {
+    sock.on(tls ? "secureConnect" : "connect", () => {
       sock.write(
         `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nAccept: text/event-stream\r\n` +
           (cookie ? `Cookie: ${cookie}\r\n` : "") +
@@ -174,50 +195,150 @@ function openStream(port: number, path: string, cookie: string | undefined, time
   });
 }
 
+interface Page {
+  cookie: string;
+  tab: string;
+  v: string;
+  hash: string | undefined;
+}
+
+function parsePage(status: number | undefined, setCookie: string[] | undefined, body: string): Page {
+  if (status !== 200) throw new Error(`page GET → ${status}`);
+  const cookie = setCookie?.[0]?.split(";")[0];
+  const m = /<meta name="via-boot" content="([^"]*)">/.exec(body);
+  if (!cookie || !m) throw new Error("page without a session cookie or via-boot meta");
+  const boot = JSON.parse(unescapeHtml(m[1]!)) as { tab: string; v: string };
+  const hash = /<div id="via-view" data-via-hash="([^"]*)"/.exec(body)?.[1];
+  return { cookie, tab: boot.tab, v: boot.v, hash };
+}
+
 /** A first page load without a cookie: a new session (the tab's context is built when its stream attaches). */
-function loadPage(
-  agent: Agent,
-  port: number,
-  timeoutMs: number,
-): Promise<{ cookie: string; tab: string; v: string; hash: string | undefined }> {
+function loadPage(agent: Agent, port: number, timeoutMs: number, tls: boolean): Promise<Page> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: HOST, port, path: "/", agent, timeout: timeoutMs }, (res) => {
+    const opts = { host: HOST, port, path: "/", agent, timeout: timeoutMs };
+    const onResponse = (res: IncomingMessage) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => {
         body += c;
       });
       res.on("end", () => {
-        if (res.statusCode !== 200) return reject(new Error(`page GET → ${res.statusCode}`));
-        const cookie = res.headers["set-cookie"]?.[0]?.split(";")[0];
-        const m = /<meta name="via-boot" content="([^"]*)">/.exec(body);
-        if (!cookie || !m) return reject(new Error("page without a session cookie or via-boot meta"));
-        const boot = JSON.parse(unescapeHtml(m[1]!)) as { tab: string; v: string };
-        const hash = /<div id="via-view" data-via-hash="([^"]*)"/.exec(body)?.[1];
-        resolve({ cookie, tab: boot.tab, v: boot.v, hash });
+        try {
+          resolve(parsePage(res.statusCode, res.headers["set-cookie"], body));
+        } catch (err) {
+          reject(err);
+        }
       });
       res.on("error", reject);
-    });
+    };
+    const req = tls ? httpsRequest(opts, onResponse) : request(opts, onResponse);
     req.on("timeout", () => req.destroy(new Error(`page GET timed out after ${timeoutMs} ms`)));
     req.on("error", reject);
     req.end();
   });
 }
 
+/** HTTP/2 connections of the "h2" transport, each carrying up to `streamsPerConnection` tabs. */
+const h2Sessions: Array<{ session: ClientHttp2Session; tabs: number }> = [];
+
+function h2Session(port: number, perConnection: number): ClientHttp2Session {
+  let last = h2Sessions.at(-1);
+  if (!last || last.tabs >= perConnection) {
+    const session = h2connect(`https://${HOST}:${port}`, { rejectUnauthorized: false });
+    session.on("error", () => {});
+    last = { session, tabs: 0 };
+    h2Sessions.push(last);
+  }
+  last.tabs++;
+  return last.session;
+}
+
+function h2LoadPage(session: ClientHttp2Session, timeoutMs: number): Promise<Page> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ":path": "/" }, { endStream: true });
+    const timer = setTimeout(() => req.close(), timeoutMs);
+    let status: number | undefined;
+    let setCookie: string[] | undefined;
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("response", (h) => {
+      status = Number(h[":status"]);
+      setCookie = h["set-cookie"];
+    });
+    req.on("data", (c: string) => {
+      body += c;
+    });
+    req.on("end", () => {
+      clearTimeout(timer);
+      try {
+        resolve(parsePage(status, setCookie, body));
+      } catch (err) {
+        reject(err);
+      }
+    });
+    req.on("error", reject);
+    req.on("close", () => reject(new Error(`page GET closed (code ${req.rstCode})`)));
+  });
+}
+
+/** One event stream as one HTTP/2 stream; resolves once its `200` response head is in. */
+function h2OpenStream(session: ClientHttp2Session, path: string, cookie: string, timeoutMs: number): Promise<Stream> {
+  return new Promise<Stream>((resolve, reject) => {
+    const s: Stream = { carry: "", lastSeq: 0, closed: false };
+    const req = session.request({ ":path": path, cookie, accept: "text/event-stream" }, { endStream: true });
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      req.close();
+      reject(new Error(`stream open timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    req.setEncoding("latin1");
+    req.on("response", (h) => {
+      clearTimeout(timer);
+      settled = true;
+      if (h[":status"] !== 200) reject(new Error(`stream: ${h[":status"]}`));
+      else resolve(s);
+    });
+    req.on("data", (chunk: string) => onBody(s, chunk));
+    req.on("error", () => {});
+    req.on("close", () => {
+      clearTimeout(timer);
+      if (!settled) reject(new Error(`stream closed before the response (code ${req.rstCode})`));
+      else if (!s.closed) {
+        s.closed = true;
+        closedStreams++;
+      }
+    });
+  });
+}
+
 async function openTab(args: ConnectArgs, agent: Agent): Promise<Stream> {
-  if (args.kind === "raw") return openStream(args.port, "/sse", undefined, args.timeoutMs);
-  const page = await loadPage(agent, args.port, args.timeoutMs);
+  const transport = args.transport ?? "http";
+  if (args.kind === "raw") return openStream(args.port, "/sse", undefined, args.timeoutMs, transport === "https");
   // As the runtime opens it: tab, path, version and the view's hash (the page has no streamed list).
-  const q = new URLSearchParams({ tab: page.tab, path: "/", v: page.v });
-  if (page.hash) q.set("h", page.hash);
-  return openStream(args.port, `/_via/sse?${q}`, page.cookie, args.timeoutMs);
+  const streamPath = (page: Page) => {
+    const q = new URLSearchParams({ tab: page.tab, path: "/", v: page.v });
+    if (page.hash) q.set("h", page.hash);
+    return `/_via/sse?${q}`;
+  };
+  if (transport === "h2") {
+    const session = h2Session(args.port, args.streamsPerConnection ?? 100);
+    const page = await h2LoadPage(session, args.timeoutMs);
+    return h2OpenStream(session, streamPath(page), page.cookie, args.timeoutMs);
+  }
+  const page = await loadPage(agent, args.port, args.timeoutMs, transport === "https");
+  return openStream(args.port, streamPath(page), page.cookie, args.timeoutMs, transport === "https");
 }
 
 async function connectAll(args: ConnectArgs): Promise<ConnectResult> {
   const t0 = performance.now();
   // Page GETs reuse a few keep-alive connections; destroyed afterwards so the server's idle
-  // keep-alive sockets do not count in its memory.
-  const agent = new Agent({ keepAlive: true, maxSockets: Math.min(args.batch, 64) });
+  // keep-alive sockets do not count in its memory. (Over HTTP/2 they go on the tabs' connections.)
+  const maxSockets = Math.min(args.batch, 64);
+  const agent =
+    args.transport === "https"
+      ? new HttpsAgent({ keepAlive: true, maxSockets, rejectUnauthorized: false })
+      : new Agent({ keepAlive: true, maxSockets });
   try {
     while (streams.length < args.total) {
       const n = Math.min(args.batch, args.total - streams.length);

@@ -1,6 +1,9 @@
 // bench:sse server child: a via app with one page whose live tabs all listen to one in-process publisher.
 // On command it fans a `c.patch("#feed", <li …>, "append")` out to every tab at a fixed rate, or
-// reports its memory after a forced GC. Run with --expose-gc (the orchestrator does).
+// reports its memory after a forced GC. Run with --expose-gc (the orchestrator does). With
+// `--tls-cert <file> --tls-key <file>` it serves HTTPS: HTTP/2, and HTTP/1.1 for clients without it.
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 import { createApp, createLogger } from "../../src/index.ts";
 import { renderHtml } from "../../src/server/html.ts";
 import { patchElements } from "../../src/server/sse/encoder.ts";
@@ -38,7 +41,12 @@ app.page("/", (c) => {
   ));
 });
 
-const { port } = await app.listen(0, "127.0.0.1", { handleSignals: false });
+const { values } = parseArgs({ options: { "tls-cert": { type: "string" }, "tls-key": { type: "string" } } });
+const tls =
+  values["tls-cert"] && values["tls-key"]
+    ? { cert: readFileSync(values["tls-cert"]), key: readFileSync(values["tls-key"]) }
+    : undefined;
+const { port } = await app.listen(0, "127.0.0.1", { handleSignals: false, ...(tls ? { tls } : {}) });
 
 // The bytes one delivery costs on the wire, measured on the real encoder: the event a tab gets.
 function sampleEventBytes(): number {

@@ -4,12 +4,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChatProcessOptions } from "../../test/support/chat-process.ts";
-import { startNatsServer } from "../../test/support/nats-server.ts";
+import { type NatsServer, startNatsServer } from "../../test/support/nats-server.ts";
 import type { EngineName } from "../lib/cli.ts";
 
 export interface ChatStorage {
   /** The chat CLI's flags for it (`dataDir` or `nats`). */
   where: Pick<ChatProcessOptions, "dataDir" | "nats">;
+  /** The nats-server (NATS only): a drill can pause it, so the chat dies between a send and its ack. */
+  nats?: NatsServer;
   /** Stops the nats-server or removes the data dir. Idempotent; also done at process exit. */
   close(): Promise<void>;
 }
@@ -23,7 +25,7 @@ process.once("exit", () => {
 export async function chatStorage(engine: EngineName, dirPrefix: string): Promise<ChatStorage> {
   if (engine === "nats") {
     const nats = await startNatsServer();
-    return { where: { nats: nats.url }, close: () => nats.stop().catch(() => {}) };
+    return { where: { nats: nats.url }, nats, close: () => nats.stop().catch(() => {}) };
   }
   const dataDir = mkdtempSync(join(tmpdir(), dirPrefix));
   liveDirs.add(dataDir);

@@ -14,7 +14,9 @@ const HELP = `Usage: npm run drill:crash -- [options]
 
 Kills the chat server with SIGKILL under a storm of writer tabs, restarts it on the same port and data,
 and checks every acknowledged message: present once, in each writer's order (on a fresh tab, in the
-stream, and on the observer tabs, which reconnect after every restart).
+stream, and on the observer tabs, which reconnect after every restart); and every send the chat answered:
+stored once, or shown "not sent" in its writer's tab, never silently missing. On NATS every kill comes
+between Send's answer and the stream's ack (nats-server paused first; then resumed, or killed too).
 
 Options:
   --engine <e>     embedded | nats | both (default both)
@@ -22,6 +24,7 @@ Options:
   --writers <n>    writer tabs, one browser session each (default 10)
   --observers <n>  observer tabs (default 3)
   --interval <ms>  pause between one writer's sends (default 200: 5 messages/s each)
+  --kill-anytime   NATS: kill at a random moment instead of between answers and acks
   --quick          fewer kills
   --help           show this help
 `;
@@ -32,6 +35,7 @@ const values = parseFlags(HELP, {
   writers: { type: "string" },
   observers: { type: "string" },
   interval: { type: "string" },
+  "kill-anytime": { type: "boolean" },
   quick: { type: "boolean" },
 });
 
@@ -54,7 +58,8 @@ async function main(): Promise<number> {
     console.log(line);
   console.log(
     `${ENGINES.join(" + ")}: ${KILLS} kills, ${WRITERS} writers (a send every ${INTERVAL} ms each, chat --send-rate 10), ` +
-      `${OBSERVERS} observers; kill after a random number of acks plus 0-250 ms (sooner if a send is in flight), down 0-300 ms\n`,
+      `${OBSERVERS} observers; kill after a random number of acks plus 0-250 ms (sooner if a send is in flight; ` +
+      `on NATS${values["kill-anytime"] ? " too" : ": with nats-server paused, so sends are answered and not stored"}), down 0-300 ms\n`,
   );
   const results: CrashDrillResult[] = [];
   let failed = false;
@@ -64,7 +69,14 @@ async function main(): Promise<number> {
       failed = true;
       continue;
     }
-    console.log(`${engine}: kill -9 of the chat process${engine === "nats" ? " (nats-server stays up)" : ""}`);
+    console.log(
+      `${engine}: kill -9 of the chat process` +
+        (engine !== "nats"
+          ? ""
+          : values["kill-anytime"]
+            ? " (nats-server stays up)"
+            : " between answers and acks (nats-server paused, then resumed or killed as well)"),
+    );
     try {
       const r = await runCrashDrill({
         engine,
@@ -72,6 +84,7 @@ async function main(): Promise<number> {
         writers: WRITERS,
         observers: OBSERVERS,
         intervalMs: INTERVAL,
+        betweenAnswerAndAck: values["kill-anytime"] !== true,
         log: (line) => console.log(line),
       });
       results.push(r);
@@ -96,10 +109,11 @@ async function main(): Promise<number> {
   const range = (xs: number[]) =>
     xs.length === 0 ? "-" : `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))}`;
   console.log(
-    "| engine | kills | acked | lost | duplicated | reordered | unacked but stored | accepted, never stored | " +
-      "chat start (ms) | restart → all tabs receiving (ms) | result |",
+    "| engine | kills | acked | lost | duplicated | reordered | unacked but stored | answered, not yet stored at a kill | " +
+      "accepted, never stored | accepted, missing from its tab | shown not sent | chat start (ms) | " +
+      "restart → all tabs receiving (ms) | result |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of results) {
     const all = [r.tab, r.stream, ...r.observers];
     const lost = Math.max(...all.map((c) => c.lost.length));
@@ -107,7 +121,8 @@ async function main(): Promise<number> {
     const reo = Math.max(...all.map((c) => c.reordered.length));
     console.log(
       `| ${r.engine} | ${r.kills.length} | ${r.acked} | ${lost} | ${dup} | ${reo} | ${r.stream.unackedPresent} | ` +
-        `${r.acceptedNotStored} | ${range(r.kills.map((k) => k.startMs))} | ${range(r.kills.map((k) => k.allReceiveMs))} | ` +
+        `${r.answeredUnstored > 0 ? r.answeredUnstored : "-"} | ${r.acceptedNotStored} | ${r.acceptedMissing.length} | ` +
+        `${r.notSent} | ${range(r.kills.map((k) => k.startMs))} | ${range(r.kills.map((k) => k.allReceiveMs))} | ` +
         `${r.pass ? "pass" : "FAIL"} |`,
     );
   }

@@ -121,16 +121,32 @@ class StreamClock {
   }
 
   /**
-   * Polls the CHAT stream's info through `servers` (every 50 ms, 500 ms per request) until its leader is a
-   * node other than `old`; resolves with that node's name and when it was first seen.
+   * When the CHAT stream got a leader other than `old`: the first of JetStream's leader-elected advisory
+   * for CHAT and the CHAT stream's info (polled every 50 ms, 500 ms per request) naming another leader,
+   * both through `servers`. Stream info answers up to a second after the advisory (it needs the new leader
+   * to be ready), so the advisory is the election's moment. Resolves with the leader's name and that moment.
    */
   static async newLeader(servers: string[], old: string, deadline: number): Promise<{ name: string; at: number }> {
     const nc = await connect({ servers, name: "via-drill-election", timeout: 2_000 });
+    let found: { name: string; at: number } | undefined;
+    const sub = nc.subscribe(`$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.${CHAT_STREAM}`, {
+      callback: (err, msg) => {
+        if (err || found) return;
+        try {
+          const leader = (msg.json() as { leader?: string }).leader;
+          if (leader && leader !== old) found = { name: leader, at: now() };
+        } catch {
+          // not an advisory
+        }
+      },
+    });
     try {
       const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: 500 });
       for (;;) {
+        if (found) return found;
         try {
           const leader = (await jsm.streams.info(CHAT_STREAM)).cluster?.leader;
+          if (found) return found;
           if (leader && leader !== old) return { name: leader, at: now() };
         } catch {
           // no leader yet
@@ -139,6 +155,7 @@ class StreamClock {
         await sleep(50);
       }
     } finally {
+      sub.unsubscribe();
       await nc.close().catch(() => {});
     }
   }
@@ -302,6 +319,17 @@ function snapshot(traffic: Traffic): Snapshot {
   return { at: now(), acked };
 }
 
+const labelled = new WeakMap<readonly ShownMessage[], { version: number; map: Map<string, ShownMessage> }>();
+
+/** A tab's messages by label, computed once per change of the tab (the drill polls it every 25 ms). */
+function labelsOf(tab: ChatTab): Map<string, ShownMessage> {
+  const hit = labelled.get(tab.messages);
+  if (hit && hit.version === tab.version) return hit.map;
+  const map = byLabel(tab.messages);
+  labelled.set(tab.messages, { version: tab.version, map });
+  return map;
+}
+
 function byLabel(messages: readonly ShownMessage[]): Map<string, ShownMessage> {
   const out = new Map<string, ShownMessage>();
   for (const m of messages) {
@@ -358,6 +386,9 @@ const CHAT_LOG = new Set([
   "nats stream recreated: new epoch",
   "nats feed skipped seqs",
   "nats feed consumer create failed",
+  "nats feed direct read failed",
+  "nats feed read directly",
+  "nats stream leader elected",
   "nats feed delivery failed",
 ]);
 
@@ -370,7 +401,19 @@ function natsLog(output: string, from: number, to: number): string[] {
       const rec = JSON.parse(line) as Record<string, unknown>;
       const t = Number(rec.time);
       if (typeof rec.msg !== "string" || !CHAT_LOG.has(rec.msg) || t < from - 50 || t > to) continue;
-      const extra = ["stream", "server", "reason", "step", "attempt", "lastSeq", "fromSeq", "from", "to", "ms"]
+      const extra = [
+        "stream",
+        "server",
+        "reason",
+        "step",
+        "attempt",
+        "lastSeq",
+        "fromSeq",
+        "from",
+        "to",
+        "consumer",
+        "ms",
+      ]
         .filter((k) => rec[k] !== undefined)
         .map((k) => `${k}=${String(rec[k])}`);
       if (rec.err) extra.push(`err=${JSON.stringify((rec.err as { message?: string }).message ?? rec.err)}`);
@@ -517,7 +560,7 @@ export class ChatDrill {
     const firstAck = firstStoredAfter(() => {
       const out: Array<{ seq: number | undefined; at: number }> = [];
       traffic.writers.forEach((w, k) => {
-        const shown = byLabel(traffic.writerTab(k).messages);
+        const shown = labelsOf(traffic.writerTab(k));
         for (const [n, at] of w.acked) if (at > t) out.push({ seq: shown.get(`w${k}#${n}`)?.seq, at });
       });
       return out;
@@ -529,7 +572,7 @@ export class ChatDrill {
     let missing = sentWhileDown;
     let shownAt: number | undefined;
     while (now() < deadline) {
-      const lists = traffic.observers.map((o) => ({ shown: byLabel(o.tab.messages), arrivals: o.tab.arrivals }));
+      const lists = traffic.observers.map((o) => ({ shown: labelsOf(o.tab), arrivals: o.tab.arrivals }));
       missing = sentWhileDown.filter((l) => lists.some((o) => !o.shown.has(l)));
       if (missing.length === 0) {
         shownAt = 0;
@@ -547,7 +590,7 @@ export class ChatDrill {
     const lostDeadline = Math.min(deadline, now() + 5_000);
     for (;;) {
       const lists = traffic.observers.map((o) => {
-        const shown = byLabel(o.tab.messages);
+        const shown = labelsOf(o.tab);
         const start = listStart(o.tab.messages, o.tab.hasOlder, (l) => traffic.seqOf(l));
         return (label: string) => {
           if (shown.has(label)) return true;
@@ -968,7 +1011,8 @@ export async function runCluster(o: ClusterOptions): Promise<DrillOutcome<KillRe
         `kill ${k}/${o.kills}: SIGKILL of the CHAT leader ${cluster.nodes[leader]!.name} (pid ${pid}); ` +
           `the chat's connection was on ${names(chatOn)}${chatOn.includes(leader) ? " (it must reconnect)" : ""}`,
       );
-      // The election, watched from the drill's side (stream info through the surviving nodes).
+      // The election, watched from the drill's side (the leader advisory and stream info, through the
+      // surviving nodes).
       const survivors = cluster.urls.filter((_, i) => i !== leader);
       const elected = StreamClock.newLeader(
         survivors,
@@ -1033,6 +1077,7 @@ export function clusterTable(records: readonly KillRecord[]): string {
       "kill → elected ms",
       "kill → first ack ms",
       "kill → every observer ms",
+      "elected → every observer ms",
       "sent while down",
       "kill → all of them shown ms",
       "Retry",
@@ -1050,6 +1095,7 @@ export function clusterTable(records: readonly KillRecord[]): string {
         ms(r.electedMs),
         ms(r.firstAckAt === undefined ? undefined : r.firstAckAt - r.failedAt),
         ms(all === undefined ? undefined : all - r.failedAt),
+        ms(all === undefined || r.electedMs === undefined ? undefined : all - r.failedAt - r.electedMs),
         String(r.sentWhileDown),
         r.sentWhileDownShownAt === undefined
           ? `MISSING ${r.sentWhileDownMissing.length}`

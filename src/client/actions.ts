@@ -1,3 +1,4 @@
+import { isObject, type Json, parseJson } from "./json.ts";
 import { oldestPosition } from "./lists.ts";
 import { snapshot } from "./signals.ts";
 import { toast } from "./toast.ts";
@@ -18,6 +19,61 @@ export function initActions(tabId: string, tabGone: () => Promise<void>, firstOp
   tab = tabId;
   onGone = tabGone;
   queue = firstOpen;
+  watchReconnects();
+}
+
+/**
+ * `data-on-reconnect` (docs/PROTOCOL.md §2): an element with it fires its action each time the tab's
+ * event stream comes back (online again after connecting or offline; not the first open). The spec is
+ * an action id or `{"action":"a1","if":"name"}`: with `if`, only while that signal holds something (a
+ * non-empty string, array or object, true, a number other than 0). A context the server rebuilt (a
+ * restart, another instance) knows nothing of the page's signals until an action brings them: this is
+ * how an app hands it what the browser kept (the chat: sends not yet confirmed stored).
+ *
+ * The stream's state is read from `data-connection` on <html>, which the connection sets (§5).
+ */
+function watchReconnects(): void {
+  const root = document.documentElement;
+  let seenOnline = root.getAttribute("data-connection") === "online";
+  let online = seenOnline;
+  new MutationObserver(() => {
+    const now = root.getAttribute("data-connection") === "online";
+    if (now === online) return;
+    online = now;
+    if (!now) return;
+    if (seenOnline) fireReconnectTriggers();
+    seenOnline = true;
+  }).observe(root, { attributes: true, attributeFilter: ["data-connection"] });
+}
+
+function fireReconnectTriggers(): void {
+  const fired = new Set<string>();
+  const signals = snapshot();
+  for (const el of document.querySelectorAll("[data-on-reconnect]")) {
+    const raw = (el.getAttribute("data-on-reconnect") ?? "").trim();
+    let action: unknown = raw;
+    let when: unknown;
+    if (raw.startsWith("{")) {
+      try {
+        const spec = parseJson(raw);
+        if (!isObject(spec)) continue;
+        action = spec.action;
+        when = spec.if;
+      } catch {
+        continue;
+      }
+    }
+    if (typeof action !== "string" || action === "" || fired.has(action)) continue;
+    if (typeof when === "string" && !holdsSomething(Object.hasOwn(signals, when) ? signals[when] : undefined)) continue;
+    fired.add(action);
+    sendAction(action);
+  }
+}
+
+function holdsSomething(v: Json | undefined): boolean {
+  if (Array.isArray(v)) return v.length > 0;
+  if (isObject(v)) return Object.keys(v).length > 0;
+  return v !== undefined && v !== null && v !== false && v !== 0 && v !== "";
 }
 
 /**

@@ -11,6 +11,10 @@ interface Boot {
   tab: string;
   signals: Signals;
   v: string;
+  /** The shared worker's script (absent: every tab keeps a stream of its own). */
+  w?: string;
+  /** A hidden tab on a stream of its own releases it after this long (ms; 0: never). */
+  p?: number;
 }
 
 declare global {
@@ -78,7 +82,15 @@ function start(): void {
   );
   window.__via = Object.freeze({ signals: snapshot, state });
   initEnhancements();
-  connect(boot.tab, boot.v, onEvent);
+  connect(
+    {
+      tab: boot.tab,
+      version: boot.v,
+      workerUrl: typeof boot.w === "string" ? boot.w : undefined,
+      parkAfterMs: Number(boot.p) || 0,
+    },
+    onEvent,
+  );
 }
 
 start();

@@ -22,9 +22,13 @@ export interface ChannelOptions<D> {
   onChange?: (channel: Channel<D>) => void;
 }
 
-/** A member's stream: attached, never attached yet, or dropped at this time (ms). */
+/**
+ * A member's stream: attached, never attached yet, released by a hidden tab that is still open
+ * (parked: present), or dropped at this time (ms).
+ */
 const ATTACHED = 0;
 const NOT_YET = -1;
+const PARKED = -2;
 
 interface Member<D> {
   data: D | undefined;
@@ -81,12 +85,12 @@ export class Channel<D = unknown> {
     this.changed();
   }
 
-  /** The data of the members that are present: attached, or dropped less than `grace` ago. */
+  /** The data of the members that are present: attached, parked, or dropped less than `grace` ago. */
   present(): D[] {
     const out: D[] = [];
     const cutoff = Date.now() - this.grace;
     for (const m of this.members.values()) {
-      if (m.data !== undefined && (m.since === ATTACHED || m.since > cutoff)) out.push(m.data);
+      if (m.data !== undefined && (m.since === ATTACHED || m.since === PARKED || m.since > cutoff)) out.push(m.data);
     }
     return out;
   }
@@ -117,6 +121,15 @@ export class Channel<D = unknown> {
     if (!member || member.since !== ATTACHED) return;
     member.since = Date.now();
     this.graceTimer ??= setTimeout(() => this.graceEnded(), this.grace + 10);
+  }
+
+  /** @internal The member's tab is hidden and released its stream, but it is open: still present. */
+  parked(tab: Tab): void {
+    const member = this.members.get(tab);
+    if (!member || member.since === PARKED) return;
+    const wasPresent = member.since === ATTACHED || member.since > Date.now() - this.grace;
+    member.since = PARKED;
+    if (!wasPresent) this.changed();
   }
 
   private graceEnded(): void {

@@ -11,6 +11,11 @@
 // server restart) the list is filled from the position the browser reports — history first, then
 // live, no gap and no duplicate. A gap too long to fill (or a position the stream no longer knows)
 // resets the list to the last page.
+//
+// No silent holes: messages the stream deleted (a limit, expiry) before a list got them cannot be
+// filled. A list that comes back to find its newest message gone, or that follows live while the
+// engine's feed skipped deleted messages that may be its subject's, shows a marker item (`gap`) where
+// they were, then what the stream still has.
 import type { Logger } from "../log.ts";
 import type { Delivery, PubSub, StreamMessage, Unsubscribe } from "../pubsub/types.ts";
 import type { Action } from "./action.ts";
@@ -20,6 +25,35 @@ import { patchElements } from "./sse/encoder.ts";
 import { type ClientStreamState, Stream, withPosition } from "./stream.ts";
 import type { Tab } from "./tab.ts";
 import type { Html } from "./types.ts";
+
+/**
+ * Set by an engine on a stream delivery when stored messages after the subscription's previous delivery
+ * were deleted (limits, expiry) before they could be delivered: some may have been this subject's. The
+ * NATS engine sets it (src/pubsub/nats/engine.ts, GAP_BEFORE) when its feed fell behind a stream's
+ * limits; the embedded engine delivers every message it stores and never does. Not (yet) a field of the
+ * Delivery type.
+ */
+const GAP_BEFORE = "gapBefore";
+
+function gapBefore(msg: Delivery): boolean {
+  return (msg as Delivery & { [GAP_BEFORE]?: boolean })[GAP_BEFORE] === true;
+}
+
+/** Where a list has a gap it cannot fill: messages the stream deleted before the list got them. */
+export interface GapInfo {
+  /** The message the list shows next, after the gap. */
+  seq: number;
+  /** When the stream stored it (ms since the Unix epoch). */
+  time: number;
+  /** When the stream stored the list's last message before the gap, if this process knows. */
+  since?: number;
+}
+
+/** Why a list was reset to the last page. */
+export interface ResetInfo {
+  /** The list's newest message is no longer stored (and neither, maybe, some after it). */
+  expired: boolean;
+}
 
 /** Where a message sits in its stream. */
 export interface ItemMeta {
@@ -40,6 +74,11 @@ export interface FeedOptions<T, M> {
   pageSize?: number;
   /** Items a tab keeps; past it the oldest leave the page and "Load older" brings them back (default 1,000). */
   limit?: number;
+  /**
+   * The list item that marks a gap the list cannot fill (messages the stream deleted before the list got
+   * them). Default: `<li class="via-gap" role="note">` saying some messages expired. Escaped like any JSX.
+   */
+  gap?: (info: GapInfo) => Html;
   /** Most missed items a reattaching tab is sent one by one; a longer gap resets its list (default `limit`). */
   fillLimit?: number;
   /**
@@ -53,7 +92,7 @@ export interface JoinOptions {
   /** The list's element id (default "messages"). */
   id?: string;
   /** Called after the list was reset to the last page (e.g. to re-add this tab's unsent items). */
-  onReset?: () => void;
+  onReset?: (info: ResetInfo) => void;
 }
 
 /** The app-side dependencies of a feed. */
@@ -88,6 +127,10 @@ export class Topic<T, M> {
   readonly members = new Set<FeedStream<T, M>>();
   /** Highest seq of this subject known to be stored (delivered live, or seen in history). */
   known = 0;
+  /** When the stream stored the last message delivered live (0: none yet). */
+  lastTime = 0;
+  /** Live messages held back while a possible gap before the first of them is checked. */
+  held: StreamMessage[] | undefined;
   unsubscribe: Unsubscribe | undefined;
   constructor(
     readonly subject: string,
@@ -161,18 +204,90 @@ export class Feed<T, M = undefined> {
   }
 
   private deliver(topic: Topic<T, M>, msg: Delivery): void {
+    if (msg.seq === undefined || msg.time === undefined) return; // a core message: feeds show stored ones
+    const m = msg as StreamMessage;
+    if (topic.held) {
+      topic.held.push(m);
+      return;
+    }
+    if (gapBefore(m)) {
+      // Messages were deleted before the engine could deliver them: the following lists may have a hole
+      // before this one. Hold the live messages until that is known, so the marker goes in its place.
+      topic.held = [m];
+      void this.checkGap(topic);
+      return;
+    }
+    this.deliverNow(topic, m);
+  }
+
+  private deliverNow(topic: Topic<T, M>, msg: StreamMessage): void {
     const seq = msg.seq;
-    if (seq === undefined || msg.time === undefined) return; // a core message: feeds show stored ones
     if (seq > topic.known) topic.known = seq;
+    topic.lastTime = msg.time;
     this.host.metrics?.feedDelivered(msg.time);
     this.pages.delete(topic.subject);
-    const entry = this.rendered(topic.listId, msg as StreamMessage);
+    const entry = this.rendered(topic.listId, msg);
     if (entry.value === undefined) return;
     for (const stream of topic.members) {
       if (seq <= stream.pos || !stream.following) continue;
-      const frame = this.frameFor(entry, stream, msg as StreamMessage);
-      stream.appendFrame(frame, seq);
+      const frame = this.frameFor(entry, stream, msg);
+      stream.appendFrame(frame, seq, msg.time);
     }
+  }
+
+  /**
+   * The first held message came after deleted ones. A following list whose newest message the stream
+   * still has lost nothing (a subject loses its oldest messages first); one whose newest is gone (or that
+   * had none) gets a gap marker before the held messages. Then they go out, in order.
+   */
+  private async checkGap(topic: Topic<T, M>): Promise<void> {
+    const first = topic.held![0]!;
+    const since = topic.lastTime || undefined;
+    const positions = new Set<number>();
+    for (const stream of topic.members) if (stream.following && stream.pos < first.seq) positions.add(stream.pos);
+    const gone = new Set<number>();
+    await Promise.all(
+      [...positions].map(async (pos) => {
+        try {
+          if (pos === 0 || !(await this.stillStored(topic.subject, pos))) gone.add(pos);
+        } catch (err) {
+          // Unknown: say so rather than risk a silent hole.
+          this.host.logger.warn({ err, subject: topic.subject, pos }, "feed could not check a gap; marking it");
+          gone.add(pos);
+        }
+      }),
+    );
+    const held = topic.held ?? [];
+    topic.held = undefined;
+    if (gone.size > 0) {
+      this.host.logger.info({ subject: topic.subject, before: first.seq, lists: gone.size }, "feed gap marked");
+      const frame = Buffer.from(
+        patchElements(this.gapHtml({ seq: first.seq, time: first.time, ...(since ? { since } : {}) }), {
+          selector: `#${topic.listId}`,
+          mode: "append",
+        }),
+        "utf8",
+      );
+      for (const stream of topic.members) {
+        if (stream.following && stream.pos < first.seq && gone.has(stream.pos)) stream.appendGap(frame);
+      }
+    }
+    if (held.length === 0) return;
+    this.deliverNow(topic, held[0]!);
+    // A later one may say "gap" again: deliver() holds again from there.
+    for (const m of held.slice(1)) this.deliver(topic, m);
+  }
+
+  /** Is message `seq` of `subject` still stored? */
+  private async stillStored(subject: string, seq: number): Promise<boolean> {
+    const read = await this.history(subject, { afterSeq: seq - 1, limit: 1 });
+    return read[0]?.seq === seq;
+  }
+
+  /** @internal The gap marker's markup (the app's `gap`, or the default). */
+  gapHtml(info: GapInfo): string {
+    if (this.options.gap) return renderHtml(this.options.gap(info));
+    return '<li class="via-gap" role="note">Some messages expired before they could be shown here.</li>';
   }
 
   // ---- rendering, once per message and variant ----
@@ -293,6 +408,8 @@ export class Feed<T, M = undefined> {
 export class FeedStream<T, M> extends Stream {
   /** Newest seq this tab's list holds (0: none). */
   pos = 0;
+  /** When the stream stored the message at `pos`, if known (not after a re-bootstrap). */
+  private posTime: number | undefined;
   /** @internal The subject's live members in this process (live context only). */
   topic: Topic<T, M> | undefined;
   /** Live messages go to this tab (false while it is detached, or catching up from history). */
@@ -300,6 +417,8 @@ export class FeedStream<T, M> extends Stream {
   /** "Load older": put `{...list.older.onClick()}` on a button shown while `list.more`. */
   readonly older: Action;
   private catchingUp = false;
+  /** The pending reset is because the list's newest message is gone. */
+  private resetExpired = false;
   /** Bumped on every attach: a catch-up round that began before it starts over from the new position. */
   private generation = 0;
   /** No report from the browser for this list: it must be reset to the last page. */
@@ -311,7 +430,7 @@ export class FeedStream<T, M> extends Stream {
     private readonly feed: Feed<T, M>,
     readonly subject: string,
     readonly member: M,
-    private readonly onReset: (() => void) | undefined,
+    private readonly onReset: ((info: ResetInfo) => void) | undefined,
   ) {
     super(tab, id, { limit: feed.limit });
     this.older = tab.addAction((cursor) => this.loadOlder(cursor), { name: `${id}-older`, page: id });
@@ -320,6 +439,8 @@ export class FeedStream<T, M> extends Stream {
   }
 
   private take(state: ClientStreamState): void {
+    // What the server last sent may not have reached the browser (a dropped stream): its report wins.
+    if (state.pos !== this.pos) this.posTime = undefined;
     this.pos = state.pos;
     this.count = state.count;
     this.more = state.more;
@@ -332,12 +453,20 @@ export class FeedStream<T, M> extends Stream {
     const { html, n } = this.feed.itemsHtml(this, page);
     this.resetHtml(html, n, page.length === this.feed.pageSize);
     this.pos = page.at(-1)?.seq ?? 0;
+    this.posTime = page.at(-1)?.time;
   }
 
   /** @internal A live message for this tab (already encoded, shared with the other members). */
-  appendFrame(frame: Buffer, seq: number): void {
+  appendFrame(frame: Buffer, seq: number, time?: number): void {
     this.tab.push(frame, "patch", frame.length);
     this.pos = seq;
+    this.posTime = time;
+    this.inserted(1, "end");
+  }
+
+  /** @internal A gap marker for this tab (encoded, maybe shared with the other members). */
+  appendGap(frame: Buffer): void {
+    this.tab.push(frame, "patch", frame.length);
     this.inserted(1, "end");
   }
 
@@ -393,20 +522,37 @@ export class FeedStream<T, M> extends Stream {
         if (!this.tab.connected) return;
         // Reattached meanwhile: the browser reported a new position, read from there.
         if (generation !== this.generation) continue;
-        if (from > 0 && read[0]?.seq !== from) {
+        // The list's newest message is gone (evicted or expired while the tab was away): what came after
+        // it may be gone too, and nothing can bring that back. If messages after it are still stored, the
+        // list shows a gap marker and then those; if none are (a stream recreated, or all expired), or
+        // too many to fill, it is reset to the last page.
+        const expired = from > 0 && read[0]?.seq !== from;
+        if (expired && !(read.length > 0 && read[0]!.seq > from)) {
           this.needsReset = true;
+          this.resetExpired = true;
           continue;
         }
-        const missed = from > 0 ? read.slice(1) : read;
+        const missed = from > 0 && !expired ? read.slice(1) : read;
         const frames = this.fillFrames(missed);
         if (!frames) {
           this.needsReset = true;
+          this.resetExpired ||= expired;
           continue;
+        }
+        if (expired) {
+          const next = missed[0]!;
+          const since = this.posTime;
+          const html = this.feed.gapHtml({ seq: next.seq, time: next.time, ...(since ? { since } : {}) });
+          this.tab.log.info({ subject: this.subject, after: from, before: next.seq }, "feed gap marked");
+          this.insertHtml(html, 1, "end");
         }
         for (const [msg, frame] of frames) {
           if (msg.seq > topic.known) topic.known = msg.seq;
-          if (frame) this.appendFrame(frame, msg.seq);
-          else this.pos = msg.seq;
+          if (frame) this.appendFrame(frame, msg.seq, msg.time);
+          else {
+            this.pos = msg.seq;
+            this.posTime = msg.time;
+          }
         }
         if (from > topic.known) topic.known = from;
         if (this.pos >= topic.known) {
@@ -451,8 +597,11 @@ export class FeedStream<T, M> extends Stream {
     const { html, n } = this.feed.itemsHtml(this, page);
     this.resetHtml(html, n, page.length === this.feed.pageSize);
     this.pos = last;
+    this.posTime = page.at(-1)?.time;
     this.needsReset = false;
-    this.onReset?.();
+    const expired = this.resetExpired;
+    this.resetExpired = false;
+    this.onReset?.({ expired });
   }
 
   private async loadOlder(cursor: string | undefined): Promise<void> {

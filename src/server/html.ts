@@ -60,9 +60,9 @@ export function toastHtml(message: string, level: "info" | "error"): JSX.Element
 export interface DocumentParts {
   title: string;
   lang: string;
-  boot: { tab: string; signals: Record<string, unknown>; v: string };
+  boot: { tab: string; signals: Record<string, unknown>; v: string; w?: string; p?: number };
   runtimeUrl: string;
-  stylesheets: string[];
+  stylesheets: readonly string[];
   view: string;
 }
 

@@ -25,7 +25,7 @@ import type {
   SubscribeOptions,
   Unsubscribe,
 } from "../pubsub/types.ts";
-import type { AppStats } from "./app.ts";
+import type { AppStats } from "./app-options.ts";
 import { listenOn } from "./listen.ts";
 
 export interface MetricsOptions {
@@ -133,7 +133,17 @@ export class AppMetrics {
       "Live tab contexts: with an open event stream, or waiting for it within their TTL.",
       (s) => s.tabs,
     );
-    gauge("via_streams_open", "Tabs with an open event stream.", (s) => s.connected);
+    gauge(
+      "via_streams_open",
+      "Tabs with an open event stream (their own, or a lane of a shared one).",
+      (s) => s.connected,
+    );
+    gauge(
+      "via_shared_streams",
+      "Shared event streams open: one per browser whose tabs share one (the runtime's shared worker).",
+      (s) => s.sharedStreams,
+    );
+    gauge("via_shared_stream_tabs", "Tabs attached to a shared event stream.", (s) => s.sharedTabs);
     gauge("via_tabs_detached", "Tabs whose event stream dropped, waiting for it within their TTL.", (s) => s.detached);
     gauge(
       "via_streams_backed_up",
@@ -280,7 +290,8 @@ export class AppMetrics {
       const seconds = (performance.now() - started) / 1000;
       let status: string;
       let outcome: string;
-      if (!res.writableFinished) {
+      // Over HTTP/2 an aborted response reports itself finished: it was never ended by us, though.
+      if (!res.writableEnded || !res.writableFinished) {
         status = "aborted";
         outcome = "aborted";
       } else {

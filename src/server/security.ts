@@ -41,7 +41,7 @@ export function checkSameOrigin(req: IncomingMessage, trustProxy: boolean, what:
     throw new HttpError(403, `cross-site ${what} refused (Sec-Fetch-Site: ${site})`);
   const origin = req.headers.origin;
   if (origin !== undefined) {
-    const host = req.headers.host;
+    const host = requestHost(req);
     const proto = isHttps(req, trustProxy) ? "https" : "http";
     if (!host || origin !== `${proto}://${host}`)
       throw new HttpError(403, `cross-origin ${what} refused (Origin does not match Host)`);
@@ -103,18 +103,30 @@ export class HostAllowList {
   }
 
   check(req: IncomingMessage): void {
-    if (!this.allows(req.headers.host)) {
+    const host = requestHost(req);
+    if (!this.allows(host)) {
       throw new HttpError(
         403,
-        `host not allowed: ${JSON.stringify((req.headers.host ?? "").slice(0, 100))} (add it to the app's allowedHosts)`,
+        `host not allowed: ${JSON.stringify((host ?? "").slice(0, 100))} (add it to the app's allowedHosts)`,
       );
     }
   }
 }
 
 /**
+ * The host a request names: its Host header, or over HTTP/2 its `:authority` (browsers send no Host
+ * there; node's compatibility API does not make one up).
+ */
+export function requestHost(req: IncomingMessage): string | undefined {
+  if (req.httpVersionMajor !== 2) return req.headers.host;
+  const authority = req.headers[":authority"];
+  return typeof authority === "string" ? authority : req.headers.host;
+}
+
+/**
  * RFC 9112 §3.2: a request with more than one Host is a 400. Node keeps the first, while a proxy in
- * front may route on the last: the app and the proxy would disagree about whose request it is.
+ * front may route on the last: the app and the proxy would disagree about whose request it is. Over
+ * HTTP/2 a Host beside `:authority` must name the same (RFC 9113 §8.3.1), for the same reason.
  */
 export function checkSingleHost(req: IncomingMessage): void {
   let hosts = 0;
@@ -122,6 +134,11 @@ export function checkSingleHost(req: IncomingMessage): void {
     if (req.rawHeaders[i]!.length === 4 && req.rawHeaders[i]!.toLowerCase() === "host") hosts++;
   }
   if (hosts > 1) throw new HttpError(400, "more than one Host header");
+  if (hosts === 1 && req.httpVersionMajor === 2) {
+    const authority = req.headers[":authority"];
+    if (typeof authority === "string" && authority.toLowerCase() !== req.headers.host?.toLowerCase())
+      throw new HttpError(400, "Host and :authority differ");
+  }
 }
 
 /** "Example.COM:8080" → "example.com", "[::1]:80" → "::1". */

@@ -42,6 +42,7 @@ export interface TabHost {
 export interface Membership {
   attached(tab: Tab): void;
   detached(tab: Tab): void;
+  parked(tab: Tab): void;
   memberGone(tab: Tab): void;
 }
 
@@ -433,11 +434,22 @@ export class Tab implements SignalOwner {
     if (sink) this.notifyConnection(false);
   }
 
+  /**
+   * The browser hid the tab and released its stream (docs/PROTOCOL.md §6): it is open, so it stays
+   * present in its channels, for `ttlMs` from now; the tab says so again before that runs out.
+   */
+  park(ttlMs: number): void {
+    if (this.disposed) return;
+    if (this.sink) this.detach(true);
+    for (const channel of this.channels ?? []) channel.parked(this);
+    this.armTtl(ttlMs);
+  }
+
   // ---- lifecycle ----
 
-  private armTtl(): void {
+  private armTtl(ttlMs = this.host.ttlMs): void {
     this.clearTtl();
-    this.ttlTimer = setTimeout(() => this.dispose("ttl"), this.host.ttlMs);
+    this.ttlTimer = setTimeout(() => this.dispose("ttl"), ttlMs);
     this.ttlTimer.unref();
   }
 

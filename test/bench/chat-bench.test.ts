@@ -1,8 +1,8 @@
 // `npm run bench:chat -- --quick` end to end: every system (raw node:http, Socket.IO, our chat on the
 // embedded engine and on a real nats-server) runs every scenario at a small size (a, b, c, the join
-// ramp, page loads without a stream, traffic growth), no message is lost or duplicated, and the tables,
-// the targets and the JSON file (--json) come out. The bench's own numbers are not judged here (that
-// is docs/BENCHMARKS.md's job).
+// ramp, page loads without a stream, traffic growth, browsers × tabs on shared streams and on streams
+// of their own), no message is lost or duplicated, and the tables, the targets and the JSON file
+// (--json) come out. The bench's own numbers are not judged here (that is docs/BENCHMARKS.md's job).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -17,6 +17,8 @@ const natsMissing = natsServerMissing();
 const SYSTEMS = natsMissing ? ["raw", "socketio", "embedded"] : ["raw", "socketio", "embedded", "nats"];
 /** Ramp and page loads need a page GET: Socket.IO sits them out. */
 const PAGE_SYSTEMS = SYSTEMS.filter((s) => s !== "socketio");
+/** Browsers × tabs: our chat only, each system once on shared streams and once on streams of their own. */
+const TAB_RUNS = SYSTEMS.filter((s) => s === "embedded" || s === "nats").flatMap((s) => [`${s} shared`, `${s} own`]);
 const SCENARIOS: Array<[string, string[]]> = [
   ["a", SYSTEMS],
   ["b", SYSTEMS],
@@ -24,6 +26,7 @@ const SCENARIOS: Array<[string, string[]]> = [
   ["ramp", PAGE_SYSTEMS],
   ["pages", PAGE_SYSTEMS],
   ["growth", SYSTEMS],
+  ["tabs", TAB_RUNS],
 ];
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -89,6 +92,7 @@ test("bench:chat --quick measures every scenario and system and loses no message
     }
     row("  RSS growth (%)", SYSTEMS.length);
     row("  JS heap growth (%)", SYSTEMS.length);
+    row("server TCP connections held, all tabs attached", TAB_RUNS.length);
     assert.match(output, /^targets \(our chat/m);
     assert.match(output, /\| (MET|MISSED) +\|/);
 
@@ -97,7 +101,7 @@ test("bench:chat --quick measures every scenario and system and loses no message
       exitCode: number;
       tables: Array<{ scenario: string; table: { header: string[]; rows: string[][] } }>;
       targets: Array<{ target: string; scenario: string; system: string; result: string }>;
-      results: Array<{ scenario: string; system: string }>;
+      results: Array<{ scenario: string; system: string; variant?: string }>;
     };
     assert.equal(doc.exitCode, 0);
     assert.deepEqual(
@@ -107,6 +111,10 @@ test("bench:chat --quick measures every scenario and system and loses no message
     assert.equal(
       doc.results.length,
       SCENARIOS.reduce((a, [, systems]) => a + systems.length, 0),
+    );
+    assert.deepEqual(
+      doc.results.filter((r) => r.scenario === "tabs").map((r) => `${r.system} ${r.variant}`),
+      TAB_RUNS,
     );
     for (const t of doc.targets) assert.ok(["MET", "MISSED", "n/a"].includes(t.result), JSON.stringify(t));
     const targeted = new Set(doc.targets.map((t) => t.scenario));

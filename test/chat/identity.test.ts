@@ -1,5 +1,6 @@
 // The chat's identity through a real server: a page load (or a thousand) stores nothing; the first
-// post or rename stores this browser's identity, under a hash of its session, for later pages. Names
+// post or rename stores this browser's identity, under a hash of its session and in the session's
+// data, for later pages, also after a restart. Names
 // people can trust: no rename to (a look-alike of) the name of someone in the room, no random default
 // that someone there has, and no bidi override in what messages show.
 import assert from "node:assert/strict";
@@ -12,6 +13,7 @@ import { DEFAULT_AUTHORS, IDENTITY_STREAM } from "../../apps/chat/identity.ts";
 import { roomSubject } from "../../apps/chat/rooms.ts";
 import { openPubSub, type PubSub } from "../../src/index.ts";
 import { unescapeHtml } from "../../src/server/html.ts";
+import { SESSION_STREAM } from "../../src/server/session-store.ts";
 import { ChatTab } from "../support/chat-client.ts";
 import { Browser } from "../support/sse-client.ts";
 
@@ -34,6 +36,7 @@ test("chat identity: page loads store nothing; the first post stores the identit
   const stored = async () => (await pubsub.info(IDENTITY_STREAM)).messages;
   for (let i = 0; i < 30; i++) await new Browser(url).load("/room/Go");
   assert.equal(await stored(), 0, "30 page loads of new browsers wrote no identity");
+  assert.equal((await pubsub.info(SESSION_STREAM)).messages, 0, "and no session data");
   assert.equal(chat.app.stats().sessions, 0, "and kept no session in memory");
 
   const browser = new Browser(url);
@@ -207,5 +210,64 @@ test("chat: a message with a right-to-left override is stored and shown without 
     assert.ok(page.includes('<bdi><strong class="author">Mallory</strong></bdi>'));
   } finally {
     tab.close();
+  }
+});
+
+test("chat identity: a renamed user keeps the name after the chat restarts, read with the session (no identity lookup)", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "via-identity-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const pubsub = await openPubSub({ dataDir: dir });
+  const chat = await createChat({ pubsub, app: { clientLimits: false } });
+  const { url } = await chat.app.listen(0, "127.0.0.1", { handleSignals: false });
+  const browser = new Browser(url);
+  const tab = await ChatTab.open(url, "Go", browser);
+  // A live tab of a browser that never said anything stores nothing.
+  assert.equal((await pubsub.info(SESSION_STREAM)).messages, 0);
+  try {
+    assert.match((await rename(tab, "Renamed Rita")).toast, /You are now Renamed Rita\./);
+  } finally {
+    tab.close();
+  }
+  await chat.close();
+  await pubsub.close();
+
+  // The same data dir, a new process's chat: the engine is watched for what the page load reads.
+  const inner = await openPubSub({ dataDir: dir });
+  const reads: string[] = [];
+  const engine: PubSub = {
+    kind: inner.kind,
+    publish: (subject, data, opts) => inner.publish(subject, data, opts),
+    subscribe: (pattern, handler, opts) => inner.subscribe(pattern, handler, opts),
+    ensureStream: (config) => inner.ensureStream(config),
+    info: (stream) => inner.info(stream),
+    close: () => inner.close(),
+    history: (subject, query) => {
+      reads.push(subject.split(".").slice(0, -1).join("."));
+      return inner.history(subject, query);
+    },
+  };
+  const again = await createChat({ pubsub: engine, app: { clientLimits: false } });
+  const restarted = await again.app.listen(0, "127.0.0.1", { handleSignals: false });
+  cleanups.push(async () => {
+    await again.close();
+    await inner.close();
+  });
+  reads.length = 0;
+  const returning = new Browser(restarted.url);
+  returning.cookie = browser.cookie;
+  const page = await returning.load("/room/Rust");
+  assert.equal(nameIn(page.html), "Renamed Rita");
+  assert.deepEqual(
+    reads.filter((prefix) => !prefix.startsWith("chat.room")),
+    ["_via.session"],
+    "one read of the session, no identity lookup",
+  );
+  const live = await ChatTab.open(restarted.url, "Go", returning);
+  try {
+    assert.equal(nameIn(live.client.html), "Renamed Rita");
+    const inGo = () => [...again.presence.everyoneNow("Go").values()].some((m) => m.name === "Renamed Rita");
+    await until(inGo, "the tab in Go as Renamed Rita");
+  } finally {
+    live.close();
   }
 });

@@ -244,7 +244,7 @@ test("a tab that reconnects gets exactly what it missed, in order; a gap over fi
   third.close();
 });
 
-test("a list whose newest message the stream has evicted is reset to the last page, not filled past a hole", async () => {
+test("a list whose newest message the stream has evicted shows a gap marker, then what is left after the hole", async () => {
   const s = await start({ pageSize: 3, perSubject: 5 });
   const tab = await new Browser(s.base).load("/room/e");
   const first = await connectLikeRuntime(tab);
@@ -255,12 +255,19 @@ test("a list whose newest message the stream has evicted is reset to the last pa
   // Six more: the room keeps five, so "seen" and the first message after it are gone.
   for (let i = 0; i < 6; i++) await say(s, "e", `later ${i}`);
   const again = await tab.connect(`&streams=notes:${seen}:1:0`);
-  const reset = await again.waitFor((e) => e.data.selector === "#notes" && e.data.mode === "inner");
+  await again.waitFor((e) => e.data.elements?.includes(">later 5<") ?? false);
+  const added = appended(again).map((e) => e.data.elements ?? "");
+  assert.match(added[0] ?? "", /^<li class="via-gap" role="note">[^<]*expired[^<]*<\/li>$/, "a visible marker first");
   assert.deepEqual(
-    [...(reset.data.elements ?? "").matchAll(/>(later \d)</g)].map((m) => m[1]),
-    ["later 3", "later 4", "later 5"],
+    added.slice(1).map((html) => />(later \d)</.exec(html)?.[1]),
+    ["later 1", "later 2", "later 3", "later 4", "later 5"],
+    "then every message after the hole, in order",
   );
-  assert.equal(appended(again).length, 0, "no fill across the hole");
+  assert.equal(
+    again.events.some((e) => e.data.selector === "#notes" && e.data.mode === "inner"),
+    false,
+    "the list is not reset: what the page shows stays",
+  );
   again.close();
 });
 

@@ -40,6 +40,8 @@ test("app.stats() counts live tabs, open streams and the bytes queued for them",
   assert.deepEqual(before, {
     tabs: 0,
     connected: 0,
+    sharedStreams: 0,
+    sharedTabs: 0,
     sessions: 0,
     detached: 0,
     backedUp: 0,

@@ -4,7 +4,9 @@
 // `prepend` adds older items, an `inner` replaces the list, a `remove` trims it; a re-render of the
 // view leaves the list alone. It sends like the Send button does, and reconnects like the runtime
 // does (same tab id, the view's hash and the list's newest position), so a server restart or a
-// dropped stream is recovered the way a real tab recovers it.
+// dropped stream is recovered the way a real tab recovers it. Like the runtime it keeps the signals
+// the server patches (`client.signals`, sent with every action: the chat's outbox of unconfirmed sends)
+// and, after a reconnect, fires the view's `data-on-reconnect` action when its signal holds something.
 import { unescapeHtml } from "../../src/server/html.ts";
 import { actionIn, Browser, type EventStream, type HttpResult, type SseEvent, type TabClient } from "./sse-client.ts";
 
@@ -61,6 +63,13 @@ export class ChatTab {
   readonly arrivals = new Map<string, number>();
   /** Called after each event that changed `messages`. */
   onChange: (() => void) | undefined;
+  /**
+   * The items that event inserted or updated (all of them after a reset, none after a trim): what a
+   * listener needs to look at, instead of the whole list on every event.
+   */
+  lastChanged: readonly ShownMessage[] = [];
+  /** Bumped on every change of `messages` (a cache key for what is computed from the list). */
+  version = 0;
   /** Streams opened so far (1 + reconnects). */
   connects = 0;
   /** The server told this tab to reload (its page is gone): the drill must load a new tab. */
@@ -76,6 +85,7 @@ export class ChatTab {
     this.view = client.html;
     this.viewHash = client.viewHash;
     this.messages = listItems(client.html);
+    this.lastChanged = this.messages;
     this.hasOlder = client.html.includes('id="load-older"');
   }
 
@@ -123,6 +133,27 @@ export class ChatTab {
     // Events can be parsed before this line runs: apply those, then every later one as it comes.
     for (const e of s.events) this.apply(e);
     s.onEvent = (e) => this.apply(e);
+    if (this.connects > 1) this.fireReconnectTrigger();
+  }
+
+  /** Resolves when the last `data-on-reconnect` action fired (if any) was answered. */
+  reconnectAction: Promise<HttpResult | undefined> = Promise.resolve(undefined);
+
+  /** What src/client/actions.ts does when the stream is back: the view's `data-on-reconnect` action. */
+  private fireReconnectTrigger(): void {
+    const raw = /data-on-reconnect="([^"]*)"/.exec(this.view)?.[1];
+    if (raw === undefined) return;
+    const text = unescapeHtml(raw);
+    let action = text;
+    let when: unknown;
+    if (text.startsWith("{")) {
+      const spec = JSON.parse(text) as { action?: unknown; if?: unknown };
+      if (typeof spec.action !== "string") return;
+      action = spec.action;
+      when = spec.if;
+    }
+    if (typeof when === "string" && !holdsSomething(this.client.signals[when])) return;
+    this.reconnectAction = this.client.action(action, this.client.signals).catch(() => undefined);
   }
 
   /** Drops the stream from the client side (a network blip). */
@@ -186,60 +217,105 @@ export class ChatTab {
   }
 
   private apply(e: SseEvent): void {
-    if (this.patch(e)) {
+    if (e.event === "datastar-patch-signals") {
+      const patch = JSON.parse(e.data.signals ?? "{}") as Record<string, unknown>;
+      mergeSignals(this.client.signals, patch, e.data.onlyIfMissing === "true");
+      return;
+    }
+    const changed = this.patch(e);
+    if (changed) {
       const now = performance.timeOrigin + performance.now();
-      for (const m of this.messages) if (!this.arrivals.has(m.id)) this.arrivals.set(m.id, now);
+      for (const m of changed) if (!this.arrivals.has(m.id)) this.arrivals.set(m.id, now);
+      this.lastChanged = changed;
+      this.version++;
       this.onChange?.();
     }
   }
 
-  /** Applies one event; true if it changed the message list (or whether older messages exist). */
-  private patch(e: SseEvent): boolean {
+  /**
+   * Applies one event; the items it inserted or updated if it changed the message list (or whether
+   * older messages exist), else undefined.
+   */
+  private patch(e: SseEvent): ShownMessage[] | undefined {
     if (e.event === "via-reload") {
       this.reloadAsked = true;
-      return false;
+      return undefined;
     }
-    if (e.event !== "datastar-patch-elements") return false;
+    if (e.event !== "datastar-patch-elements") return undefined;
     const html = e.data.elements ?? "";
     const selector = e.data.selector;
     const mode = e.data.mode ?? "outer";
     if (selector === undefined) {
       // A view render: the list element comes empty and the browser keeps its items.
       const hash = /^<div id="via-view" data-via-hash="([^"]*)"/.exec(html)?.[1];
-      if (!hash) return false;
+      if (!hash) return undefined;
       this.view = html;
       this.viewHash = hash;
       const hadOlder = this.hasOlder;
       this.hasOlder = html.includes('id="load-older"');
-      return hadOlder !== this.hasOlder;
+      return hadOlder !== this.hasOlder ? [] : undefined;
     }
     if (selector === "#messages") {
       const items = parseMessages(html);
-      if (mode === "inner") this.messages = items;
-      else if (mode === "append") for (const item of items) this.upsert(item, "end");
-      else if (mode === "prepend")
-        this.messages.unshift(...items.filter((i) => !this.messages.some((m) => m.id === i.id)));
-      else return false;
-      return true;
+      if (mode === "inner") {
+        this.messages = items;
+        return items;
+      }
+      if (mode === "append") return items.map((item) => this.upsert(item, "end"));
+      if (mode === "prepend") {
+        const fresh = items.filter((i) => !this.messages.some((m) => m.id === i.id));
+        this.messages.unshift(...fresh);
+        return fresh;
+      }
+      return undefined;
     }
     const trim = /^#messages > :nth-(last-)?child\(-n\+(\d+)\)$/.exec(selector);
     if (trim && mode === "remove") {
       const n = Number(trim[2]);
       if (trim[1]) this.messages.splice(Math.max(0, this.messages.length - n), n);
       else this.messages.splice(0, n);
-      return true;
+      return [];
     }
-    return false;
+    return undefined;
   }
 
-  /** A list insert: an item whose id the list has replaces it in place (keeping a known position). */
-  private upsert(item: ShownMessage, at: "end"): void {
-    const i = this.messages.findIndex((m) => m.id === item.id);
+  /**
+   * A list insert: an item whose id the list has replaces it in place (keeping a known position). Returns
+   * the item as the list now holds it. Newest items are at the end, and an update is almost always of a
+   * recent one, so the search starts there.
+   */
+  private upsert(item: ShownMessage, at: "end"): ShownMessage {
+    let i = this.messages.length - 1;
+    while (i >= 0 && this.messages[i]!.id !== item.id) i--;
     if (i < 0) {
       if (at === "end") this.messages.push(item);
-      return;
+      return item;
     }
     const seq = item.seq ?? this.messages[i]!.seq;
-    this.messages[i] = seq === undefined ? item : { ...item, seq };
+    const shown = seq === undefined ? item : { ...item, seq };
+    this.messages[i] = shown;
+    return shown;
+  }
+}
+
+function holdsSomething(v: unknown): boolean {
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === "object" && v !== null) return Object.keys(v).length > 0;
+  return v !== undefined && v !== null && v !== false && v !== 0 && v !== "";
+}
+
+/** The runtime's signal patch (RFC 7386 merge; with onlyIfMissing only absent keys are set). */
+function mergeSignals(target: Record<string, unknown>, patch: Record<string, unknown>, onlyIfMissing: boolean): void {
+  for (const [key, value] of Object.entries(patch)) {
+    const current = target[key];
+    const isObj = (v: unknown): v is Record<string, unknown> =>
+      typeof v === "object" && v !== null && !Array.isArray(v);
+    if (value === null) {
+      if (!onlyIfMissing) delete target[key];
+    } else if (isObj(value) && isObj(current)) {
+      mergeSignals(current, value, onlyIfMissing);
+    } else if (!onlyIfMissing || current === undefined) {
+      target[key] = isObj(value) ? structuredClone(value) : value;
+    }
   }
 }

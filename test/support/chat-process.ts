@@ -11,6 +11,8 @@ const COMPILED_MAIN = "dist/apps/chat/main.js";
 const READY_PREFIX = "NATS chatroom on ";
 
 export interface ChatProcessOptions {
+  /** Environment variables for the chat (after the caller's shell's chat settings were cleared). */
+  env?: Record<string, string>;
   /** Embedded engine's data directory (ignored with `nats`). */
   dataDir?: string;
   /** NATS URL(s): switches the chat to NATS JetStream. */
@@ -104,8 +106,13 @@ function spawnOnce(opts: ChatProcessOptions): Promise<ChatProcess> {
     "METRICS",
     "METRICS_PORT",
     "METRICS_HOST",
+    "TLS_CERT",
+    "TLS_KEY",
+    "CLIENT_LIMITS",
+    "VIA_LOG_FORMAT",
   ])
     delete env[name];
+  Object.assign(env, opts.env);
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   live.add(proc);
   proc.once("exit", () => live.delete(proc));

@@ -15,11 +15,18 @@ export function natsServerBin(): string {
 }
 
 /**
- * The prerequisite rule: without the nats-server binary, a CI run fails with a clear message and a local
+ * In the fast tier (`npm test`), a skip reason: NATS tests run in the full tier. Otherwise the
+ * prerequisite rule: without the nats-server binary, a CI run fails with a clear message and a local
  * run skips loudly. Returns a skip reason to pass to `describe(..., { skip })`, or false when the binary is there.
  * Under CI it also registers a failing test, because a skipped suite there would look like a green run.
  */
 export function natsServerMissing(): string | false {
+  if (process.env.VIA_TEST_TIER === "fast") {
+    // `npm test` is the fast tier; `npm run test:all` (and CI) runs these too.
+    const msg = "NATS tests run in the full tier: npm run test:all";
+    test("the NATS tests of this file run in the full tier", { skip: msg }, () => {});
+    return msg;
+  }
   const bin = natsServerBin();
   if (existsSync(bin)) return false;
   const msg = `nats-server binary not found at ${bin} (install the nats-server package or set NATS_SERVER_BIN)`;

@@ -2,7 +2,7 @@ import { decodeChatMessage } from "../../../apps/chat/messages.ts";
 import { CHAT_STREAM, roomSubject } from "../../../apps/chat/rooms.ts";
 import { openPubSub } from "../../../src/pubsub/index.ts";
 import type { StreamMessage } from "../../../src/pubsub/types.ts";
-import { ChatTab } from "../../../test/support/chat-client.ts";
+import { ChatTab, type MessageState } from "../../../test/support/chat-client.ts";
 import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../../test/support/chat-process.ts";
 import type { EngineName } from "../../lib/cli.ts";
 import { type ChatStorage, chatStorage } from "../chat-storage.ts";
@@ -29,6 +29,14 @@ export interface CrashDrillOptions {
   /** Hard cap on the whole drill; beyond it the drill fails (default 60 s + 20 s per kill). */
   timeLimitMs?: number;
   room?: string;
+  /**
+   * NATS only (default true): every kill lands between Send's answer and the stream's ack. nats-server is
+   * paused (SIGSTOP) first, so sends are answered 204 but not stored; the chat is killed with them in
+   * flight; then nats-server resumes (odd kills: the publishes the dead chat wrote are stored, their acks
+   * lost) or is killed and restarted too (even kills: they are lost). Either way the writers' tabs must end
+   * with each of them stored once, or shown "not sent".
+   */
+  betweenAnswerAndAck?: boolean;
   log?: (line: string) => void;
 }
 
@@ -49,6 +57,9 @@ export interface KillRecord {
   allReceiveMs: number;
   /** ... until the first writer saw a new message of its own stored. */
   firstAckMs: number;
+  /** NATS, between answer and ack: sends answered while nats-server was paused (labels), and its fate. */
+  answeredUnstored?: string[];
+  nats?: "resumed" | "killed";
 }
 
 export interface CrashDrillResult {
@@ -73,8 +84,14 @@ export interface CrashDrillResult {
   stored: number;
   /** The fresh tab lists exactly what the stream holds, in the same order. */
   tabMatchesStream: boolean;
-  /** Accepted (2xx) sends never stored: the kill came between the answer and the store; never acked. */
+  /** Accepted (2xx) sends never stored (and not shown "not sent" either). Must be 0. */
   acceptedNotStored: number;
+  /** Accepted (2xx) sends their writer's tab shows neither stored nor "not sent" at the end: silently missing. Must be 0. */
+  acceptedMissing: string[];
+  /** Accepted sends their writer's tab shows "not sent" (with Retry) at the end. */
+  notSent: number;
+  /** Sends answered while nats-server was paused, just before a kill (NATS, between answer and ack). */
+  answeredUnstored: number;
   /** The room reached its 1,000-message history cap: older messages were evicted and the check is void. */
   historyCapped: boolean;
   stormMs: number;
@@ -117,6 +134,13 @@ export async function readRoom(
   } finally {
     await ps.close();
   }
+}
+
+/** Labels of every send answered 2xx so far ("w3#17"). */
+function acceptedLabels(writers: readonly WriterStats[]): Set<string> {
+  const out = new Set<string>();
+  for (const w of writers) for (const n of acceptedNumbers(w)) out.add(`w${w.writer}#${n}`);
+  return out;
 }
 
 /** Numbers a writer had answered 2xx: every number it used, minus those that got no answer. */
@@ -183,20 +207,45 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
     t.send();
 
     const kills: KillRecord[] = [];
+    const nats = opts.betweenAnswerAndAck !== false ? storage.nats : undefined;
     for (let k = 1; k <= opts.kills; k++) {
       const since = t.ackedCount();
       const target = rand(minAcks, perCycle);
       await waitUntil(`${target} acks after a start`, () => t.ackedCount() >= since + target);
-      // Then within a random 0-250 ms, at the first moment a send is in flight (answered, not yet shown
-      // as stored) if there is one: the window in which a kill can lose a message the user was told is
-      // on its way.
-      const until = now() + rand(0, 250);
-      while (now() < until && t.pendingCount() === 0) await sleep(1);
+      let answeredUnstored: string[] | undefined;
+      if (nats) {
+        // Between the answer and the ack, for sure: with nats-server paused the chat answers Send (it does
+        // not wait for the stream) but nothing is stored. Kill it once a few such sends are answered.
+        const before = acceptedLabels(t.writers);
+        await nats.pause();
+        const until = now() + 1_000;
+        while (now() < until && acceptedLabels(t.writers).size < before.size + 3) await sleep(2);
+        answeredUnstored = [...acceptedLabels(t.writers)].filter((l) => !before.has(l));
+      } else {
+        // Within a random 0-250 ms, at the first moment a send is in flight (answered, not yet shown as
+        // stored) if there is one: the window in which a kill can lose a message the user was told is on
+        // its way.
+        const until = now() + rand(0, 250);
+        while (now() < until && t.pendingCount() === 0) await sleep(1);
+      }
       const atMs = now() - stormStart;
       const inFlight = t.pendingCount();
       const acksBefore = t.ackedCount() - since;
       const pid = chat.pid;
       await chat.kill9();
+      let natsFate: KillRecord["nats"];
+      if (nats) {
+        // What the dead chat wrote to the paused server is in its socket: stored once the server reads it
+        // (its acks go nowhere), or lost with the server's kill.
+        if (k % 2 === 1) {
+          nats.resume();
+          natsFate = "resumed";
+        } else {
+          await nats.kill9();
+          await nats.start();
+          natsFate = "killed";
+        }
+      }
       const downMs = rand(0, maxDown);
       await sleep(downMs);
       const spawnAt = now();
@@ -234,10 +283,13 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
         firstReceiveMs: firstReceive! - readyAt,
         allReceiveMs: allReceive! - readyAt,
         firstAckMs: firstAck! - readyAt,
+        ...(answeredUnstored ? { answeredUnstored } : {}),
+        ...(natsFate ? { nats: natsFate } : {}),
       };
       kills.push(rec);
       log(
-        `  kill ${k}/${opts.kills} at ${(atMs / 1000).toFixed(1)} s: pid ${pid}, ${inFlight} sends in flight, ` +
+        `  kill ${k}/${opts.kills} at ${(atMs / 1000).toFixed(1)} s: pid ${pid}, ${inFlight} sends in flight` +
+          `${answeredUnstored ? ` (${answeredUnstored.length} answered while nats-server was paused; then it was ${natsFate})` : ""}, ` +
           `${acksBefore} acks since the last start; down ${downMs} ms, started in ${Math.round(rec.startMs)} ms, ` +
           `tabs receiving ${Math.round(rec.firstReceiveMs)}-${Math.round(rec.allReceiveMs)} ms later`,
       );
@@ -255,6 +307,23 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
     // oldest item on, once and in order.
     await t.settle(Math.max(1_000, Math.min(10_000, deadline - now())));
     const observers = t.checkObservers();
+
+    // What each writer's own tab says about every send it had answered: stored, "not sent", or nothing
+    // (still "sending", or gone): the last is a message the user typed and lost without being told.
+    const shownState = new Map<string, MessageState>();
+    t.writers.forEach((w, k) => {
+      for (const m of t.writerTab(k).messages) {
+        const l = labelOf(m.text);
+        if (l?.writer === w.writer) shownState.set(`w${l.writer}#${l.n}`, m.state);
+      }
+    });
+    const accepted = acceptedLabels(t.writers);
+    const everStored = new Set<string>();
+    for (const w of t.writers) for (const n of w.acked.keys()) everStored.add(`w${w.writer}#${n}`);
+    // Shown stored at some point (a list reset to the last page after a restart no longer holds older
+    // items, which is what "Load older" is for), or "not sent" now.
+    const acceptedMissing = [...accepted].filter((l) => !everStored.has(l) && shownState.get(l) !== "failed");
+    const notSent = [...accepted].filter((l) => shownState.get(l) === "failed").length;
 
     // What a user sees: a new tab, "Load older" down to the start of the room.
     fresh = await ChatTab.open(base, room);
@@ -274,9 +343,7 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
     const stream = checkList(back.texts, t.writers);
     const storedLabels = new Set(labels(back.texts));
     let acceptedNotStored = 0;
-    for (const w of t.writers) {
-      for (const n of acceptedNumbers(w)) if (!storedLabels.has(`w${w.writer}#${n}`)) acceptedNotStored++;
-    }
+    for (const l of accepted) if (!storedLabels.has(l) && shownState.get(l) !== "failed") acceptedNotStored++;
     const tabMatchesStream = JSON.stringify(labels(tabTexts)) === JSON.stringify(labels(back.texts));
     const historyCapped = back.subjectCount >= ROOM_CAP;
     const sum = (f: (w: WriterStats) => number) => t.writers.reduce((s, w) => s + f(w), 0);
@@ -286,6 +353,8 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
       observers.every(checkPassed) &&
       tabMatchesStream &&
       !historyCapped &&
+      acceptedMissing.length === 0 &&
+      acceptedNotStored === 0 &&
       kills.length === opts.kills &&
       stream.acked > 0;
     return {
@@ -302,6 +371,9 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
       stored: storedLabels.size,
       tabMatchesStream,
       acceptedNotStored,
+      acceptedMissing,
+      notSent,
+      answeredUnstored: kills.reduce((n, r) => n + (r.answeredUnstored?.length ?? 0), 0),
       historyCapped,
       stormMs,
       totalMs: now() - started,
@@ -322,8 +394,11 @@ export function summary(r: CrashDrillResult): string {
   return (
     `${r.engine}: ${r.kills.length} kills, ${r.writers} writers, storm ${(r.stormMs / 1000).toFixed(1)} s; ` +
     `sends accepted ${r.accepted}, refused and retried ${r.rejected}, unanswered ${r.unanswered}\n` +
-    `  acked ${r.acked}, stored ${r.stored}; in flight at the kills ${r.kills.reduce((s, k) => s + k.inFlight, 0)}: ` +
-    `stored unacked ${r.stream.unackedPresent}, accepted but never stored ${r.acceptedNotStored}\n` +
+    `  acked ${r.acked}, stored ${r.stored}; in flight at the kills ${r.kills.reduce((s, k) => s + k.inFlight, 0)}` +
+    `${r.answeredUnstored > 0 ? ` (answered while nats-server was paused: ${r.answeredUnstored})` : ""}: ` +
+    `stored unacked ${r.stream.unackedPresent}, accepted but never stored ${r.acceptedNotStored}, ` +
+    `shown "not sent" ${r.notSent}, accepted but missing from the writer's tab ${r.acceptedMissing.length}` +
+    `${r.acceptedMissing.length > 0 ? ` (${r.acceptedMissing.slice(0, 10).join(", ")})` : ""}\n` +
     `  chat start ${ms(r.kills.map((k) => k.startMs))}; after it, tabs receiving again in ` +
     `${ms(r.kills.map((k) => k.allReceiveMs))} (all observers), first own ack ${ms(r.kills.map((k) => k.firstAckMs))}\n` +
     `  fresh tab after Load older: lost ${r.tab.lost.length}, duplicated ${r.tab.duplicated.length}, ` +

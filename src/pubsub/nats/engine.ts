@@ -1,16 +1,16 @@
 // The NATS JetStream engine: the PubSub interface on a nats-server (2.9.10 and newer), for apps that run
-// several instances. Per process it holds one connection, one ordered-consumer feed per known stream
-// feeding an in-process SubjectRouter, and one core subscription per distinct non-stream pattern.
+// several instances. Per process it holds one connection, one feed per known stream (an ordered consumer,
+// or direct gets by sequence while that consumer is down: feed.ts) feeding an in-process SubjectRouter,
+// and one core subscription per distinct non-stream pattern. Failover: JetStream's stream-leader
+// advisories and reconnects wake every retry (retry.ts) and restart the feeds at once.
 //
 // "Known stream" = ensured by this process, or found on the server (publish via STREAM.FIND, subscribe
 // via STREAM.NAMES). Messages of known streams reach local subscribers only through the feed, with
 // (stream, seq, time); core subscriptions drop those subjects so nothing arrives twice.
 import { readFileSync } from "node:fs";
 import {
-  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
-  type JsMsg,
   type PubAck as JsPubAck,
   type StreamInfo as JsStreamInfo,
   jetstream,
@@ -24,10 +24,8 @@ import {
   type MsgHdrsImpl,
   type NatsConnection,
   type NodeConnectionOptions,
-  errors as natsErrors,
   headers as natsHeaders,
   nuid,
-  RequestError,
   type Subscription,
 } from "@nats-io/transport-node";
 import { type Logger, silentLogger } from "../../log.ts";
@@ -62,8 +60,10 @@ import {
   serverHasDiscardNewBytesBug,
   toJsConfig,
 } from "./config.ts";
-import { StreamFeed } from "./feed.ts";
-import { ReadTimeoutError, readLastBefore, readPage } from "./reader.ts";
+import { type FeedClients, StreamFeed } from "./feed.ts";
+import { fromNatsHeaders, MSG_ID_HDR, toStreamMessage } from "./message.ts";
+import { readLastBefore, readPage } from "./reader.ts";
+import { attemptTimeout, Bell, backoff, isTransient, retrying, sleep, sleepOrWake } from "./retry.ts";
 import { SubjectWindow, WINDOW_SIZE, WindowCache } from "./window.ts";
 
 export interface NatsEngineOptions {
@@ -102,9 +102,7 @@ interface Outgoing {
 const OUTBOX_BATCH = 256;
 
 /** Headers the engine (or JetStream) sets; they are not the app's, so deliveries leave them out. */
-const MSG_ID_HDR = "Nats-Msg-Id";
 const EXPECTED_LAST_SUBJ_SEQ_HDR = "Nats-Expected-Last-Subject-Sequence";
-const PUBLISH_ATTEMPT_TIMEOUT_MS = 2_000;
 /** How long "no stream captures this subject" is believed before asking the server again. */
 const NO_STREAM_TTL_MS = 2_000;
 /** How long a STREAM.NAMES lookup for a subscription pattern is reused. */
@@ -113,6 +111,16 @@ const DISCOVERY_TTL_MS = 10_000;
 const FEED_CATCH_UP_MS = 2_000;
 const REPLAY_PAGE = 1_000;
 const JS_API_TIMEOUT_MS = 2_000;
+/** The feeds' API requests (stream info, consumer create): short, since they are retried (retry.ts). */
+const FEED_API_TIMEOUT_MS = 1_000;
+/** JetStream announces each stream leader it elects here (the last token is the stream). */
+const LEADER_ELECTED = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.*";
+/**
+ * Set on a stream message delivered to a subscriber when stored messages after its previous delivery (of
+ * that stream) were deleted (limits, expiry) before the feed could deliver them: some may have matched
+ * its pattern. Not (yet) in the Delivery type; src/server/feed.ts reads it under the same name.
+ */
+export const GAP_BEFORE = "gapBefore";
 /**
  * How long reads and stream management keep retrying through a failover (timeouts, no responders): no
  * consumer can be created without a meta leader, no stream read or update without a stream leader.
@@ -120,7 +128,6 @@ const JS_API_TIMEOUT_MS = 2_000;
 const API_RETRY_MS = 15_000;
 
 const enc = new TextEncoder();
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function connectNats(opts: NatsEngineOptions): Promise<PubSub> {
   const log = opts.logger ?? silentLogger;
@@ -150,7 +157,12 @@ export async function connectNats(opts: NatsEngineOptions): Promise<PubSub> {
   // ~20 s with the 5 s default, measured on the 3-node cluster).
   const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: JS_API_TIMEOUT_MS });
   const js = jetstream(nc, { timeout: JS_API_TIMEOUT_MS });
-  return new NatsPubSub(nc, js, jsm, log, opts.publishRetryMs ?? 15_000);
+  const feedClients: FeedClients = {
+    nc,
+    js: jetstream(nc, { timeout: FEED_API_TIMEOUT_MS }),
+    jsm: await jetstreamManager(nc, { checkAPI: false, timeout: FEED_API_TIMEOUT_MS }),
+  };
+  return new NatsPubSub(nc, js, jsm, log, opts.publishRetryMs ?? 15_000, feedClients);
 }
 
 interface KnownStream {
@@ -173,6 +185,8 @@ class Subscriber {
   core = false;
   /** Last seq delivered per stream: later feed copies (restarts, replay seam) are dropped. */
   readonly last = new Map<string, number>();
+  /** Streams whose feed skipped deleted seqs since this subscriber's last delivery from them. */
+  gaps: Set<string> | undefined;
   #buffer: StreamMessage[] = [];
 
   constructor(
@@ -194,7 +208,19 @@ class Subscriber {
     if (this.closed) return;
     if (m.seq <= (this.last.get(m.stream) ?? 0)) return;
     this.last.set(m.stream, m.seq);
+    if (this.gaps?.delete(m.stream)) {
+      // A copy for this subscriber alone: the shared message object stays as it is for the others.
+      this.#call(Object.freeze({ ...m, [GAP_BEFORE]: true }));
+      return;
+    }
     this.#call(m);
+  }
+
+  /** The stream's feed skipped deleted seqs: this subscriber's next message from it says so. */
+  skipped(stream: string): void {
+    if (this.closed || !this.last.has(stream)) return;
+    this.gaps ??= new Set();
+    this.gaps.add(stream);
   }
 
   emitCore(d: Delivery): void {
@@ -238,28 +264,6 @@ function toNatsHeaders(h: Headers | undefined): MsgHdrs | undefined {
   return out;
 }
 
-function fromNatsHeaders(h: MsgHdrs | undefined): Headers {
-  const out: Headers = {};
-  if (!h) return out;
-  for (const k of h.keys()) {
-    if (k === MSG_ID_HDR || k.startsWith("Nats-Expected-")) continue;
-    out[k] = h.get(k);
-  }
-  return out;
-}
-
-/** Frozen like the embedded engine's: one object is shared by every local subscriber of the message. */
-function toStreamMessage(stream: string, m: JsMsg): StreamMessage {
-  return Object.freeze({
-    subject: m.subject,
-    data: m.data,
-    headers: Object.freeze(fromNatsHeaders(m.headers)),
-    stream,
-    seq: m.seq,
-    time: Math.floor(m.info.timestampNanos / 1_000_000),
-  });
-}
-
 /** Is every subject matching `p` also matched by `s`? (`p` ⊆ `s`, both valid patterns.) */
 export function patternCovers(s: string, p: string): boolean {
   const st = s.split(".");
@@ -272,16 +276,6 @@ export function patternCovers(s: string, p: string): boolean {
     if (st[i] === "*") continue;
     if (pt[i] !== st[i]) return false;
   }
-}
-
-function isTransient(err: unknown): boolean {
-  if (err instanceof natsErrors.TimeoutError) return true;
-  if (err instanceof ReadTimeoutError) return true;
-  // "no responders" surfaces as JetStreamNotEnabled (not exported): server restarting or no stream leader yet.
-  if ((err as Error)?.name === "JetStreamNotEnabled") return true;
-  if (err instanceof RequestError) return true;
-  if (err instanceof JetStreamApiError) return err.status === 503 || err.code === 10008;
-  return false;
 }
 
 export class NatsPubSub implements PubSub {
@@ -304,8 +298,11 @@ export class NatsPubSub implements PubSub {
   #allSubs = new Set<Subscriber>();
   /** Per subject: stream publishes not yet answered, in call order (see #drain). */
   #outboxes = new Map<string, Outgoing[]>();
-  /** Called on every reconnect (publish batches waiting on the old connection go again). */
-  #onReconnect = new Set<() => void>();
+  /**
+   * Rings on every reconnect and every stream-leader election: publish batches waiting for answers that
+   * will not come go again at once, retries stop waiting, feeds look again.
+   */
+  readonly #bell = new Bell();
   readonly #bytesBug: boolean;
   /** Between a "disconnect" and the next "reconnect" status of the connection. */
   #disconnected = false;
@@ -317,9 +314,39 @@ export class NatsPubSub implements PubSub {
     private readonly jsm: JetStreamManager,
     private readonly log: Logger,
     private readonly publishRetryMs: number,
+    private readonly feedClients: FeedClients,
   ) {
     this.#bytesBug = serverHasDiscardNewBytesBug(nc.info?.version);
     void this.#watchStatus();
+    this.#watchLeaders();
+  }
+
+  /**
+   * A stream leader elected (after its old leader died, or moved): the cue that its publishes and reads
+   * are answered again, seconds before a missed heartbeat or a request timeout would tell. Best effort:
+   * a user not allowed to subscribe to advisories still recovers by those.
+   */
+  #watchLeaders(): void {
+    try {
+      this.nc.subscribe(LEADER_ELECTED, {
+        callback: (err, msg) => {
+          if (err || this.#closed) return;
+          const stream = msg.subject.slice(LEADER_ELECTED.length - 1);
+          const ks = this.#streams.get(stream);
+          if (!ks) return;
+          this.log.info({ stream }, "nats stream leader elected");
+          // Its consumer may have lived on the node that died; a fresh one costs milliseconds, and direct
+          // reads carry the feed meanwhile.
+          ks.feed.restart("stream leader elected");
+          this.#bell.ring();
+        },
+      });
+    } catch (err) {
+      this.log.warn(
+        { err: (err as Error).message },
+        "nats: no stream leader advisories; failover is noticed by timeouts",
+      );
+    }
   }
 
   // ---------------------------------------------------------------- connection
@@ -349,7 +376,7 @@ export class NatsPubSub implements PubSub {
           // Consumers may be gone (server restart) or stalled; resume every feed from its last seq now
           // instead of waiting for missed heartbeats.
           for (const ks of this.#streams.values()) ks.feed.restart("reconnect");
-          for (const wake of [...this.#onReconnect]) wake();
+          this.#bell.ring();
           break;
         case "error":
           this.log.error({ err: s.error }, "nats async error");
@@ -485,16 +512,17 @@ export class NatsPubSub implements PubSub {
       const already = this.#streams.get(name);
       if (already) return already;
       const feed = new StreamFeed(
-        this.js,
-        this.jsm,
+        this.feedClients,
         name,
         info.created,
         info.state.last_seq + 1,
         {
           onMessage: (stream, m) => this.#onFeedMessage(stream, m),
           onEpochChange: (stream) => this.#onEpochChange(stream),
+          onSkip: (stream) => this.#onFeedSkip(stream),
         },
         this.log,
+        this.#bell,
       );
       const ks: KnownStream = {
         name,
@@ -514,11 +542,15 @@ export class NatsPubSub implements PubSub {
     return p;
   }
 
-  #onFeedMessage(stream: string, jm: JsMsg): void {
-    const m = toStreamMessage(stream, jm);
+  #onFeedMessage(stream: string, m: StreamMessage): void {
     const w = this.#windows.peek(m.subject);
     if (w && w.stream === stream) w.append(m);
     for (const sub of this.#subs.match(m.subject)) sub.fromFeed(m);
+  }
+
+  /** The stream's feed skipped deleted seqs: every subscriber that follows the stream is told with its next message. */
+  #onFeedSkip(stream: string): void {
+    for (const sub of this.#allSubs) sub.skipped(stream);
   }
 
   #onEpochChange(stream: string): void {
@@ -697,8 +729,9 @@ export class NatsPubSub implements PubSub {
         const batch = queue.slice(0, OUTBOX_BATCH);
         const results: Array<{ ack: JsPubAck } | { err: unknown } | undefined> = new Array(batch.length);
         // One timeout for the batch, bounded by its most urgent deadline: the batch is answered as a whole,
-        // so a publish about to expire must not wait for the others' longer attempts.
-        let left = PUBLISH_ATTEMPT_TIMEOUT_MS;
+        // so a publish about to expire must not wait for the others' longer attempts. Short after a failure
+        // (retry.ts): an unanswered attempt during an election should not delay the first one after it.
+        let left = attemptTimeout(attempt);
         for (const o of batch) left = Math.min(left, o.deadline - Date.now());
         const timeout = Math.max(250, left);
         const answers = Promise.all(
@@ -713,7 +746,7 @@ export class NatsPubSub implements PubSub {
             );
           }),
         );
-        const reconnected = await this.#untilReconnect(answers);
+        const reconnected = await this.#untilWoken(answers);
         let failed = false;
         let lastError: unknown;
         const done = new Set<Outgoing>();
@@ -727,6 +760,8 @@ export class NatsPubSub implements PubSub {
           if ("ack" in r) {
             const ack = r.ack;
             if (ack.seq > (this.#lastAcked.get(ack.stream) ?? 0)) this.#lastAcked.set(ack.stream, ack.seq);
+            // Stored: the feed must deliver it soon (it reads it at once if its consumer is down).
+            if (ack.stream === o.ks.name) o.ks.feed.expect(ack.seq);
             // With an id we generated, "duplicate" can only mean our own retry after a lost ack: the caller's
             // message is stored once, and for the caller it is new.
             o.resolve({ stream: ack.stream, seq: ack.seq, duplicate: o.generatedId ? false : ack.duplicate });
@@ -748,7 +783,7 @@ export class NatsPubSub implements PubSub {
           continue;
         }
         attempt++;
-        const wait = reconnected ? 0 : Math.min(1_000, 100 * 2 ** attempt) * (0.5 + Math.random() * 0.5);
+        const wait = reconnected ? 0 : backoff(attempt);
         // Those whose time is up get their answer now; the others go again, in order, after the wait.
         for (let i = queue.length - 1; i >= 0; i--) {
           const o = queue[i]!;
@@ -765,25 +800,16 @@ export class NatsPubSub implements PubSub {
           { subject, queued: queue.length, attempt, reconnected, err: (lastError as Error | undefined)?.message },
           "nats publish retry",
         );
-        if (wait > 0 && queue.length > 0) await this.#untilReconnect(sleep(wait));
+        if (wait > 0 && queue.length > 0) await sleepOrWake(wait, this.#bell.next());
       }
     } finally {
       if (this.#outboxes.get(subject) === queue) this.#outboxes.delete(subject);
     }
   }
 
-  /** Waits for `p`, or less if the connection is re-established meanwhile; true if it was. */
-  async #untilReconnect(p: Promise<unknown>): Promise<boolean> {
-    let wake!: () => void;
-    const reconnect = new Promise<boolean>((r) => {
-      wake = () => r(true);
-    });
-    this.#onReconnect.add(wake);
-    try {
-      return await Promise.race([p.then(() => false), reconnect]);
-    } finally {
-      this.#onReconnect.delete(wake);
-    }
+  /** Waits for `p`, or less if the bell rings meanwhile (a reconnect, a new stream leader); true if it did. */
+  #untilWoken(p: Promise<unknown>): Promise<boolean> {
+    return Promise.race([p.then(() => false), this.#bell.next().then(() => true)]);
   }
 
   /**
@@ -924,7 +950,7 @@ export class NatsPubSub implements PubSub {
           { err: (err as Error).message, stream: ks.name, from, attempt },
           "nats replay read failed; retrying",
         );
-        await sleep(Math.min(2_000, 100 * 2 ** attempt));
+        await sleepOrWake(backoff(attempt), this.#bell.next());
       }
     }
   }
@@ -1037,19 +1063,14 @@ export class NatsPubSub implements PubSub {
     }
   }
 
-  /** Retries transient failures (timeouts, no responders, failover) with backoff until the deadline. */
-  async #retrying<T>(fn: () => Promise<T>, deadline: number): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        this.#assertOpen();
-        const wait = Math.min(1_000, 100 * 2 ** attempt);
-        if (!isTransient(err) || Date.now() + wait >= deadline) throw err;
-        this.log.debug({ err: (err as Error).message, attempt }, "nats read retry");
-        await sleep(wait);
-      }
-    }
+  /** Retries transient failures (timeouts, no responders, failover) with the retry policy until the deadline. */
+  #retrying<T>(fn: () => Promise<T>, deadline: number): Promise<T> {
+    return retrying(fn, {
+      deadline,
+      assertOpen: () => this.#assertOpen(),
+      wake: this.#bell,
+      onRetry: (err, attempt) => this.log.debug({ err: (err as Error).message, attempt }, "nats read retry"),
+    });
   }
 
   // ---------------------------------------------------------------- close

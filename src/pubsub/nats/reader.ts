@@ -1,11 +1,13 @@
-// Short reads of stored messages by sequence: replay for subscribe({fromSeq}) and the older pages of
-// history. Server 2.9 has no "last N of a subject" and no batch get (2.11), so a read is a short-lived
+// Short reads of stored messages by sequence: replay for subscribe({fromSeq}), the older pages of
+// history, and (directNext) a feed's way around a consumer it cannot create. Server 2.9 has no "last N of a subject" and no batch get (2.11), so a read is a short-lived
 // ordered consumer with one filter subject and opt_start_seq (docs/reference/nats-facts.md §2, method B: about 2-3 ms for
 // 50 messages when the start is near the data). It stops at the first message at/after `endSeq`, or when
 // the server says nothing more is pending, never "when it has been quiet for a while".
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
-import { nuid } from "@nats-io/transport-node";
+import { type NatsConnection, nuid } from "@nats-io/transport-node";
 import { PubSubError } from "../errors.ts";
+import type { StreamMessage } from "../types.ts";
+import { fromDirectReply } from "./message.ts";
 
 export interface RangeQuery {
   /** Consumer filter subject (one subject or pattern; undefined = whole stream). */
@@ -114,4 +116,40 @@ export async function readLastBefore(
     span *= 4;
   }
   return collected.length > q.limit ? collected.slice(collected.length - q.limit) : collected;
+}
+
+const enc = new TextEncoder();
+
+/** A direct get answered with a status other than found / not found (bad request, no stream, ...). */
+export class DirectGetError extends PubSubError {
+  override name = "DirectGetError";
+  constructor(
+    readonly code: number,
+    description: string,
+  ) {
+    super(`direct get: ${code} ${description}`);
+  }
+}
+
+/**
+ * The first stored message with seq >= `seq` (matching `filter`, default any subject), or null when the
+ * answering server stores none (yet). One request, answered by the stream's leader or any replica
+ * (streams are created with allow_direct): it needs no consumer and no stream leader, so it works
+ * while consumers cannot be created (a leader election, a connection that just moved to another node;
+ * docs/reference/nats-facts.md §3). A replica may be a little behind the leader: null means "nothing
+ * here yet", never "nothing will be"; and a message returned for `seq` means no message in [seq, its
+ * seq) is stored (a replica applies the stream's log, deletes included, in order).
+ */
+export async function directNext(
+  nc: NatsConnection,
+  stream: string,
+  seq: number,
+  opts: { filter?: string; timeoutMs: number },
+): Promise<StreamMessage | null> {
+  const body = enc.encode(JSON.stringify({ seq: Math.max(1, seq), next_by_subj: opts.filter ?? ">" }));
+  const r = await nc.request(`$JS.API.DIRECT.GET.${stream}`, body, { timeout: opts.timeoutMs });
+  const code = r.headers?.code ?? 0;
+  if (code === 404) return null;
+  if (code !== 0 || !r.headers) throw new DirectGetError(code, r.headers?.description ?? "no headers");
+  return fromDirectReply(stream, r);
 }

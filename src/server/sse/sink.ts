@@ -5,15 +5,17 @@
 // chunked transfer encoding): every event is then a single socket write of bytes that can be shared
 // with other streams as they are, where chunked encoding would add a length line and two CRLF writes
 // per event. Writes go to the socket directly, corked per flush so one tick's events leave in one
-// system call.
+// system call. An HTTP/2 event stream (a TLS server, see listen.ts) is written to the response's
+// stream instead, with the same queueing and accounting; a cut resets that stream only. A tab on a
+// shared stream (mux.ts) has a sink of its own too, writing to its lane of that stream (writer.ts).
 //
 // Output waits for the next flush (the tab schedules it). The common case, one event per tick (a
 // broadcast), is held in one slot; a second event, or a socket that refused the last write, moves
 // them into a TabQueue, which coalesces renders and is capped in bytes together with what the socket
 // still buffers. Every byte held is reported to the app's budget (`held`).
 import type { ServerResponse } from "node:http";
-import type { Socket } from "node:net";
 import { type Chunk, type QueuedKind, TabQueue } from "./queue.ts";
+import { openWriter, type SinkWriter } from "./writer.ts";
 
 export const EVENT_STREAM_HEADERS = {
   "Content-Type": "text/event-stream",
@@ -31,7 +33,6 @@ export interface SinkHost {
 }
 
 export class EventSink {
-  private readonly socket: Socket;
   private next: Chunk | undefined;
   private nextSize = 0;
   private queue: TabQueue | undefined;
@@ -40,24 +41,24 @@ export class EventSink {
   private bufferedSample = 0;
 
   private constructor(
-    private readonly res: ServerResponse,
+    private readonly writer: SinkWriter,
     private readonly host: SinkHost,
-  ) {
-    this.socket = res.socket as Socket;
-  }
+  ) {}
 
   /** Sends the event-stream headers and returns the sink, or undefined if the client is already gone. */
   static open(res: ServerResponse, host: SinkHost): EventSink | undefined {
-    if (!res.socket || res.socket.destroyed) return undefined;
-    res.removeHeader("Transfer-Encoding");
-    res.writeHead(200, { ...EVENT_STREAM_HEADERS, Connection: "close" });
-    res.flushHeaders();
-    return new EventSink(res, host);
+    const writer = openWriter(res, EVENT_STREAM_HEADERS);
+    return writer && new EventSink(writer, host);
+  }
+
+  /** A sink writing to `writer` (a lane of a shared stream, whose headers went out already). */
+  static over(writer: SinkWriter, host: SinkHost): EventSink {
+    return new EventSink(writer, host);
   }
 
   /** Bytes held for this stream: waiting output plus what the socket has not handed to the kernel. */
   get pendingBytes(): number {
-    return this.nextSize + (this.queue?.bytes ?? 0) + this.socket.writableLength;
+    return this.nextSize + (this.queue?.bytes ?? 0) + this.writer.writableLength;
   }
 
   /** The socket refused the last write: output waits for `drain` (a slow or stalled reader). */
@@ -90,7 +91,7 @@ export class EventSink {
       this.nextSize = 0;
     }
     // What the socket still buffers counts too: a stalled reader holds at most the cap in all.
-    if (!queue.push(chunk, kind, this.socket.writableLength, size)) {
+    if (!queue.push(chunk, kind, this.writer.writableLength, size)) {
       this.host.held(-before);
       return false;
     }
@@ -100,11 +101,11 @@ export class EventSink {
 
   /** Write what waits, unless the socket asked us to wait for `drain` (`onDrained` runs after it). */
   flush(onDrained: () => void): void {
-    if (this.waitingForDrain || this.socket.destroyed) return;
+    if (this.waitingForDrain || this.writer.destroyed) return;
     let ok: boolean;
     if (this.next !== undefined) {
       const size = this.nextSize;
-      ok = this.socket.write(this.next);
+      ok = this.writer.write(this.next);
       this.next = undefined;
       this.nextSize = 0;
       this.host.held(-size);
@@ -124,7 +125,7 @@ export class EventSink {
     if (ok) return;
     // Respect backpressure: keep queueing (bounded, coalescing) until the socket drains.
     this.waitingForDrain = true;
-    this.socket.once("drain", () => {
+    this.writer.onDrain(() => {
       this.waitingForDrain = false;
       this.sampleBuffered();
       onDrained();
@@ -132,17 +133,17 @@ export class EventSink {
   }
 
   private writeAll(chunks: readonly Chunk[]): boolean {
-    const socket = this.socket;
-    if (chunks.length === 1) return socket.write(chunks[0]!);
-    socket.cork();
+    const writer = this.writer;
+    if (chunks.length === 1) return writer.write(chunks[0]!);
+    writer.cork();
     let ok = true;
-    for (const chunk of chunks) ok = socket.write(chunk);
-    socket.uncork();
+    for (const chunk of chunks) ok = writer.write(chunk);
+    writer.uncork();
     return ok;
   }
 
   private sampleBuffered(): void {
-    const now = this.socket.destroyed ? 0 : this.socket.writableLength;
+    const now = this.writer.destroyed ? 0 : this.writer.writableLength;
     if (now !== this.bufferedSample) {
       this.host.held(now - this.bufferedSample);
       this.bufferedSample = now;
@@ -151,41 +152,27 @@ export class EventSink {
 
   /** Write a comment (keepalive) at once if nothing else waits; proxies then keep an idle stream open. */
   writeIdle(comment: Buffer): void {
-    if (this.idle && !this.socket.destroyed) this.socket.write(comment);
+    if (this.writer.keepsAlive && this.idle && !this.writer.destroyed) this.writer.write(comment);
   }
 
   onClose(fn: () => void): void {
-    this.res.once("close", fn);
+    this.writer.onClose(fn);
   }
 
   /** Ends the stream: what waits is written first, then `last` (a final event). Releases its bytes. */
   end(last?: Chunk): void {
     if (last !== undefined && !this.waitingForDrain) this.flush(() => {});
     this.release();
-    if (this.res.writableEnded) return;
-    if (last !== undefined && !this.socket.destroyed) this.socket.write(last);
-    this.res.end();
+    this.writer.end(last);
   }
 
   /**
-   * Ends a stream whose reader fell a whole queue cap behind (or the app over its budget). A TCP reset,
-   * not a close: what the kernel still buffers for it (up to a few MiB on loopback) is stale, since the
-   * tab resyncs on reconnect, so it is dropped at once instead of being held until the reader drains
-   * it; and a reader that stalled learns of the cut as soon as it reads again. Sockets that cannot
-   * reset (TLS) are destroyed.
+   * Ends a stream whose reader fell a whole queue cap behind (or the app over its budget) at once:
+   * what it still buffers is stale, since the tab resyncs on reconnect (see the writer's `cut`).
    */
   cut(): void {
     this.release();
-    const socket = this.socket;
-    if (typeof socket.resetAndDestroy === "function") {
-      try {
-        socket.resetAndDestroy();
-        return;
-      } catch {
-        // not a TCP handle (TLS, a wrapped socket): destroy below
-      }
-    }
-    this.res.destroy();
+    this.writer.cut();
   }
 
   /** Forget what waits and give its bytes back to the budget. */

@@ -1,0 +1,313 @@
+// One person with many tabs of the chat open in one browser (one context: one cookie jar, one
+// connection pool, one shared worker). A browser keeps six HTTP/1.1 connections per origin, so with
+// an event stream per tab the seventh tab would never load; the tabs share one stream through the
+// runtime's SharedWorker, and fall back to streams of their own when it is missing or dies.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, type TestContext, test } from "node:test";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { type Chat, createChat } from "../../apps/chat/app.tsx";
+import { roomSubject } from "../../apps/chat/rooms.ts";
+import { openPubSub } from "../../src/pubsub/index.ts";
+import type { PubSub } from "../../src/pubsub/types.ts";
+import type { AppOptions } from "../../src/server/app.ts";
+import { browserOrSkip, closeBrowser } from "../support/browser.ts";
+
+const TABS = 12;
+const WAIT_MS = 15_000;
+
+after(closeBrowser);
+
+interface Server {
+  url: string;
+  chat: Chat;
+  pubsub: PubSub;
+  port: number;
+}
+
+/** The chat on the embedded engine in `dir`, on `port` (0: any). */
+async function startChat(dir: string, port = 0, app: AppOptions = {}): Promise<Server> {
+  const pubsub = await openPubSub({ dataDir: dir });
+  const chat = await createChat({ pubsub, app: { clientLimits: false, ...app } });
+  const listening = await chat.app.listen(port, "127.0.0.1", { handleSignals: false });
+  return { url: listening.url, chat, pubsub, port: listening.port };
+}
+
+async function stopChat(s: Server): Promise<void> {
+  await s.chat.close();
+  await s.pubsub.close();
+}
+
+interface Setup {
+  browser: Browser;
+  /** The running chat (a test that restarts it sets the new one here: it is stopped after the test). */
+  server: Server;
+  dir: string;
+  /** One browser profile: one cookie jar, one connection pool, one shared worker. */
+  context: BrowserContext;
+  problems: Problems;
+}
+
+/** A chat on a fresh data dir and a fresh browser context, both closed after the test; null: skipped. */
+async function setup(t: TestContext, app: AppOptions = {}): Promise<Setup | null> {
+  const browser = await browserOrSkip(t);
+  if (!browser) return null;
+  const dir = mkdtempSync(join(tmpdir(), "via-tabs-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const s: Setup = {
+    browser,
+    dir,
+    server: await startChat(dir, 0, app),
+    context: await browser.newContext(),
+    problems: { errors: [], log: [] },
+  };
+  t.after(async () => {
+    await s.context.close();
+    await stopChat(s.server);
+  });
+  return s;
+}
+
+interface Problems {
+  errors: string[];
+  /** What else the pages logged (warnings say why a tab left the shared stream). */
+  log: string[];
+}
+
+/** `n` tabs of `path` in one context, opened one after the other (as a person opens them). */
+async function openTabs(context: BrowserContext, base: string, path: string, n: number, problems: Problems) {
+  const pages: Page[] = [];
+  for (let i = 0; i < n; i++) {
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    page.on("pageerror", (err) => problems.errors.push(`tab ${i}: ${err.message}`));
+    page.on("console", (msg) => {
+      if (msg.type() === "error") problems.errors.push(`tab ${i}: ${msg.text()}`);
+      else problems.log.push(`tab ${i}: ${msg.type()} ${msg.text()}`);
+    });
+    await page.goto(base + path);
+    try {
+      await page.waitForSelector("html[data-connection=online]");
+    } catch (err) {
+      throw new Error(`tab ${i} did not come online: ${problems.log.join("; ")}`, { cause: err });
+    }
+    pages.push(page);
+  }
+  return pages;
+}
+
+const tag = () => Math.random().toString(36).slice(2, 8);
+
+// Scripts for the pages are strings: the test loader's helpers (esbuild's __name) do not exist there.
+
+/** In the page: note the time a message with `text` appears in the list (call with JSON of the text). */
+const watchArrival = (text: string) => `{
+  const list = document.getElementById("messages");
+  new MutationObserver(() => {
+    if ([...list.querySelectorAll("li.chat-message .text")].some((el) => el.textContent === ${JSON.stringify(text)}))
+      window.__arrivedAt ??= Date.now();
+  }).observe(list, { childList: true, subtree: true });
+}`;
+
+/** A browser without SharedWorker (Chrome on Android), whose page visibility the test sets. */
+const NO_SHARED_WORKER_CONTROLLED_VISIBILITY = `{
+  delete window.SharedWorker;
+  let hidden = false;
+  Object.defineProperty(document, "hidden", { get: () => hidden });
+  Object.defineProperty(document, "visibilityState", { get: () => (hidden ? "hidden" : "visible") });
+  window.__setHidden = (value) => {
+    hidden = value;
+    document.dispatchEvent(new Event("visibilitychange"));
+  };
+}`;
+const setHidden = (page: Page, hidden: boolean) => page.evaluate(`window.__setHidden(${hidden})`);
+
+/** Publishes `n` chat messages into `room` straight through the engine (as an outside service would). */
+async function publishMessages(pubsub: PubSub, room: string, texts: string[], perSecond: number): Promise<void> {
+  for (const text of texts) {
+    const id = `ext-${tag()}${tag()}`;
+    const message = { v: 1, id, user: { name: "Feeder", emoji: "🤖" }, from: "feeder", text, time: Date.now() };
+    await pubsub.publish(roomSubject(room), JSON.stringify(message), { msgId: id });
+    await new Promise((r) => setTimeout(r, 1_000 / perSecond));
+  }
+}
+
+/** The texts a page shows, oldest first. */
+function shownTexts(page: Page): Promise<string[]> {
+  return page.$$eval("#messages > li.chat-message .text", (els) => els.map((el) => el.textContent ?? ""));
+}
+
+/** Polls `check` until it holds (or fails with `what`). */
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Every shared worker of the browser, closed as if it crashed (DevTools protocol). */
+async function killSharedWorkers(browser: Browser): Promise<number> {
+  const cdp = await browser.newBrowserCDPSession();
+  const { targetInfos } = (await cdp.send("Target.getTargets")) as {
+    targetInfos: Array<{ targetId: string; type: string }>;
+  };
+  const workers = targetInfos.filter((x) => x.type === "shared_worker");
+  for (const w of workers) await cdp.send("Target.closeTarget", { targetId: w.targetId });
+  await cdp.detach();
+  return workers.length;
+}
+
+async function say(page: Page, text: string): Promise<void> {
+  await page.fill("#statement", text);
+  await page.press("#statement", "Enter");
+  await page.waitForFunction(() => document.querySelector<HTMLInputElement>("#statement")?.value === "");
+}
+
+function waitForText(page: Page, text: string, timeout = WAIT_MS): Promise<unknown> {
+  return page.waitForFunction(
+    (expected) =>
+      [...document.querySelectorAll("#messages > li.chat-message:not(.sending):not(.failed)")].some(
+        (li) => li.querySelector(".text")?.textContent === expected,
+      ),
+    text,
+    { timeout },
+  );
+}
+
+/** How the server's connected tabs get their events: own streams, shared streams, tabs in all. */
+function transports(server: Server): { own: number; shared: number; tabs: number } {
+  const stats = server.chat.app.stats();
+  return { own: stats.connected - stats.sharedTabs, shared: stats.sharedStreams, tabs: stats.connected };
+}
+
+test("twelve tabs in one browser all load, receive a new message within 1 s and can send", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const { server, context, problems } = s;
+  const pages = await openTabs(context, server.url, "/room/Go", TABS, problems);
+
+  assert.deepEqual(transports(server), { own: 0, shared: 1, tabs: TABS }, "every tab rides the one shared stream");
+
+  const id = tag();
+  // Each tab notes when the message appears (same machine: one clock for the pages and the test).
+  await Promise.all(pages.map((p) => p.evaluate(watchArrival(`hello all ${id}`))));
+  const sentAt = Date.now();
+  await say(pages[0]!, `hello all ${id}`);
+  await Promise.all(pages.map((p) => waitForText(p, `hello all ${id}`)));
+  const arrivals = await Promise.all(pages.map((p) => p.evaluate("window.__arrivedAt ?? 0") as Promise<number>));
+  const slowest = Math.max(...arrivals) - sentAt;
+  t.diagnostic(`the slowest of ${TABS} tabs showed the message ${slowest} ms after Enter`);
+  assert.ok(slowest < 1_000, `every tab shows a new message within 1 s (slowest ${slowest} ms)`);
+
+  // The chat lets one browser session send 5 messages at once, then one a second.
+  for (const [i, page] of pages.entries()) {
+    await page.waitForTimeout(i < 4 ? 0 : 1_000);
+    await say(page, `from tab ${i} ${id}`);
+  }
+  for (const page of pages) for (let i = 0; i < TABS; i++) await waitForText(page, `from tab ${i} ${id}`);
+  assert.deepEqual(problems.errors, []);
+});
+
+test("a tab closed mid-traffic does not disturb the other tabs", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const { server, context, problems } = s;
+  const pages = await openTabs(context, server.url, "/room/Go", 6, problems);
+  const texts = Array.from({ length: 40 }, (_, i) => `traffic ${i} ${tag()}`);
+  const feeding = publishMessages(server.pubsub, "Go", texts, 20);
+  await waitForText(pages[0]!, texts[10]!);
+  await pages[2]!.close();
+  await feeding;
+  const rest = pages.filter((_, i) => i !== 2);
+  for (const page of rest) {
+    await waitForText(page, texts.at(-1)!);
+    const shown = (await shownTexts(page)).filter((x) => x.startsWith("traffic "));
+    assert.deepEqual(shown, texts, "every message, once, in order");
+  }
+  await until("the closed tab is gone from the server", () => server.chat.app.stats().connected === 5);
+  assert.deepEqual(transports(server), { own: 0, shared: 1, tabs: 5 });
+  assert.deepEqual(problems.errors, []);
+});
+
+test("the server restarts with twelve tabs open and every tab recovers without a reload", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const { context, problems } = s;
+  const pages = await openTabs(context, s.server.url, "/room/Go", TABS, problems);
+  // A reload would lose this.
+  await Promise.all(pages.map((p) => p.evaluate("window.__notReloaded = true")));
+
+  await stopChat(s.server);
+  await Promise.all(pages.map((p) => p.waitForSelector("html:not([data-connection=online])")));
+  s.server = await startChat(s.dir, s.server.port);
+  const server = s.server;
+  await Promise.all(pages.map((p) => p.waitForSelector("html[data-connection=online]", { timeout: 30_000 })));
+  await until("every tab is attached again", () => transports(server).tabs === TABS);
+  assert.deepEqual(transports(server), { own: 0, shared: 1, tabs: TABS });
+
+  const id = tag();
+  await say(pages[3]!, `after the restart ${id}`);
+  await Promise.all(pages.map((p) => waitForText(p, `after the restart ${id}`)));
+  const kept = await Promise.all(pages.map((p) => p.evaluate("window.__notReloaded === true")));
+  assert.deepEqual(kept, Array(TABS).fill(true), "no tab reloaded");
+  // The browser logs the refused connection attempts while the server is down; nothing else.
+  assert.deepEqual(
+    problems.errors.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)),
+    [],
+  );
+});
+
+test("when the shared worker dies, the tabs go on with streams of their own", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const { browser, server, context, problems } = s;
+  const pages = await openTabs(context, server.url, "/room/Go", 4, problems);
+  assert.deepEqual(transports(server), { own: 0, shared: 1, tabs: 4 });
+
+  assert.equal(await killSharedWorkers(browser), 1);
+  await until("every tab has a stream of its own", () => {
+    const now = transports(server);
+    return now.own === 4 && now.shared === 0;
+  });
+  const id = tag();
+  await say(pages[1]!, `after the worker ${id}`);
+  await Promise.all(pages.map((p) => waitForText(p, `after the worker ${id}`)));
+  assert.ok(
+    problems.log.some((l) => l.includes("the shared worker ended")),
+    "the tabs say why they left it",
+  );
+  assert.deepEqual(problems.errors, []);
+});
+
+test("without SharedWorker each tab has its own stream; a hidden one parks, stays present and resyncs when shown", async (t) => {
+  const s = await setup(t, { parkHiddenTabsAfterMs: 300 });
+  if (!s) return;
+  const { browser, server, context: watcher, problems } = s;
+  const hider = await browser.newContext();
+  t.after(() => hider.close());
+  await hider.addInitScript(NO_SHARED_WORKER_CONTROLLED_VISIBILITY);
+  const [a] = await openTabs(watcher, server.url, "/room/Go", 1, problems);
+  const [b] = await openTabs(hider, server.url, "/room/Go", 1, problems);
+  const people = (page: Page) => page.textContent("#presence .count");
+  await until("both are here", async () => (await people(a!)) === "2 people here");
+  assert.deepEqual(transports(server), { own: 1, shared: 1, tabs: 2 });
+
+  await setHidden(b!, true);
+  await until("the hidden tab released its stream", () => server.chat.app.stats().connected === 1);
+  const id = tag();
+  await say(a!, `while hidden ${id}`);
+  // Past the grace a dropped stream gets: a parked tab is still here.
+  await a!.waitForTimeout(6_000);
+  assert.equal(await people(a!), "2 people here", "a parked tab stays present");
+
+  await setHidden(b!, false);
+  await waitForText(b!, `while hidden ${id}`);
+  assert.equal(server.chat.app.stats().connected, 2);
+
+  await b!.close({ runBeforeUnload: true });
+  await until("the closed tab left at once", async () => (await people(a!)) === "1 person here", 3_000);
+  assert.deepEqual(problems.errors, []);
+});
