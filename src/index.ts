@@ -28,7 +28,15 @@ export {
 } from "./server/app.ts";
 export { Channel, type ChannelOptions } from "./server/channel.ts";
 export { ActionError, type ActionOptions, Context } from "./server/context.ts";
-export { Feed, type FeedOptions, FeedStream, type ItemMeta, type JoinOptions } from "./server/feed.ts";
+export {
+  Feed,
+  type FeedOptions,
+  FeedStream,
+  type GapInfo,
+  type ItemMeta,
+  type JoinOptions,
+  type ResetInfo,
+} from "./server/feed.ts";
 export { escapeHtml, renderHtml } from "./server/html.ts";
 export { HttpError } from "./server/http-error.ts";
 export type { TlsOptions } from "./server/listen.ts";

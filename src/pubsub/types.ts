@@ -16,6 +16,13 @@ export interface Delivery {
   seq?: number;
   /** Time the stream stored the message, ms since the Unix epoch (absent for core messages). */
   time?: number;
+  /**
+   * Set when stored messages after this subscription's previous delivery were deleted (limits,
+   * expiry) before they could be delivered: some may have been this subscription's. The NATS engine
+   * sets it when its feed fell behind a stream's limits; the embedded engine delivers every message it
+   * stores and never does.
+   */
+  gapBefore?: true;
 }
 
 /** A message read from a stream: every field is present. */

@@ -26,19 +26,6 @@ import { type ClientStreamState, Stream, withPosition } from "./stream.ts";
 import type { Tab } from "./tab.ts";
 import type { Html } from "./types.ts";
 
-/**
- * Set by an engine on a stream delivery when stored messages after the subscription's previous delivery
- * were deleted (limits, expiry) before they could be delivered: some may have been this subject's. The
- * NATS engine sets it (src/pubsub/nats/engine.ts, GAP_BEFORE) when its feed fell behind a stream's
- * limits; the embedded engine delivers every message it stores and never does. Not (yet) a field of the
- * Delivery type.
- */
-const GAP_BEFORE = "gapBefore";
-
-function gapBefore(msg: Delivery): boolean {
-  return (msg as Delivery & { [GAP_BEFORE]?: boolean })[GAP_BEFORE] === true;
-}
-
 /** Where a list has a gap it cannot fill: messages the stream deleted before the list got them. */
 export interface GapInfo {
   /** The message the list shows next, after the gap. */
@@ -210,7 +197,7 @@ export class Feed<T, M = undefined> {
       topic.held.push(m);
       return;
     }
-    if (gapBefore(m)) {
+    if (m.gapBefore) {
       // Messages were deleted before the engine could deliver them: the following lists may have a hole
       // before this one. Hold the live messages until that is known, so the marker goes in its place.
       topic.held = [m];

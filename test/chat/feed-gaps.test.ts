@@ -60,7 +60,8 @@ async function startChat(pubsub: PubSub, rooms = ["Go", "Rust"]): Promise<{ chat
   return { chat, url };
 }
 
-test("a tab away while its room evicted everything after its newest message shows an 'expired' marker there, then what the room still keeps", async () => {
+/** The chat on the embedded engine (rooms keep 20), a tab in Go, and five messages it shows. */
+async function embeddedTabWithFive(): Promise<{ pubsub: PubSub; tab: ChatTab }> {
   const dir = await mkdtemp(join(tmpdir(), "via-chat-gaps-"));
   const pubsub = await openPubSub({ dataDir: dir });
   cleanups.push(async () => {
@@ -72,6 +73,11 @@ test("a tab away while its room evicted everything after its newest message show
   cleanups.push(async () => tab.close());
   for (let i = 1; i <= 5; i++) await post(pubsub, "Go", `before ${i}`);
   await tab.waitUntil((m) => m.length === 5, 5_000, "5 messages");
+  return { pubsub, tab };
+}
+
+test("a tab away while its room evicted everything after its newest message shows an 'expired' marker there, then what the room still keeps", async () => {
+  const { pubsub, tab } = await embeddedTabWithFive();
 
   // Away while 30 more come: the room keeps 20, so its last 10 seen ones and the first 10 new ones are gone.
   tab.disconnect();
@@ -86,17 +92,7 @@ test("a tab away while its room evicted everything after its newest message show
 });
 
 test("a tab away for a gap the room still keeps gets it filled, in order, without a marker", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "via-chat-gaps-"));
-  const pubsub = await openPubSub({ dataDir: dir });
-  cleanups.push(async () => {
-    await pubsub.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const { url } = await startChat(pubsub);
-  const tab = await ChatTab.open(url, "Go");
-  cleanups.push(async () => tab.close());
-  for (let i = 1; i <= 5; i++) await post(pubsub, "Go", `before ${i}`);
-  await tab.waitUntil((m) => m.length === 5, 5_000, "5 messages");
+  const { pubsub, tab } = await embeddedTabWithFive();
   tab.disconnect();
   for (let i = 1; i <= 12; i++) await post(pubsub, "Go", `after ${i}`);
   await tab.connect();

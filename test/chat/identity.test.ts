@@ -16,6 +16,7 @@ import { unescapeHtml } from "../../src/server/html.ts";
 import { SESSION_STREAM } from "../../src/server/session-store.ts";
 import { ChatTab } from "../support/chat-client.ts";
 import { Browser } from "../support/sse-client.ts";
+import { watchedEngine } from "../support/watched-engine.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -234,18 +235,11 @@ test("chat identity: a renamed user keeps the name after the chat restarts, read
   // The same data dir, a new process's chat: the engine is watched for what the page load reads.
   const inner = await openPubSub({ dataDir: dir });
   const reads: string[] = [];
-  const engine: PubSub = {
-    kind: inner.kind,
-    publish: (subject, data, opts) => inner.publish(subject, data, opts),
-    subscribe: (pattern, handler, opts) => inner.subscribe(pattern, handler, opts),
-    ensureStream: (config) => inner.ensureStream(config),
-    info: (stream) => inner.info(stream),
-    close: () => inner.close(),
-    history: (subject, query) => {
+  const engine = watchedEngine(inner, {
+    history: (subject) => {
       reads.push(subject.split(".").slice(0, -1).join("."));
-      return inner.history(subject, query);
     },
-  };
+  });
   const again = await createChat({ pubsub: engine, app: { clientLimits: false } });
   const restarted = await again.app.listen(0, "127.0.0.1", { handleSignals: false });
   cleanups.push(async () => {

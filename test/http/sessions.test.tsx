@@ -11,6 +11,7 @@ import { unescapeHtml } from "../../src/server/html.ts";
 import { SESSION_STREAM, SESSION_SUBJECT_PREFIX } from "../../src/server/session-store.ts";
 import { natsServerMissing, startNatsServer } from "../support/nats-server.ts";
 import { Browser, type EventStream, type TabClient } from "../support/sse-client.ts";
+import { watchedEngine } from "../support/watched-engine.ts";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
@@ -48,21 +49,14 @@ interface Counts {
 function counting(pubsub: PubSub): { engine: PubSub; counts: Counts } {
   const counts: Counts = { reads: 0, writes: 0 };
   const isSession = (subject: string) => subject.startsWith(`${SESSION_SUBJECT_PREFIX}.`);
-  const engine: PubSub = {
-    kind: pubsub.kind,
-    publish: (subject, data, opts) => {
+  const engine = watchedEngine(pubsub, {
+    publish: (subject) => {
       if (isSession(subject)) counts.writes++;
-      return pubsub.publish(subject, data, opts);
     },
-    subscribe: (pattern, handler, opts) => pubsub.subscribe(pattern, handler, opts),
-    ensureStream: (config) => pubsub.ensureStream(config),
-    history: (subject, query) => {
+    history: (subject) => {
       if (isSession(subject)) counts.reads++;
-      return pubsub.history(subject, query);
     },
-    info: (stream) => pubsub.info(stream),
-    close: () => pubsub.close(),
-  };
+  });
   return { engine, counts };
 }
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { connectNats, GAP_BEFORE, type NatsPubSub } from "../../src/pubsub/nats/engine.ts";
+import { connectNats, type NatsPubSub } from "../../src/pubsub/nats/engine.ts";
 import { ATTEMPT, attemptTimeout, Bell, backoff, RETRY, sleepOrWake } from "../../src/pubsub/nats/retry.ts";
 import type { Delivery } from "../../src/pubsub/types.ts";
 import { type NatsServer, natsServerMissing, startNatsServer } from "../support/nats-server.ts";
@@ -141,7 +141,7 @@ describe("nats engine feed: when its consumer fails, and when the stream moved o
       got.map((m) => m.seq),
       [1, 2, 3, 9, 10, 11, 12, 13],
     );
-    const flagged = got.filter((m) => (m as unknown as Record<string, unknown>)[GAP_BEFORE] === true);
+    const flagged = got.filter((m) => m.gapBefore === true);
     assert.deepEqual(
       flagged.map((m) => m.seq),
       [9],

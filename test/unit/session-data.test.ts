@@ -18,6 +18,7 @@ import {
   SESSION_SUBJECT_PREFIX,
   SessionDataError,
 } from "../../src/server/session-store.ts";
+import { watchedEngine } from "../support/watched-engine.ts";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
@@ -134,21 +135,13 @@ async function gatedEngine(): Promise<{ pubsub: PubSub; reads: () => number; rel
   const gate = new Promise<void>((resolve) => {
     open = resolve;
   });
-  const pubsub: PubSub = {
-    kind: inner.kind,
-    publish: (subject, data, opts) => inner.publish(subject, data, opts),
-    subscribe: (pattern, handler, opts) => inner.subscribe(pattern, handler, opts),
-    ensureStream: (config) => inner.ensureStream(config),
-    info: (stream) => inner.info(stream),
-    close: () => inner.close(),
-    history: async (subject, query) => {
-      if (subject.startsWith(`${SESSION_SUBJECT_PREFIX}.`)) {
-        reads++;
-        await gate;
-      }
-      return inner.history(subject, query);
+  const pubsub = watchedEngine(inner, {
+    history: async (subject) => {
+      if (!subject.startsWith(`${SESSION_SUBJECT_PREFIX}.`)) return;
+      reads++;
+      await gate;
     },
-  };
+  });
   return { pubsub, reads: () => reads, release: open };
 }
 

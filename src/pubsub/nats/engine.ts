@@ -116,12 +116,6 @@ const FEED_API_TIMEOUT_MS = 1_000;
 /** JetStream announces each stream leader it elects here (the last token is the stream). */
 const LEADER_ELECTED = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.*";
 /**
- * Set on a stream message delivered to a subscriber when stored messages after its previous delivery (of
- * that stream) were deleted (limits, expiry) before the feed could deliver them: some may have matched
- * its pattern. Not (yet) in the Delivery type; src/server/feed.ts reads it under the same name.
- */
-export const GAP_BEFORE = "gapBefore";
-/**
  * How long reads and stream management keep retrying through a failover (timeouts, no responders): no
  * consumer can be created without a meta leader, no stream read or update without a stream leader.
  */
@@ -210,7 +204,7 @@ class Subscriber {
     this.last.set(m.stream, m.seq);
     if (this.gaps?.delete(m.stream)) {
       // A copy for this subscriber alone: the shared message object stays as it is for the others.
-      this.#call(Object.freeze({ ...m, [GAP_BEFORE]: true }));
+      this.#call(Object.freeze({ ...m, gapBefore: true as const }));
       return;
     }
     this.#call(m);
