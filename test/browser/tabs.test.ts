@@ -232,6 +232,27 @@ test("a tab closed mid-traffic does not disturb the other tabs", async (t) => {
   assert.deepEqual(problems.errors, []);
 });
 
+test("a browser closed with its tabs on a shared stream leaves presence within seconds", async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  const { browser, server, context: watcher, problems } = s;
+  const visitor = await browser.newContext();
+  let visitorOpen = true;
+  t.after(() => (visitorOpen ? visitor.close() : undefined));
+  const [a] = await openTabs(watcher, server.url, "/room/Go", 1, problems);
+  await openTabs(visitor, server.url, "/room/Go", 3, problems);
+  const people = () => a!.textContent("#presence .count");
+  await until("both people are here", async () => (await people()) === "2 people here");
+  assert.deepEqual(transports(server), { own: 0, shared: 2, tabs: 4 });
+  const closedAt = Date.now();
+  visitorOpen = false;
+  await visitor.close();
+  await until("the visitor left", async () => (await people()) === "1 person here", 10_000);
+  t.diagnostic(`the closed browser left presence ${Date.now() - closedAt} ms after it closed`);
+  assert.deepEqual(transports(server), { own: 0, shared: 1, tabs: 1 });
+  assert.deepEqual(problems.errors, []);
+});
+
 test("the server restarts with twelve tabs open and every tab recovers without a reload", async (t) => {
   const s = await setup(t);
   if (!s) return;
