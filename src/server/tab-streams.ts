@@ -229,6 +229,8 @@ export class TabStreams {
   /** A hidden tab released its stream (docs/PROTOCOL.md §6): it stays, present, while it says so. */
   private async servePark(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     checkActionOrigin(req, this.host.opts.trustProxy);
+    // Counted as an action of the address: a parked tab asks once a minute.
+    this.host.limits?.action(this.host.clientOf(req));
     const tab = await this.ownTab(req, url, "park");
     if (!tab) throw new HttpError(410, "unknown tab: it re-bootstraps when it is shown");
     tab.park(PARKED_TTL_MS);

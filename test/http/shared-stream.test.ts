@@ -182,3 +182,20 @@ test("a tab whose events pile up on a shared stream is cut alone; the other tabs
   );
   socket.destroy();
 });
+
+test("park requests count as actions of the client address: past its limit they get a 429", async () => {
+  const { base } = await start({ clientLimits: { actions: { ratePerSec: 0.01, burst: 1 } } });
+  const browser = new Browser(base);
+  const tab = await browser.load();
+  const stream = await tab.connect();
+  const park = () =>
+    httpRequest(`${base}/_via/park?tab=${tab.tab}`, {
+      method: "POST",
+      headers: { Cookie: browser.cookie, "Via-Request": "1" },
+    });
+  assert.equal((await park()).status, 204);
+  const refused = await park();
+  assert.equal(refused.status, 429);
+  assert.ok(refused.headers["retry-after"]);
+  stream.close();
+});
