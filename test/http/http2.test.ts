@@ -451,3 +451,35 @@ test("HTTP/1.1 over TLS keeps the server limits: slow headers get a 408, a silen
   assert.ok(performance.now() - t0 < 3_000, `closed after ${Math.round(performance.now() - t0)} ms`);
   assert.match(reply, /^HTTP\/1\.1 408/);
 });
+
+test("over HTTP/2 the shared stream carries a browser's tabs: each tab's patch after its via-tab", async (t) => {
+  const s = await start(t);
+  if (!s) return;
+  const browser = new H2Browser(s.url);
+  const [a, b] = [await browser.load(), await browser.load()];
+  const mux = await H2EventStream.open(browser, "/_via/mux");
+  const named = await mux.waitFor((e) => e.event === "via-mux");
+  const attach = (tab: H2Tab, slot: string) =>
+    browser.request(`${tab.streamPath().replace("/_via/sse?", "/_via/attach?")}&mux=${named.data.id}&slot=${slot}`, {
+      method: "POST",
+      headers: { "via-request": "1", origin: s.url },
+    });
+  assert.equal((await attach(a, "1")).status, 204);
+  assert.equal((await attach(b, "2")).status, 204);
+  assert.deepEqual([s.app.stats().sharedStreams, s.app.stats().sharedTabs], [1, 2]);
+  assert.equal((await a.action("inc", { ...a.signals, count: 41 })).status, 204);
+  assert.equal((await b.action("inc")).status, 204);
+  const patchOf = (count: number) => (e: SseEvent) =>
+    e.event === "datastar-patch-signals" && e.data.signals === JSON.stringify({ count });
+  await mux.waitFor(patchOf(42));
+  await mux.waitFor(patchOf(1));
+  // The patch of each tab comes in a run named by its slot.
+  let slot = "";
+  const slotOf = new Map<number, string>();
+  for (const e of mux.events) {
+    if (e.event === "via-tab") slot = e.data.slot!;
+    for (const n of [42, 1]) if (patchOf(n)(e)) slotOf.set(n, slot);
+  }
+  assert.deepEqual([slotOf.get(42), slotOf.get(1)], ["1", "2"]);
+  assert.equal(s.connections(), 1, "one connection for the page loads, the shared stream and the actions");
+});
