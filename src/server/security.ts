@@ -7,6 +7,8 @@ import { HttpError } from "./http-error.ts";
 export const DEFAULT_CSP = [
   "default-src 'self'",
   "script-src 'self'",
+  // The runtime's shared worker (one event stream for a browser's tabs) is a script of ours too.
+  "worker-src 'self'",
   "style-src 'self'",
   "img-src 'self' data:",
   "connect-src 'self'",
