@@ -14,6 +14,7 @@ import { openPubSub } from "../../src/pubsub/index.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
 import type { AppOptions } from "../../src/server/app.ts";
 import { browserOrSkip, closeBrowser } from "../support/browser.ts";
+import { until } from "../support/poll.ts";
 
 const TABS = 12;
 const WAIT_MS = 15_000;
@@ -140,13 +141,6 @@ function shownTexts(page: Page): Promise<string[]> {
 }
 
 /** Polls `check` until it holds (or fails with `what`). */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Every shared worker of the browser, closed as if it crashed (DevTools protocol). */
 async function killSharedWorkers(browser: Browser): Promise<number> {
@@ -227,7 +221,7 @@ test("a tab closed mid-traffic does not disturb the other tabs", async (t) => {
     const shown = (await shownTexts(page)).filter((x) => x.startsWith("traffic "));
     assert.deepEqual(shown, texts, "every message, once, in order");
   }
-  await until("the closed tab is gone from the server", () => server.chat.app.stats().connected === 5);
+  await until("the closed tab is gone from the server", () => server.chat.app.stats().connected === 5, WAIT_MS);
   assert.deepEqual(transports(server), { own: 0, shared: 1, tabs: 5 });
   assert.deepEqual(problems.errors, []);
 });
@@ -242,7 +236,7 @@ test("a browser closed with its tabs on a shared stream leaves presence within s
   const [a] = await openTabs(watcher, server.url, "/room/Go", 1, problems);
   await openTabs(visitor, server.url, "/room/Go", 3, problems);
   const people = () => a!.textContent("#presence .count");
-  await until("both people are here", async () => (await people()) === "2 people here");
+  await until("both people are here", async () => (await people()) === "2 people here", WAIT_MS);
   assert.deepEqual(transports(server), { own: 0, shared: 2, tabs: 4 });
   const closedAt = Date.now();
   visitorOpen = false;
@@ -266,7 +260,7 @@ test("the server restarts with twelve tabs open and every tab recovers without a
   s.server = await startChat(s.dir, s.server.port);
   const server = s.server;
   await Promise.all(pages.map((p) => p.waitForSelector("html[data-connection=online]", { timeout: 30_000 })));
-  await until("every tab is attached again", () => transports(server).tabs === TABS);
+  await until("every tab is attached again", () => transports(server).tabs === TABS, WAIT_MS);
   assert.deepEqual(transports(server), { own: 0, shared: 1, tabs: TABS });
 
   const id = tag();
@@ -289,10 +283,14 @@ test("when the shared worker dies, the tabs go on with streams of their own", as
   assert.deepEqual(transports(server), { own: 0, shared: 1, tabs: 4 });
 
   assert.equal(await killSharedWorkers(browser), 1);
-  await until("every tab has a stream of its own", () => {
-    const now = transports(server);
-    return now.own === 4 && now.shared === 0;
-  });
+  await until(
+    "every tab has a stream of its own",
+    () => {
+      const now = transports(server);
+      return now.own === 4 && now.shared === 0;
+    },
+    WAIT_MS,
+  );
   const id = tag();
   await say(pages[1]!, `after the worker ${id}`);
   await Promise.all(pages.map((p) => waitForText(p, `after the worker ${id}`)));
@@ -313,11 +311,11 @@ test("without SharedWorker each tab has its own stream; a hidden one parks, stay
   const [a] = await openTabs(watcher, server.url, "/room/Go", 1, problems);
   const [b] = await openTabs(hider, server.url, "/room/Go", 1, problems);
   const people = (page: Page) => page.textContent("#presence .count");
-  await until("both are here", async () => (await people(a!)) === "2 people here");
+  await until("both are here", async () => (await people(a!)) === "2 people here", WAIT_MS);
   assert.deepEqual(transports(server), { own: 1, shared: 1, tabs: 2 });
 
   await setHidden(b!, true);
-  await until("the hidden tab released its stream", () => server.chat.app.stats().connected === 1);
+  await until("the hidden tab released its stream", () => server.chat.app.stats().connected === 1, WAIT_MS);
   const id = tag();
   await say(a!, `while hidden ${id}`);
   // Past the grace a dropped stream gets: a parked tab is still here.

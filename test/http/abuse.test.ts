@@ -5,6 +5,7 @@ import { connect, type Socket } from "node:net";
 import { after, test } from "node:test";
 import type { App, AppOptions } from "../../src/index.ts";
 import { createFixtureApp } from "../support/fixture-app.tsx";
+import { until } from "../support/poll.ts";
 import { Browser, EventStream, httpRequest } from "../support/sse-client.ts";
 
 const running: App[] = [];
@@ -17,14 +18,6 @@ async function start(options: AppOptions = {}): Promise<{ app: App; base: string
   running.push(app);
   const { url, port } = await app.listen(0, "127.0.0.1", { handleSignals: false });
   return { app, base: url, port };
-}
-
-async function until(what: string, condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** A raw connection, to send requests by hand (slowly, or with headers a client library would fix). */

@@ -10,6 +10,7 @@ import { type App, type AppOptions, createApp, openPubSub, type PubSub, TokenBuc
 import { unescapeHtml } from "../../src/server/html.ts";
 import { SESSION_STREAM, SESSION_SUBJECT_PREFIX } from "../../src/server/session-store.ts";
 import { natsServerMissing, startNatsServer } from "../support/nats-server.ts";
+import { until } from "../support/poll.ts";
 import { Browser, type EventStream, type TabClient } from "../support/sse-client.ts";
 import { watchedEngine } from "../support/watched-engine.ts";
 
@@ -17,14 +18,6 @@ const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
   for (const fn of cleanups.reverse()) await fn().catch(() => {});
 });
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function embedded(): Promise<{ dir: string; open: () => Promise<PubSub> }> {
   const dir = await mkdtemp(join(tmpdir(), "via-sessions-"));

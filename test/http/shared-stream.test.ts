@@ -5,6 +5,7 @@ import { connect } from "node:net";
 import { after, test } from "node:test";
 import type { App, AppOptions } from "../../src/index.ts";
 import { createFixtureApp } from "../support/fixture-app.tsx";
+import { until } from "../support/poll.ts";
 import { Browser, EventStream, httpRequest, type SseEvent, type TabClient } from "../support/sse-client.ts";
 
 const running: App[] = [];
@@ -49,14 +50,6 @@ function bySlot(events: SseEvent[]): Map<string, SseEvent[]> {
     }
   }
   return out;
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 3_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 test("a shared stream carries each attached tab's events, each run after a via-tab naming its slot", async () => {

@@ -10,18 +10,12 @@ import { connectNats, type NatsPubSub } from "../../src/pubsub/nats/engine.ts";
 import { ATTEMPT, attemptTimeout, Bell, backoff, RETRY, sleepOrWake } from "../../src/pubsub/nats/retry.ts";
 import type { Delivery } from "../../src/pubsub/types.ts";
 import { type NatsServer, natsServerMissing, startNatsServer } from "../support/nats-server.ts";
+import { until } from "../support/poll.ts";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-async function waitUntil(cond: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what()}`);
-    await sleep(2);
-  }
-}
+const waitUntil = (cond: () => boolean, timeoutMs: number, what: () => string) => until(what, cond, timeoutMs, 2);
 
 test("RetryPolicy_waitsDoubleUpToTheCapWithJitter_attemptsAreShortAfterAFailure_andABellEndsAWait", async () => {
   for (let attempt = 1; attempt <= 8; attempt++) {

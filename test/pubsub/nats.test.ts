@@ -12,18 +12,13 @@ import { connectNats, type NatsPubSub, patternCovers } from "../../src/pubsub/na
 import { WINDOW_SIZE } from "../../src/pubsub/nats/window.ts";
 import type { Delivery, PublishAck } from "../../src/pubsub/types.ts";
 import { type NatsServer, natsServerMissing, startNatsCluster, startNatsServer } from "../support/nats-server.ts";
+import { until } from "../support/poll.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const dec = new TextDecoder();
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-async function waitUntil(cond: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what()}`);
-    await sleep(2);
-  }
-}
+const waitUntil = (cond: () => boolean, timeoutMs: number, what: () => string) => until(what, cond, timeoutMs, 2);
 
 async function open(servers: string | string[], extra: { publishRetryMs?: number; name?: string } = {}) {
   return (await connectNats({ servers, ...extra })) as NatsPubSub;

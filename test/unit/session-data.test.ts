@@ -18,6 +18,7 @@ import {
   SESSION_SUBJECT_PREFIX,
   SessionDataError,
 } from "../../src/server/session-store.ts";
+import { until } from "../support/poll.ts";
 import { watchedEngine } from "../support/watched-engine.ts";
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -27,13 +28,6 @@ after(async () => {
 
 const secret = Buffer.alloc(32, 7);
 
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 const limits = { rateLimit: { ratePerSec: 10, burst: 10 }, idleTtlMs: 60_000 };
 
 function memoryStore(): SessionStore {
