@@ -107,16 +107,17 @@ test("chat identity: a rename to the name of someone in the room, or a look-alik
   const b = await ChatTab.open(url, "Go", browserB);
   const bName = nameIn(b.client.html);
   try {
-    const taken = await rename(a, "Wise Tiger");
-    assert.match(taken.toast, /You are now Wise Tiger\./);
+    // Three words: never one of the two-word default names, which B may have drawn.
+    const taken = await rename(a, "Wise Snow Tiger");
+    assert.match(taken.toast, /You are now Wise Snow Tiger\./);
 
-    // Latin "Wise Tiger" against Cyrillic і and Т; then the same name in small letters.
-    for (const lookalike of ["W\u0456se \u0422iger", "wise tiger", "Wise Tiger"]) {
+    // Latin "Wise Snow Tiger" against Cyrillic і and Т; then the same name in small letters.
+    for (const lookalike of ["W\u0456se Snow \u0422iger", "wise snow tiger", "Wise Snow Tiger"]) {
       const refused = await rename(b, lookalike);
       assert.match(refused.toast, /via-toast-error/, lookalike);
       assert.match(
         refused.toast,
-        /Someone in this room is already called “Wise Tiger”\. Choose a nickname that does not look like theirs\./,
+        /Someone in this room is already called “Wise Snow Tiger”\. Choose a nickname that does not look like theirs\./,
         lookalike,
       );
       assert.equal(refused.nickSet, false, "the field keeps what was typed");
@@ -127,10 +128,13 @@ test("chat identity: a rename to the name of someone in the room, or a look-alik
     assert.equal(nameIn((await browserB.load("/room/Go")).html), bName);
 
     // One's own name is no conflict; nor is the name in a room where nobody has it.
-    assert.match((await rename(a, "WISE TIGER")).toast, /You are now WISE TIGER\./);
+    assert.match((await rename(a, "WISE SNOW TIGER")).toast, /You are now WISE SNOW TIGER\./);
     const bInRust = await ChatTab.open(url, "Rust", browserB);
     try {
-      assert.match((await rename(bInRust, "W\u0456se \u0422iger")).toast, /You are now W\u0456se \u0422iger\./);
+      assert.match(
+        (await rename(bInRust, "W\u0456se Snow \u0422iger")).toast,
+        /You are now W\u0456se Snow \u0422iger\./,
+      );
     } finally {
       bInRust.close();
     }
