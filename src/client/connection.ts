@@ -49,7 +49,10 @@ let port: MessagePort | null = null;
 let attachment = 0;
 let parked = false;
 let parkTimer = 0;
+/** Parked: the timer that tells the server the tab is still open. */
 let heartbeatTimer = 0;
+/** Shared, without Web Locks: the timer that tells the worker the tab is still open. */
+let aliveTimer = 0;
 
 export const state = (): State => current;
 
@@ -197,7 +200,7 @@ function startShared(url: string): boolean {
   if (!locks) {
     // Without Web Locks the worker learns of a closed tab from its goodbye, or from silence.
     hello();
-    heartbeatTimer = window.setInterval(() => p.postMessage({ t: "alive" }), PARKED_HEARTBEAT_MS / 4);
+    aliveTimer = window.setInterval(() => p.postMessage({ t: "alive" }), PARKED_HEARTBEAT_MS / 4);
     return true;
   }
   // Held for as long as this page lives: the worker asks for the same lock and is granted it when the
@@ -265,7 +268,7 @@ function fallBack(why: string): void {
   port.close();
   port = null;
   attachment = 0;
-  clearInterval(heartbeatTimer);
+  clearInterval(aliveTimer);
   if (current === "online") setState("connecting");
   openOwn();
 }

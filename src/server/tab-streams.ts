@@ -141,26 +141,22 @@ export class TabStreams {
     const client = this.host.clientOf(req);
     const slot = url.searchParams.get("slot") ?? "";
     let release: (() => void) | undefined;
+    let laneOpened = false;
     const lane = () => {
       const sink = mux.lane(slot, this.host.tabs);
       if (typeof sink === "string") {
-        release?.();
         throw new HttpError(sink === "closed" ? 404 : sink === "full" ? 429 : 409, LANE_REFUSALS[sink]);
       }
+      laneOpened = true;
       if (release) sink.onClose(release);
       return sink;
     };
-    let laneOpened = false;
     try {
       await this.attachTab(req, url, {
         holdStream: () => {
           release = this.host.limits?.openStream(client);
         },
-        open: () => {
-          const sink = lane();
-          laneOpened = true;
-          return sink;
-        },
+        open: lane,
         reload: (reason) => lane().end(customEvent("via-reload", [["reason", reason]])),
       });
     } catch (err) {
