@@ -17,8 +17,8 @@ import { request as httpRequest } from "node:http";
 import { cpus, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { intOption } from "../scripts/lib/cli.ts";
-import { natsServerBin } from "../test/support/nats-server.ts";
+import { intOption } from "../harness/cli.ts";
+import { natsServerBin } from "../harness/nats-server.ts";
 import type {
   BrowsersArgs,
   BrowsersResult,

@@ -5,14 +5,14 @@
 //
 // Every measurement runs in a fresh child process (bench/pubsub/worker.ts) that opens one engine, so
 // neither engine's heap or JIT state affects the other; repetitions alternate which engine goes first.
-// The nats-server runs on 127.0.0.1 with a temp store (test/support/nats-server.ts) and is killed at the
+// The nats-server runs on 127.0.0.1 with a temp store (harness/nats-server.ts) and is killed at the
 // end, as are all children, on any exit. Results go to docs/BENCHMARKS.md by hand.
 import { type ChildProcess, fork } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type NatsServer, natsServerBin, startNatsServer } from "../test/support/nats-server.ts";
+import { type NatsServer, natsServerBin, startNatsServer } from "../harness/nats-server.ts";
 import type { FillResult, Job, RepResult, Sizes, WorkerMessage } from "./pubsub/worker.ts";
 
 const HELP = `Usage: npm run bench:pubsub -- [options]

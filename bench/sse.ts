@@ -15,8 +15,8 @@
 
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { intOption } from "../scripts/lib/cli.ts";
-import { selfSignedCert } from "../test/support/tls.ts";
+import { intOption } from "../harness/cli.ts";
+import { selfSignedCert } from "../harness/tls.ts";
 import type { CollectResult, ConnectArgs, ConnectResult, ResetArgs, Transport } from "./sse/clients.ts";
 import { Child, type FanoutArgs, type FanoutResult, type MemorySample } from "./sse/ipc.ts";
 

@@ -14,7 +14,7 @@ const filters = args.filter((a) => !a.startsWith("-"));
 // Two tiers. The fast one (`npm test`, a few minutes): unit, HTTP, the embedded engine, the chat on it,
 // the browser tests. The full one (`npm run test:all`, and CI) adds what needs NATS (a server, a
 // cluster), the drills, the quick benchmark and the package install: the files below, and the NATS
-// tests inside the other files (test/support/nats-server.ts skips them in the fast tier).
+// tests inside the other files (harness/nats-server.ts skips them in the fast tier).
 const all = args.includes("--all");
 const FULL_TIER_ONLY = [
   /^test\/drills\//,

@@ -1,7 +1,7 @@
 // bench:chat: starting and stopping one server process per system, always fresh. raw and Socket.IO run
 // as bench/chat/ child processes; our chat runs as the real CLI (apps/chat/main.ts, through
-// test/support/chat-process.ts) on the embedded engine with a temp data dir, or on a fresh
-// nats-server (test/support/nats-server.ts). Every server process preloads server-hook.mjs, which
+// harness/chat-process.ts) on the embedded engine with a temp data dir, or on a fresh
+// nats-server (harness/nats-server.ts). Every server process preloads server-hook.mjs, which
 // answers the orchestrator's control requests (forced GC and heap figures, CPU profile) the same way
 // in every server. Everything started here is also ended, and every temp dir removed, on exit.
 import { mkdtempSync, rmSync } from "node:fs";
@@ -9,8 +9,8 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildChat, startChatProcess } from "../../test/support/chat-process.ts";
-import { startNatsServer } from "../../test/support/nats-server.ts";
+import { buildChat, startChatProcess } from "../../harness/chat-process.ts";
+import { startNatsServer } from "../../harness/nats-server.ts";
 import { Child } from "../sse/ipc.ts";
 import type { System } from "./shared.ts";
 

@@ -3,9 +3,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ChatProcessOptions } from "../../test/support/chat-process.ts";
-import { type NatsServer, startNatsServer } from "../../test/support/nats-server.ts";
-import type { EngineName } from "../lib/cli.ts";
+import type { ChatProcessOptions } from "../../harness/chat-process.ts";
+import type { EngineName } from "../../harness/cli.ts";
+import { type NatsServer, startNatsServer } from "../../harness/nats-server.ts";
 
 export interface ChatStorage {
   /** The chat CLI's flags for it (`dataDir` or `nats`). */

@@ -4,7 +4,7 @@
 // chat's connection was on, kill → first new ack, kill → every observer receives again, the messages sent
 // during the failover, acked messages lost and messages out of order; at the end every observer and a fresh
 // tab (whole history paged in) are checked. Exits non-zero on any failure. Machinery: scripts/drills/nats-drill.ts.
-import { exitOnSignals, header, intOption, parseFlags } from "../lib/cli.ts";
+import { exitOnSignals, header, intOption, parseFlags } from "../../harness/cli.ts";
 import { clusterTable, finalTable, runCluster, stats } from "./nats-drill.ts";
 
 const HELP = `Usage: npm run drill:cluster -- [options]

@@ -6,8 +6,8 @@
 // scripts/drills/crash/drill.ts. The engine-level drill is `npm run drill:engine-crash`.
 // Exits non-zero if anything acknowledged is lost, duplicated or reordered (or the drill could not complete).
 import { existsSync } from "node:fs";
-import { natsServerBin } from "../../test/support/nats-server.ts";
-import { engineOption, exitOnSignals, header, intOption, parseFlags } from "../lib/cli.ts";
+import { engineOption, exitOnSignals, header, intOption, parseFlags } from "../../harness/cli.ts";
+import { natsServerBin } from "../../harness/nats-server.ts";
 import { type ChatEngine, type CrashDrillResult, runCrashDrill, summary } from "./crash/drill.ts";
 
 const HELP = `Usage: npm run drill:crash -- [options]

@@ -4,7 +4,7 @@
 // nats-server is killed while the writers publish through the NATS engine. See scripts/drills/engine-crash/drill.ts.
 // The chat-level drill (kill -9 of the chat server itself) is `npm run drill:crash`, scripts/drills/crash.ts.
 // Exits non-zero if any count is not 0 (or the drill could not complete).
-import { engineOption, exitOnSignals, header, intOption, parseFlags } from "../lib/cli.ts";
+import { engineOption, exitOnSignals, header, intOption, parseFlags } from "../../harness/cli.ts";
 import { type DrillEngine, type DrillResult, runDrill, summary } from "./engine-crash/drill.ts";
 
 const HELP = `Usage: npm run drill:engine-crash -- [options]
@@ -32,7 +32,7 @@ const MAX_UP_MS = quick ? 600 : 1_500;
 // Per engine: restarts take ~0.5-1.5 s each here, so this is several times what a run needs.
 const TIME_LIMIT_MS = 60_000 + KILLS * 10_000;
 
-// Children and temp dirs are killed/removed by exit handlers in drill.ts and test/support/nats-server.ts.
+// Children and temp dirs are killed/removed by exit handlers in drill.ts and harness/nats-server.ts.
 exitOnSignals();
 
 async function main(): Promise<number> {

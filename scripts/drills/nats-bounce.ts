@@ -4,7 +4,7 @@
 // new ack, whether the messages sent during the outage show up, acked messages lost and messages out of
 // order; at the end every observer and a fresh tab (whole history paged in) are checked. Exits non-zero on
 // any failure. The machinery is in scripts/drills/nats-drill.ts.
-import { exitOnSignals, header, intOption, parseFlags } from "../lib/cli.ts";
+import { exitOnSignals, header, intOption, parseFlags } from "../../harness/cli.ts";
 import { bounceTable, finalTable, runNatsBounce, stats } from "./nats-drill.ts";
 
 const HELP = `Usage: npm run drill:nats-bounce -- [options]

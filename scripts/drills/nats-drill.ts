@@ -27,12 +27,12 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { CHAT_STREAM, CHAT_SUBJECTS } from "../../apps/chat/rooms.ts";
+import { ChatTab, type ShownMessage } from "../../harness/chat-client.ts";
+import { type ChatProcess, startChatProcess } from "../../harness/chat-process.ts";
+import { startNatsCluster, startNatsServer } from "../../harness/nats-server.ts";
 import { connectNats } from "../../src/pubsub/nats/engine.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
 import { unescapeHtml } from "../../src/server/html.ts";
-import { ChatTab, type ShownMessage } from "../../test/support/chat-client.ts";
-import { type ChatProcess, startChatProcess } from "../../test/support/chat-process.ts";
-import { startNatsCluster, startNatsServer } from "../../test/support/nats-server.ts";
 import {
   checkList,
   checkPassed,

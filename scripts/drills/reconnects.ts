@@ -6,8 +6,8 @@
 // acknowledged from its list's oldest item on.
 // See scripts/drills/reconnects/drill.ts. Exits non-zero on a failed check.
 import { existsSync } from "node:fs";
-import { natsServerBin } from "../../test/support/nats-server.ts";
-import { engineOption, exitOnSignals, header, intOption, parseFlags } from "../lib/cli.ts";
+import { engineOption, exitOnSignals, header, intOption, parseFlags } from "../../harness/cli.ts";
+import { natsServerBin } from "../../harness/nats-server.ts";
 import { type ChatEngine, type ReconnectsResult, runReconnectsDrill, summary } from "./reconnects/drill.ts";
 
 const HELP = `Usage: npm run drill:reconnects -- [options]

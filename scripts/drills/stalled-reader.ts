@@ -4,7 +4,7 @@
 // within 10 %), that the server never holds more than the queue cap for the stalled tab (`app.stats()`),
 // and that the stalled tab recovers (every message, once, in order) when it reads again.
 // See scripts/drills/stalled-reader/drill.ts. Exits non-zero on a failed check.
-import { exitOnSignals, header, intOption, parseFlags } from "../lib/cli.ts";
+import { exitOnSignals, header, intOption, parseFlags } from "../../harness/cli.ts";
 import { runStalledReaderDrill, type StalledReaderResult } from "./stalled-reader/drill.ts";
 
 const HELP = `Usage: npm run drill:stalled-reader -- [options]

@@ -7,8 +7,8 @@
 // oldest; "Load older" brings them back), so a trimmed list is checked against the acknowledged messages
 // from its oldest item on: an acknowledged message whose stream position is older than that is not
 // expected on it, one whose position no tab ever showed is always expected (see `ListStart`).
-import { ChatTab, type ShownMessage } from "../../test/support/chat-client.ts";
-import { Browser } from "../../test/support/sse-client.ts";
+import { ChatTab, type ShownMessage } from "../../harness/chat-client.ts";
+import { Browser } from "../../harness/sse-client.ts";
 
 export interface TrafficOptions {
   /** The chat's URL; a restarted server must come back on the same one. */

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { natsServerMissing } from "../support/nats-server.ts";
+import { natsServerMissing } from "../../harness/nats-server.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const natsMissing = natsServerMissing();

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, test } from "node:test";
+import { browserOrSkip, closeBrowser, openPage } from "../../harness/browser.ts";
 import type { App } from "../../src/index.ts";
-import { browserOrSkip, closeBrowser, openPage } from "../support/browser.ts";
 import { createFixtureApp } from "../support/fixture-app.tsx";
 
 const running: App[] = [];

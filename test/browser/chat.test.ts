@@ -13,10 +13,10 @@ import type { Browser, Page } from "playwright-core";
 import { type Chat, createChat } from "../../apps/chat/app.tsx";
 import { type ChatMessage, DEV_QUOTES } from "../../apps/chat/messages.ts";
 import { type Room, roomSubject } from "../../apps/chat/rooms.ts";
+import { browserOrSkip, closeBrowser, openPage, type ProbedPage } from "../../harness/browser.ts";
+import { type NatsServer, natsServerMissing, startNatsServer } from "../../harness/nats-server.ts";
 import { openPubSub } from "../../src/pubsub/index.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
-import { browserOrSkip, closeBrowser, openPage, type ProbedPage } from "../support/browser.ts";
-import { type NatsServer, natsServerMissing, startNatsServer } from "../support/nats-server.ts";
 
 const SCREENSHOT = fileURLToPath(new URL("../../docs/screenshots/chat.png", import.meta.url));
 const WAIT_MS = 10_000;

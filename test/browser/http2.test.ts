@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import type { Page } from "playwright-core";
 import { createChat } from "../../apps/chat/app.tsx";
+import { browserOrSkip, closeBrowser } from "../../harness/browser.ts";
+import { certOrSkip } from "../../harness/tls.ts";
 import { openPubSub } from "../../src/pubsub/index.ts";
-import { browserOrSkip, closeBrowser } from "../support/browser.ts";
-import { certOrSkip } from "../support/tls.ts";
 
 const TABS = 10;
 const WAIT_MS = 15_000;

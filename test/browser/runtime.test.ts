@@ -5,8 +5,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { after, before, type TestContext, test } from "node:test";
 import type { Page } from "playwright-core";
+import { browserOrSkip, closeBrowser, openPage, type ProbedPage } from "../../harness/browser.ts";
 import { buildRuntime } from "../../src/client/build.ts";
-import { browserOrSkip, closeBrowser, openPage, type ProbedPage } from "../support/browser.ts";
 
 const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +

@@ -10,11 +10,11 @@ import { after, type TestContext, test } from "node:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { type Chat, createChat } from "../../apps/chat/app.tsx";
 import { roomSubject } from "../../apps/chat/rooms.ts";
+import { browserOrSkip, closeBrowser } from "../../harness/browser.ts";
+import { until } from "../../harness/poll.ts";
 import { openPubSub } from "../../src/pubsub/index.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
 import type { AppOptions } from "../../src/server/app.ts";
-import { browserOrSkip, closeBrowser } from "../support/browser.ts";
-import { until } from "../support/poll.ts";
 
 const TABS = 12;
 const WAIT_MS = 15_000;

@@ -9,10 +9,10 @@ import { after, before, describe, test } from "node:test";
 import { jetstream } from "@nats-io/jetstream";
 import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { type Chat, createChat, ensureChatStream } from "../../apps/chat/app.tsx";
+import { ChatTab } from "../../harness/chat-client.ts";
+import { type NatsServer, natsServerMissing, startNatsServer } from "../../harness/nats-server.ts";
+import { Browser } from "../../harness/sse-client.ts";
 import { openPubSub, type PubSub } from "../../src/index.ts";
-import { ChatTab } from "../support/chat-client.ts";
-import { type NatsServer, natsServerMissing, startNatsServer } from "../support/nats-server.ts";
-import { Browser } from "../support/sse-client.ts";
 
 const WAIT_MS = 10_000;
 const ROOMS = ["Go", "C++ Café"];

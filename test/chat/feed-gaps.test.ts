@@ -11,12 +11,12 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { type Chat, createChat } from "../../apps/chat/app.tsx";
 import { roomSubject } from "../../apps/chat/rooms.ts";
+import { ChatTab } from "../../harness/chat-client.ts";
+import { natsServerMissing, startNatsServer } from "../../harness/nats-server.ts";
+import type { SseEvent } from "../../harness/sse-client.ts";
 import { openPubSub } from "../../src/index.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
 import { startTcpProxy } from "../pubsub/tcp-proxy.ts";
-import { ChatTab } from "../support/chat-client.ts";
-import { natsServerMissing, startNatsServer } from "../support/nats-server.ts";
-import type { SseEvent } from "../support/sse-client.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {

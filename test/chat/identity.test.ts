@@ -11,11 +11,11 @@ import { after, test } from "node:test";
 import { type Chat, createChat } from "../../apps/chat/app.tsx";
 import { DEFAULT_AUTHORS, IDENTITY_STREAM } from "../../apps/chat/identity.ts";
 import { roomSubject } from "../../apps/chat/rooms.ts";
+import { ChatTab } from "../../harness/chat-client.ts";
+import { Browser } from "../../harness/sse-client.ts";
 import { openPubSub, type PubSub } from "../../src/index.ts";
 import { unescapeHtml } from "../../src/server/html.ts";
 import { SESSION_STREAM } from "../../src/server/session-store.ts";
-import { ChatTab } from "../support/chat-client.ts";
-import { Browser } from "../support/sse-client.ts";
 import { watchedEngine } from "../support/watched-engine.ts";
 
 const cleanups: Array<() => Promise<void>> = [];

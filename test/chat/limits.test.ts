@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { type ChatOptions, createChat } from "../../apps/chat/app.tsx";
+import { ChatTab } from "../../harness/chat-client.ts";
 import { openPubSub } from "../../src/index.ts";
-import { ChatTab } from "../support/chat-client.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {

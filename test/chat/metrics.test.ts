@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
-import { ChatTab } from "../support/chat-client.ts";
-import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../support/chat-process.ts";
-import { httpRequest } from "../support/sse-client.ts";
+import { ChatTab } from "../../harness/chat-client.ts";
+import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../harness/chat-process.ts";
+import { httpRequest } from "../../harness/sse-client.ts";
 
 async function chat(t: TestContext, opts: ChatProcessOptions = {}): Promise<ChatProcess> {
   const dir = mkdtempSync(join(tmpdir(), "via-chat-metrics-"));

@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { after, type TestContext, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
-import { browserOrSkip, closeBrowser, openPage, type ProbedPage } from "../support/browser.ts";
-import { type ChatProcess, startChatProcess } from "../support/chat-process.ts";
-import { type NatsServer, natsServerMissing, startNatsServer } from "../support/nats-server.ts";
+import { browserOrSkip, closeBrowser, openPage, type ProbedPage } from "../../harness/browser.ts";
+import { type ChatProcess, startChatProcess } from "../../harness/chat-process.ts";
+import { type NatsServer, natsServerMissing, startNatsServer } from "../../harness/nats-server.ts";
 
 const WAIT_MS = 10_000;
 /** Presence snapshots are announced on every change and repeated every 5 s. */

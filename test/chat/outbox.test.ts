@@ -13,12 +13,12 @@ import { after, type TestContext, test } from "node:test";
 import { createChat } from "../../apps/chat/app.tsx";
 import { newMessageId } from "../../apps/chat/outbox.ts";
 import { roomSubject } from "../../apps/chat/rooms.ts";
+import { browserOrSkip, closeBrowser, openPage } from "../../harness/browser.ts";
+import { ChatTab } from "../../harness/chat-client.ts";
+import { type ChatProcess, startChatProcess } from "../../harness/chat-process.ts";
+import { type NatsServer, natsServerMissing, startNatsServer } from "../../harness/nats-server.ts";
 import { openPubSub } from "../../src/index.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
-import { browserOrSkip, closeBrowser, openPage } from "../support/browser.ts";
-import { ChatTab } from "../support/chat-client.ts";
-import { type ChatProcess, startChatProcess } from "../support/chat-process.ts";
-import { type NatsServer, natsServerMissing, startNatsServer } from "../support/nats-server.ts";
 
 after(closeBrowser);
 

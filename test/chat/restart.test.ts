@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, type TestContext, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
-import { browserOrSkip, closeBrowser, openPage, type ProbedPage } from "../support/browser.ts";
-import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../support/chat-process.ts";
+import { browserOrSkip, closeBrowser, openPage, type ProbedPage } from "../../harness/browser.ts";
+import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../harness/chat-process.ts";
 
 const WAIT_MS = 10_000;
 /** The runtime's reconnect backoff tops out at 10 s (±30 %); a restart takes a few seconds more. */

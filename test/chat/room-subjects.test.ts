@@ -14,9 +14,9 @@ import {
   oldRoomSubject,
   roomSubject,
 } from "../../apps/chat/rooms.ts";
+import { ChatTab } from "../../harness/chat-client.ts";
+import { Browser } from "../../harness/sse-client.ts";
 import { type Logger, openPubSub, type PubSub } from "../../src/index.ts";
-import { ChatTab } from "../support/chat-client.ts";
-import { Browser } from "../support/sse-client.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {

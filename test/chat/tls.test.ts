@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { startChatProcess } from "../support/chat-process.ts";
-import { certOrSkip } from "../support/tls.ts";
+import { startChatProcess } from "../../harness/chat-process.ts";
+import { certOrSkip } from "../../harness/tls.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 

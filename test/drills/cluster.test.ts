@@ -8,8 +8,8 @@
 // runCluster stops every process it started.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { natsServerMissing } from "../../harness/nats-server.ts";
 import { clusterTable, finalTable, runCluster } from "../../scripts/drills/nats-drill.ts";
-import { natsServerMissing } from "../support/nats-server.ts";
 
 describe("cluster drill (the chat while its CHAT stream leader dies)", () => {
   const missing = natsServerMissing();

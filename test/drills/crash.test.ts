@@ -9,8 +9,8 @@
 // temp dirs in any case.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { natsServerMissing } from "../../harness/nats-server.ts";
 import { type ChatEngine, runCrashDrill, summary } from "../../scripts/drills/crash/drill.ts";
-import { natsServerMissing } from "../support/nats-server.ts";
 
 async function drill(engine: ChatEngine): Promise<void> {
   const lines: string[] = [];

@@ -5,8 +5,8 @@
 // every acknowledged message once and in each writer's order. runNatsBounce stops every process it started.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { natsServerMissing } from "../../harness/nats-server.ts";
 import { type BounceOptions, bounceTable, finalTable, runNatsBounce } from "../../scripts/drills/nats-drill.ts";
-import { natsServerMissing } from "../support/nats-server.ts";
 
 async function drill(opts: Pick<BounceOptions, "bounces" | "kill">): Promise<void> {
   const lines: string[] = [];

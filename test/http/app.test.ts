@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, test } from "node:test";
+import { Browser, EventStream, httpRequest } from "../../harness/sse-client.ts";
 import type { App, AppOptions } from "../../src/index.ts";
 import { createFixtureApp, type FixtureState } from "../support/fixture-app.tsx";
-import { Browser, EventStream, httpRequest } from "../support/sse-client.ts";
 
 const running: App[] = [];
 after(async () => {

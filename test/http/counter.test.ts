@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { createCounterApp } from "../../examples/counter/app.tsx";
+import { Browser } from "../../harness/sse-client.ts";
 import type { App } from "../../src/index.ts";
-import { Browser } from "../support/sse-client.ts";
 
 const running: App[] = [];
 after(async () => {

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import { Browser, type EventStream, type TabClient } from "../../harness/sse-client.ts";
 import { type App, type AppOptions, createApp, type Feed, openPubSub, type PubSub } from "../../src/index.ts";
-import { Browser, type EventStream, type TabClient } from "../support/sse-client.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {

@@ -9,11 +9,11 @@ import { request as httpsRequest } from "node:https";
 import { connect as tcpConnect } from "node:net";
 import { after, type TestContext, test } from "node:test";
 import { connect as tlsConnect } from "node:tls";
+import { actionIn, parseEvents, type SseEvent } from "../../harness/sse-client.ts";
+import { certOrSkip } from "../../harness/tls.ts";
 import type { App, AppOptions } from "../../src/index.ts";
 import { unescapeHtml } from "../../src/server/html.ts";
 import { createFixtureApp } from "../support/fixture-app.tsx";
-import { actionIn, parseEvents, type SseEvent } from "../support/sse-client.ts";
-import { certOrSkip } from "../support/tls.ts";
 
 const running: App[] = [];
 const sessions: ClientHttp2Session[] = [];

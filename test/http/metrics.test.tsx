@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { Gauge } from "prom-client";
+import { natsServerMissing, startNatsServer } from "../../harness/nats-server.ts";
+import { Browser, httpRequest } from "../../harness/sse-client.ts";
 import { type AppOptions, createApp, HttpError, openPubSub, type PubSub } from "../../src/index.ts";
-import { natsServerMissing, startNatsServer } from "../support/nats-server.ts";
-import { Browser, httpRequest } from "../support/sse-client.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, test } from "node:test";
+import { Browser } from "../../harness/sse-client.ts";
 import { createFixtureApp } from "../support/fixture-app.tsx";
-import { Browser } from "../support/sse-client.ts";
 
 test("app.handler serves pages, streams and actions when mounted in someone else's node:http server", async () => {
   const { app } = createFixtureApp();

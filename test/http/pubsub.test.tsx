@@ -4,8 +4,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { Browser } from "../../harness/sse-client.ts";
 import { type App, createApp, openPubSub, type PubSub } from "../../src/index.ts";
-import { Browser } from "../support/sse-client.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {

@@ -6,12 +6,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { natsServerMissing, startNatsServer } from "../../harness/nats-server.ts";
+import { until } from "../../harness/poll.ts";
+import { Browser, type EventStream, type TabClient } from "../../harness/sse-client.ts";
 import { type App, type AppOptions, createApp, openPubSub, type PubSub, TokenBucket } from "../../src/index.ts";
 import { unescapeHtml } from "../../src/server/html.ts";
 import { SESSION_STREAM, SESSION_SUBJECT_PREFIX } from "../../src/server/session-store.ts";
-import { natsServerMissing, startNatsServer } from "../support/nats-server.ts";
-import { until } from "../support/poll.ts";
-import { Browser, type EventStream, type TabClient } from "../support/sse-client.ts";
 import { watchedEngine } from "../support/watched-engine.ts";
 
 const cleanups: Array<() => Promise<unknown>> = [];

@@ -3,10 +3,10 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, test } from "node:test";
+import { until } from "../../harness/poll.ts";
+import { Browser, EventStream, httpRequest, type SseEvent, type TabClient } from "../../harness/sse-client.ts";
 import type { App, AppOptions } from "../../src/index.ts";
 import { createFixtureApp } from "../support/fixture-app.tsx";
-import { until } from "../support/poll.ts";
-import { Browser, EventStream, httpRequest, type SseEvent, type TabClient } from "../support/sse-client.ts";
 
 const running: App[] = [];
 after(async () => {

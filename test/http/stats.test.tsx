@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, test } from "node:test";
+import { Browser } from "../../harness/sse-client.ts";
 import { type App, type AppOptions, createApp } from "../../src/index.ts";
-import { Browser } from "../support/sse-client.ts";
 
 const running: App[] = [];
 after(async () => {

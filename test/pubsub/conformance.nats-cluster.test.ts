@@ -5,9 +5,9 @@
 import { describe } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { runConformance } from "via-ts/testing";
+import { type NatsCluster, natsServerMissing, startNatsCluster, waitForJetStream } from "../../harness/nats-server.ts";
 import { connectNats, type NatsPubSub } from "../../src/pubsub/nats/engine.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
-import { type NatsCluster, natsServerMissing, startNatsCluster, waitForJetStream } from "../support/nats-server.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -3,9 +3,9 @@
 // server and a restart on the same port and store dir while the engine keeps running.
 import { describe } from "node:test";
 import { runConformance } from "via-ts/testing";
+import { type NatsServer, natsServerMissing, startNatsServer, waitForJetStream } from "../../harness/nats-server.ts";
 import { connectNats, type NatsPubSub } from "../../src/pubsub/nats/engine.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
-import { type NatsServer, natsServerMissing, startNatsServer, waitForJetStream } from "../support/nats-server.ts";
 
 const missing = natsServerMissing();
 if (missing) {

@@ -5,8 +5,8 @@
 // child process, a real nats-server. runDrill kills its children and removes its temp dirs in any case.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { natsServerMissing } from "../../harness/nats-server.ts";
 import { type DrillEngine, runDrill, summary } from "../../scripts/drills/engine-crash/drill.ts";
-import { natsServerMissing } from "../support/nats-server.ts";
 
 const KILLS = 3;
 const WRITERS = 4;

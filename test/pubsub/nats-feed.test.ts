@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { type NatsServer, natsServerMissing, startNatsServer } from "../../harness/nats-server.ts";
+import { until } from "../../harness/poll.ts";
 import { connectNats, type NatsPubSub } from "../../src/pubsub/nats/engine.ts";
 import { ATTEMPT, attemptTimeout, Bell, backoff, RETRY, sleepOrWake } from "../../src/pubsub/nats/retry.ts";
 import type { Delivery } from "../../src/pubsub/types.ts";
-import { type NatsServer, natsServerMissing, startNatsServer } from "../support/nats-server.ts";
-import { until } from "../support/poll.ts";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);

@@ -7,12 +7,12 @@ import { after, before, describe, test } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
+import { type NatsServer, natsServerMissing, startNatsCluster, startNatsServer } from "../../harness/nats-server.ts";
+import { until } from "../../harness/poll.ts";
 import { PublishTimeoutError } from "../../src/pubsub/errors.ts";
 import { connectNats, type NatsPubSub, patternCovers } from "../../src/pubsub/nats/engine.ts";
 import { WINDOW_SIZE } from "../../src/pubsub/nats/window.ts";
 import type { Delivery, PublishAck } from "../../src/pubsub/types.ts";
-import { type NatsServer, natsServerMissing, startNatsCluster, startNatsServer } from "../support/nats-server.ts";
-import { until } from "../support/poll.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const dec = new TextDecoder();

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { pino } from "pino";
+import { until } from "../../harness/poll.ts";
 import { silentLogger } from "../../src/log.ts";
 import { openPubSub, type PubSub } from "../../src/pubsub/index.ts";
 import { TokenBucket } from "../../src/server/rate-limit.ts";
@@ -18,7 +19,6 @@ import {
   SESSION_SUBJECT_PREFIX,
   SessionDataError,
 } from "../../src/server/session-store.ts";
-import { until } from "../support/poll.ts";
 import { watchedEngine } from "../support/watched-engine.ts";
 
 const cleanups: Array<() => Promise<unknown>> = [];

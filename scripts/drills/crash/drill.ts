@@ -1,10 +1,10 @@
 import { decodeChatMessage } from "../../../apps/chat/messages.ts";
 import { CHAT_STREAM, roomSubject } from "../../../apps/chat/rooms.ts";
+import { ChatTab, type MessageState } from "../../../harness/chat-client.ts";
+import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../../harness/chat-process.ts";
+import type { EngineName } from "../../../harness/cli.ts";
 import { openPubSub } from "../../../src/pubsub/index.ts";
 import type { StreamMessage } from "../../../src/pubsub/types.ts";
-import { ChatTab, type MessageState } from "../../../test/support/chat-client.ts";
-import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../../test/support/chat-process.ts";
-import type { EngineName } from "../../lib/cli.ts";
 import { type ChatStorage, chatStorage } from "../chat-storage.ts";
 import { checkList, checkPassed, type ListCheck, labelOf, Traffic, type WriterStats } from "../traffic.ts";
 

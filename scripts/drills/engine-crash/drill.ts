@@ -13,11 +13,11 @@ import { type ChildProcess, fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { EngineName } from "../../../harness/cli.ts";
+import { type NatsServer, startNatsServer } from "../../../harness/nats-server.ts";
 import { openEmbedded } from "../../../src/pubsub/embedded/engine.ts";
 import { connectNats } from "../../../src/pubsub/nats/engine.ts";
 import type { PubSub, StreamMessage } from "../../../src/pubsub/types.ts";
-import { type NatsServer, startNatsServer } from "../../../test/support/nats-server.ts";
-import type { EngineName } from "../../lib/cli.ts";
 import { DRILL_STREAM, type PublishReply, type PublishRequest } from "./protocol.ts";
 
 export type DrillEngine = EngineName;

@@ -1,6 +1,6 @@
-import { ChatTab, type ShownMessage } from "../../../test/support/chat-client.ts";
-import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../../test/support/chat-process.ts";
-import type { EngineName } from "../../lib/cli.ts";
+import { ChatTab, type ShownMessage } from "../../../harness/chat-client.ts";
+import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../../harness/chat-process.ts";
+import type { EngineName } from "../../../harness/cli.ts";
 import { type ChatStorage, chatStorage } from "../chat-storage.ts";
 import { checkList, type ListCheck, labelOf, listHoles, listStart, Traffic } from "../traffic.ts";
 

@@ -35,9 +35,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { type ClientRequest, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ChatTab, parseMessages, type ShownMessage } from "../../../harness/chat-client.ts";
+import { actionIn, Browser, parseEvents, type TabClient } from "../../../harness/sse-client.ts";
 import type { AppStats } from "../../../src/server/app.ts";
-import { ChatTab, parseMessages, type ShownMessage } from "../../../test/support/chat-client.ts";
-import { actionIn, Browser, parseEvents, type TabClient } from "../../../test/support/sse-client.ts";
 import { checkList, type ListCheck, labelOf, listHoles, listStart, type WriterStats } from "../traffic.ts";
 import type { ServerReply, ServerRequest } from "./protocol.ts";
 

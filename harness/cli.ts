@@ -41,7 +41,7 @@ export function header(title: string, npmScript: string, file: string): string[]
   ];
 }
 
-/** Children and temp dirs are removed by the exit handlers of test/support and the drills; this makes ^C an exit. */
+/** Children and temp dirs are removed by the exit handlers of the harness and the drills; this makes ^C an exit. */
 export function exitOnSignals(): void {
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => process.exit(130));
 }

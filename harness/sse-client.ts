@@ -3,7 +3,7 @@
 
 import type { IncomingMessage } from "node:http";
 import { request } from "node:http";
-import { unescapeHtml } from "../../src/server/html.ts";
+import { unescapeHtml } from "../src/server/html.ts";
 
 export interface SseEvent {
   event: string;

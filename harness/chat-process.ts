@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MAIN = "apps/chat/main.ts";
 /** What `npm start` runs: the chat compiled by `npm run build`. */
 const COMPILED_MAIN = "dist/apps/chat/main.js";

@@ -7,7 +7,7 @@
 // dropped stream is recovered the way a real tab recovers it. Like the runtime it keeps the signals
 // the server patches (`client.signals`, sent with every action: the chat's outbox of unconfirmed sends)
 // and, after a reconnect, fires the view's `data-on-reconnect` action when its signal holds something.
-import { unescapeHtml } from "../../src/server/html.ts";
+import { unescapeHtml } from "../src/server/html.ts";
 import { actionIn, Browser, type EventStream, type HttpResult, type SseEvent, type TabClient } from "./sse-client.ts";
 
 export type MessageState = "sending" | "failed" | "sent";
