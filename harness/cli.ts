@@ -1,6 +1,242 @@
-// Flag parsing and report headers shared by the bench, drill and demo scripts.
+// The command line of every drill, benchmark and tool script: each flag is declared once (type,
+// default, range, help) and the help text, the parser and the typed values all come from that one
+// declaration, so they cannot disagree. Every command also takes --json <file> (its results as JSON,
+// which tests and docs read instead of scraping the printed tables) and --help.
+
+import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { type ParseArgsConfig, parseArgs } from "node:util";
+import { parseArgs } from "node:util";
+
+export interface IntFlag {
+  type: "int";
+  help: string;
+  default: number;
+  /** The default under --quick, where the command has one. */
+  quick?: number;
+  min: number;
+  max: number;
+  /** The value's name in the help (default "n"). */
+  arg?: string;
+}
+export interface StringFlag {
+  type: "string";
+  help: string;
+  default?: string;
+  arg?: string;
+}
+export interface ChoiceFlag<C extends string = string> {
+  type: "choice";
+  help: string;
+  choices: readonly C[];
+  default: C;
+  arg?: string;
+}
+export interface BooleanFlag {
+  type: "boolean";
+  help: string;
+}
+export type Flag = IntFlag | StringFlag | ChoiceFlag | BooleanFlag;
+
+type ValueOf<F> = F extends IntFlag
+  ? number
+  : F extends BooleanFlag
+    ? boolean
+    : F extends ChoiceFlag<infer C>
+      ? C
+      : F extends { type: "string"; default: string }
+        ? string
+        : string | undefined;
+
+export type Values<F extends Record<string, Flag>> = { -readonly [K in keyof F]: ValueOf<F[K]> };
+
+export interface CommandSpec<F extends Record<string, Flag>> {
+  /** The npm script that runs it (`npm run <script> -- …`). */
+  script: string;
+  /** The file, from the repository root, for the report's command line when it runs without npm. */
+  file: string;
+  /** One line: what it is; the first line of the report. */
+  title: string;
+  /** The paragraphs under "Usage" in the help. */
+  about: string;
+  flags: F;
+  /** Adds --quick, which switches int flags to their `quick` defaults. */
+  quick?: string;
+  /** Text after the options in the help. */
+  footer?: string;
+}
+
+export interface Command<F extends Record<string, Flag>> {
+  values: Values<F>;
+  quick: boolean;
+  help: string;
+  /** The lines a report starts with: the title, the command as typed, node and CPU. */
+  header(): string[];
+  /** Writes `results` (with the command and the machine) to the --json file, if one was given. */
+  writeJson(results: unknown): void;
+}
+
+const HELP_WIDTH = 104;
+const COLUMN = 22;
+
+function flagLabel(name: string, flag: Flag): string {
+  if (flag.type === "boolean") return `--${name}`;
+  return `--${name} <${flag.arg ?? (flag.type === "int" ? "n" : flag.type === "choice" ? "x" : "s")}>`;
+}
+
+function flagHelp(flag: Flag): string {
+  if (flag.type === "int") {
+    const quick = flag.quick === undefined || flag.quick === flag.default ? "" : `; --quick ${flag.quick}`;
+    return `${flag.help} (default ${flag.default}${quick})`;
+  }
+  if (flag.type === "choice") return `${flag.choices.join(" | ")}: ${flag.help} (default ${flag.default})`;
+  if (flag.type === "string" && flag.default !== undefined) return `${flag.help} (default ${flag.default})`;
+  return flag.help;
+}
+
+/** Words of `text` in lines of at most `width` characters, each line after the first indented by `indent`. */
+function wrap(text: string, width: number, indent: string): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.join(`\n${indent}`);
+}
+
+export function helpText<F extends Record<string, Flag>>(spec: CommandSpec<F>): string {
+  const rows: Array<[string, string]> = Object.entries(spec.flags).map(([n, f]) => [flagLabel(n, f), flagHelp(f)]);
+  if (spec.quick) rows.push(["--quick", spec.quick]);
+  rows.push(["--json <file>", "also write the results as JSON to <file>"]);
+  rows.push(["--help", "show this help"]);
+  const pad = " ".repeat(COLUMN);
+  const options = rows.map(([label, text]) => {
+    const head = `  ${label}`;
+    const body = wrap(text, HELP_WIDTH - COLUMN, pad);
+    return head.length < COLUMN ? `${head.padEnd(COLUMN)}${body}` : `${head}\n${pad}${body}`;
+  });
+  return [
+    `Usage: npm run ${spec.script} -- [options]`,
+    "",
+    spec.about.trim(),
+    "",
+    "Options:",
+    ...options,
+    ...(spec.footer ? ["", spec.footer.trim()] : []),
+    "",
+  ].join("\n");
+}
+
+function usageError(message: string, help: string): never {
+  process.stderr.write(`${message}\n\n${help}`);
+  process.exit(2);
+}
+
+/**
+ * Parses the command line by the declaration: `--help` prints the help and exits 0; an unknown
+ * flag, a malformed value or one out of range prints the reason and the help and exits 2.
+ */
+export function defineCommand<const F extends Record<string, Flag>>(
+  spec: CommandSpec<F>,
+  argv: string[] = process.argv.slice(2),
+): Command<F> {
+  const help = helpText(spec);
+  const options: Record<string, { type: "string" | "boolean" }> = {
+    help: { type: "boolean" },
+    json: { type: "string" },
+  };
+  if (spec.quick) options.quick = { type: "boolean" };
+  for (const [name, flag] of Object.entries(spec.flags)) {
+    options[name] = { type: flag.type === "boolean" ? "boolean" : "string" };
+  }
+  let raw: Record<string, string | boolean | undefined>;
+  try {
+    raw = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    usageError((err as Error).message, help);
+  }
+  if (raw.help === true) {
+    process.stdout.write(help);
+    process.exit(0);
+  }
+  const quick = raw.quick === true;
+  const values: Record<string, unknown> = {};
+  for (const [name, flag] of Object.entries(spec.flags)) {
+    const given = raw[name];
+    if (flag.type === "boolean") values[name] = given === true;
+    else if (flag.type === "string") values[name] = (given as string | undefined) ?? flag.default;
+    else if (flag.type === "choice") {
+      const v = (given as string | undefined) ?? flag.default;
+      if (!flag.choices.includes(v)) {
+        usageError(`--${name} must be one of ${flag.choices.join(", ")}, got ${JSON.stringify(v)}`, help);
+      }
+      values[name] = v;
+    } else {
+      const fallback = quick && flag.quick !== undefined ? flag.quick : flag.default;
+      if (given === undefined) values[name] = fallback;
+      else {
+        const n = Number(given);
+        if (!Number.isInteger(n) || n < flag.min || n > flag.max) {
+          usageError(`--${name} must be an integer in [${flag.min}, ${flag.max}], got ${JSON.stringify(given)}`, help);
+        }
+        values[name] = n;
+      }
+    }
+  }
+  const jsonFile = raw.json as string | undefined;
+  const command = commandLine(spec.script, spec.file, argv);
+  return {
+    values: values as Values<F>,
+    quick,
+    help,
+    header: () => {
+      const cpu = cpus();
+      return [
+        spec.title,
+        `command: ${command}`,
+        `node ${process.version}; CPU: ${cpu[0]?.model.trim()} × ${cpu.length} cores`,
+      ];
+    },
+    writeJson: (results) => {
+      if (!jsonFile) return;
+      const machine = { node: process.version, cpu: cpus()[0]?.model.trim(), cores: cpus().length };
+      writeFileSync(
+        jsonFile,
+        `${JSON.stringify({ command, machine, at: new Date().toISOString(), results }, null, 2)}\n`,
+      );
+    },
+  };
+}
+
+/** How the script was started, as a person would type it again: `npm run <script> -- …` or `tsx <file> …`. */
+export function commandLine(npmScript: string, file: string, argv: string[] = process.argv.slice(2)): string {
+  const args = argv.join(" ");
+  if (process.env.npm_lifecycle_event === npmScript) return `npm run ${npmScript}${args ? ` -- ${args}` : ""}`;
+  return `tsx ${file}${args ? ` ${args}` : ""}`;
+}
+
+export type EngineName = "embedded" | "nats";
+
+/** The engines an `--engine embedded | nats | both` choice names. */
+export function enginesOf(choice: "embedded" | "nats" | "both"): EngineName[] {
+  return choice === "both" ? ["embedded", "nats"] : [choice];
+}
+
+/** Runs a command's main: its number is the exit status; a throw prints the error and exits 1. */
+export function runMain(main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
+
+// ---- Being replaced by defineCommand: the scripts not yet moved to it still use these. ----
 
 /** An integer flag within [min, max]; a bad value exits with status 2 and says why. */
 export function intOption(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
@@ -13,25 +249,13 @@ export function intOption(name: string, raw: string | undefined, fallback: numbe
   return n;
 }
 
-export type EngineName = "embedded" | "nats";
-
-/** `--engine embedded | nats | both` as the list of engines to run; a bad value exits with status 2. */
 export function engineOption(raw: string | undefined, fallback: "embedded" | "nats" | "both"): EngineName[] {
   const value = raw ?? fallback;
-  if (value === "both") return ["embedded", "nats"];
-  if (value === "embedded" || value === "nats") return [value];
+  if (value === "both" || value === "embedded" || value === "nats") return enginesOf(value);
   process.stderr.write(`--engine must be embedded, nats or both, got ${JSON.stringify(value)}\n`);
   process.exit(2);
 }
 
-/** How the script was started, as a person would type it again: `npm run <script> -- …` or `tsx <file> …`. */
-export function commandLine(npmScript: string, file: string): string {
-  const args = process.argv.slice(2).join(" ");
-  if (process.env.npm_lifecycle_event === npmScript) return `npm run ${npmScript}${args ? ` -- ${args}` : ""}`;
-  return `tsx ${file}${args ? ` ${args}` : ""}`;
-}
-
-/** The lines every drill report starts with: what it is, the command, node and CPU. */
 export function header(title: string, npmScript: string, file: string): string[] {
   const cpu = cpus();
   return [
@@ -41,18 +265,9 @@ export function header(title: string, npmScript: string, file: string): string[]
   ];
 }
 
-/** Children and temp dirs are removed by the exit handlers of the harness and the drills; this makes ^C an exit. */
-export function exitOnSignals(): void {
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => process.exit(130));
-}
+export { exitOnSignals } from "./cleanup.ts";
 
-type FlagOptions = NonNullable<ParseArgsConfig["options"]>;
-
-/**
- * parseArgs with the scripts' conventions: `--help` prints `help` and exits 0; an unknown or malformed
- * flag prints the reason and `help` to stderr and exits 2 (not a stack trace).
- */
-export function parseFlags<O extends FlagOptions>(
+export function parseFlags<O extends NonNullable<Parameters<typeof parseArgs>[0]>["options"] & object>(
   help: string,
   options: O,
 ): ReturnType<typeof parseArgs<{ options: O; strict: true }>>["values"] {
@@ -60,8 +275,7 @@ export function parseFlags<O extends FlagOptions>(
   try {
     parsed = parseArgs({ options: { ...options, help: { type: "boolean" } }, strict: true });
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${help}`);
-    process.exit(2);
+    usageError((err as Error).message, help);
   }
   if (parsed.values.help === true) {
     process.stdout.write(help);

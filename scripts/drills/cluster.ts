@@ -4,52 +4,59 @@
 // chat's connection was on, kill → first new ack, kill → every observer receives again, the messages sent
 // during the failover, acked messages lost and messages out of order; at the end every observer and a fresh
 // tab (whole history paged in) are checked. Exits non-zero on any failure. Machinery: scripts/drills/nats-drill.ts.
-import { exitOnSignals, header, intOption, parseFlags } from "../../harness/cli.ts";
+import { exitOnSignals } from "../../harness/cleanup.ts";
+import { defineCommand, runMain } from "../../harness/cli.ts";
+import { known, median } from "../../harness/stats.ts";
 import { clusterTable, finalTable, runCluster, stats } from "./nats-drill.ts";
 
-const HELP = `Usage: npm run drill:cluster -- [options]
-
-Kills the CHAT stream's leader in a 3-node JetStream cluster under chat traffic and checks that every chat
-tab gets every acknowledged message once and in order, and how long the failover takes.
-
-Options:
-  --kills <n>       leader kills; the killed node is restarted and caught up before the next (default 3;
-                    --quick 1)
-  --writers <n>     writer tabs (default 10)
-  --interval <ms>   pause between one writer's messages (default 200: 5 messages/s each, 50/s in the
-                    room with 10 writers; the room keeps its last 1,000)
-  --observers <n>   observer tabs (default 3; --quick 2)
-  --up <ms>         writing time between a rejoin and the next kill (default 3000; --quick 1500)
-  --quick           the short version
-  --help            show this help
-`;
-
-const values = parseFlags(HELP, {
-  kills: { type: "string" },
-  writers: { type: "string" },
-  interval: { type: "string" },
-  observers: { type: "string" },
-  up: { type: "string" },
-  quick: { type: "boolean" },
+const cli = defineCommand({
+  script: "drill:cluster",
+  file: "scripts/drills/cluster.ts",
+  title: "drill:cluster — kill -9 of the CHAT stream leader under chat traffic, then check every tab",
+  about: `Kills the CHAT stream's leader in a 3-node JetStream cluster under chat traffic and checks that every chat
+tab gets every acknowledged message once and in order, and how long the failover takes.`,
+  quick: "the short version",
+  flags: {
+    kills: {
+      type: "int",
+      help: "leader kills; the killed node is restarted and caught up before the next",
+      default: 3,
+      quick: 1,
+      min: 1,
+      max: 1000,
+    },
+    writers: { type: "int", help: "writer tabs", default: 10, min: 1, max: 100 },
+    interval: {
+      type: "int",
+      arg: "ms",
+      help: "pause between one writer's messages (200: 5 messages/s each, 50/s in the room with 10 writers; the room keeps its last 1,000)",
+      default: 200,
+      min: 20,
+      max: 60_000,
+    },
+    observers: { type: "int", help: "observer tabs", default: 3, quick: 2, min: 1, max: 50 },
+    up: {
+      type: "int",
+      arg: "ms",
+      help: "writing time between a rejoin and the next kill",
+      default: 3_000,
+      quick: 1_500,
+      min: 0,
+      max: 600_000,
+    },
+  },
 });
-const quick = values.quick === true;
 const opts = {
-  kills: intOption("kills", values.kills, quick ? 1 : 3, 1, 1000),
-  writers: intOption("writers", values.writers, 10, 1, 100),
-  intervalMs: intOption("interval", values.interval, 200, 20, 60_000),
-  observers: intOption("observers", values.observers, quick ? 2 : 3, 1, 50),
-  upMs: intOption("up", values.up, quick ? 1_500 : 3_000, 0, 600_000),
+  kills: cli.values.kills,
+  writers: cli.values.writers,
+  intervalMs: cli.values.interval,
+  observers: cli.values.observers,
+  upMs: cli.values.up,
 };
 exitOnSignals();
 
 async function main(): Promise<number> {
-  for (const l of header(
-    "drill:cluster — kill -9 of the CHAT stream leader under chat traffic, then check every tab",
-    "drill:cluster",
-    "scripts/drills/cluster.ts",
-  )) {
-    console.log(l);
-  }
+  for (const l of cli.header()) console.log(l);
   console.log(
     `3-node cluster, CHAT replicas 3; ${opts.kills} leader kills, ${opts.writers} writers (one message every ${opts.intervalMs} ms each), ` +
       `${opts.observers} observers, ${opts.upMs} ms of writing between kills; chat --send-rate 10\n`,
@@ -70,9 +77,7 @@ async function main(): Promise<number> {
   );
   // The targets (docs/RELIABILITY.md): every observer receiving within 1 s of the election (median) and
   // within 15 s of the kill (max).
-  const known = (xs: Array<number | undefined>) => xs.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
-  const med = (xs: number[]) => (xs.length === 0 ? Number.NaN : xs[Math.floor((xs.length - 1) / 2)]!);
-  const medianAfter = med(known(afterElection));
+  const medianAfter = median(known(afterElection));
   const maxKill = Math.max(...known(observers));
   const targets = known(observers).length === out.records.length && medianAfter <= 1_000 && maxKill <= 15_000;
   console.log(
@@ -81,14 +86,17 @@ async function main(): Promise<number> {
   );
   console.log(finalTable(out.final));
   const pass = out.pass && targets;
+  cli.writeJson({
+    pass,
+    targetsMet: targets,
+    medianElectionToObserversMs: medianAfter,
+    maxKillToObserversMs: maxKill,
+    kills: out.records,
+    final: out.final,
+    error: out.error,
+  });
   console.log(pass ? "\nPASS" : "\nFAIL");
   return pass ? 0 : 1;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);
