@@ -132,7 +132,7 @@ interface Unsent {
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
-/** After the framework's flush of this tick's tab events (a setImmediate queued before this one). */
+/** After the framework's flush of the tab events pushed so far (a setImmediate queued before this one). */
 const writtenToStream = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** The session data key of a browser's stored identity. */
 const IDENTITY_KEY = "identity";
@@ -212,8 +212,9 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
     // A browser's first page load has nothing stored: no lookup.
     const loaded = c.session.isNew ? identities.fresh(c.session.id) : await identities.load(c.session.id);
     // Kept for the session's live tabs only: a page load keeps nothing (the default name is derived
-    // from the session id, so the live tab draws the same one). A name stored before sessions were
-    // (or after the session's data expired) is copied into the session once a tab of it is live.
+    // from the session id, so the live tab draws the same one). A name the identity stream holds but
+    // the session's data lacks (it expired, or was never written) is copied into the session once a
+    // tab of it is live.
     if (c.live) {
       if (loaded.stored) storeIdentity(c, loaded);
       else unstored(c).identity = loaded;
@@ -436,7 +437,7 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
       // Not awaited: the tab's next action must not wait for the stream ack (which can take seconds
       // during a NATS failover). The engine retries with the same msg id, so no duplicate is stored.
       publish(u);
-      // The answer (204) waits for the tab's events of this tick (the outbox entry, the "sending" item)
+      // The answer (204) waits for the tab's events pushed so far (the outbox entry, the "sending" item)
       // to be written to its stream: the browser must hold the send before it hears it was taken, or an
       // instance dying right after answering would leave it nowhere.
       await writtenToStream();

@@ -37,7 +37,7 @@ const randomDraw: Draw = (n) => Math.floor(Math.random() * n);
  */
 export function seededDraw(seed: string): Draw {
   // One hash for the seed, then mulberry32: a join in a full room draws dozens of numbers, and a
-  // hash per draw was a measurable share of a join's CPU.
+  // hash per draw would be a measurable share of a join's CPU.
   let state = createHash("sha256").update(seed).digest().readUInt32BE(0);
   return (n) => {
     state = (state + 0x6d2b79f5) >>> 0;

@@ -164,7 +164,7 @@ export interface MovedHistory {
 }
 
 /**
- * Copies each room's history from its old subject (oldRoomSubject) to its subject now, once, so an
+ * Copies each room's history from its old subject (oldRoomSubject) to its readable subject, once, so an
  * upgrade keeps what the rooms showed. Called by createChat before it serves; cheap when there is
  * nothing left to copy (one stream info).
  *
@@ -176,8 +176,8 @@ export interface MovedHistory {
  * - The old messages stay where they are and expire with the stream's 24 h; the mark, written after
  *   them, outlives them. An old instance still writing to an old subject (a rolling upgrade) has its
  *   later messages copied at the next start of a new one: stop old instances before starting new ones.
- * - A room whose old subject is now another room's subject (rooms "Go" and "R28" together: "R28" is a
- *   plain name now) cannot be told apart from that room's messages: it is left alone, with a warning.
+ * - A room whose old subject is another room's readable subject (rooms "Go" and "R28" together: "R28"
+ *   is a plain name) cannot be told apart from that room's messages: it is left alone, with a warning.
  */
 export async function moveOldHistory(ps: PubSub, rooms: readonly Room[], log?: Logger): Promise<MovedHistory[]> {
   const stored = (await ps.info(CHAT_STREAM)).subjects;

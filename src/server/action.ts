@@ -3,6 +3,11 @@
 // page runs under a CSP without 'unsafe-eval'.
 import type { Json } from "./signal.ts";
 
+/** Thrown from an action to show its message to the user (other errors show a generic message). */
+export class ActionError extends Error {
+  override name = "ActionError";
+}
+
 /**
  * What an action runs. `cursor` is only set for a list's "Load older" action (the oldest position the
  * browser's list shows); page actions take no argument.

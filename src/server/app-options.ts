@@ -1,11 +1,12 @@
-// What an app is configured with (`createApp(options)`), the limits of its HTTP server, and what it
-// reports of itself (`app.stats()`, `app.listen()`).
+// What an app is configured with (`createApp(options)`) and what `app.listen()` answers. The limits of
+// the server `listen` makes are in listen.ts; what `app.stats()` reports, in app-stats.ts.
 import type { Server } from "node:http";
 import type { Http2SecureServer } from "node:http2";
 import type { Logger } from "../log.ts";
 import type { PubSub } from "../pubsub/types.ts";
 import type { ClientLimitOptions } from "./client-limits.ts";
 import type { Context } from "./context.ts";
+import type { ServerLimits } from "./listen.ts";
 import type { MetricsOptions } from "./metrics.ts";
 import type { RateLimit } from "./rate-limit.ts";
 import { DEFAULT_CSP } from "./security.ts";
@@ -14,6 +15,7 @@ import type { SessionOptions } from "./session-store.ts";
 export type PageInit = (c: Context) => void | Promise<void>;
 
 export type { ClientLimitOptions } from "./client-limits.ts";
+export type { ServerLimits } from "./listen.ts";
 export type { RateLimit } from "./rate-limit.ts";
 
 export interface AppOptions {
@@ -94,72 +96,6 @@ export interface AppOptions {
    * Host, like /healthz); `{ path, port, host }` moves them, `port` to a server of their own. Default off.
    */
   metrics?: boolean | MetricsOptions;
-}
-
-/** Timeouts and caps of the server `listen` creates (an app mounted elsewhere sets its own server's). */
-export interface ServerLimits {
-  /** Time a client has to send the request headers (default 10 s). */
-  headersTimeoutMs?: number;
-  /**
-   * Time a client has to send a whole request, body included (default 10 s); an event stream is a GET
-   * without a body, so its response may last as long as it likes.
-   */
-  requestTimeoutMs?: number;
-  /** How long an idle keep-alive connection is kept (default 5 s). */
-  keepAliveTimeoutMs?: number;
-  /** Requests one keep-alive connection may carry before it is closed (default 1,000). */
-  maxRequestsPerSocket?: number;
-  /** Connections open at once, streams included; past it new connections are closed at once (default 20,000). */
-  maxConnections?: number;
-  /**
-   * With TLS, streams one HTTP/2 connection (one browser: all its tabs) may have open at once, event
-   * streams included (default 1,000); a browser queues more until one ends.
-   */
-  maxStreamsPerConnection?: number;
-}
-
-export const DEFAULT_SERVER_LIMITS: Required<ServerLimits> = {
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 10_000,
-  keepAliveTimeoutMs: 5_000,
-  maxRequestsPerSocket: 1_000,
-  maxConnections: 20_000,
-  maxStreamsPerConnection: 1_000,
-};
-
-/** A snapshot of the app's tabs and of the memory their outgoing events hold (`app.stats()`). */
-export interface AppStats {
-  /** Live tab contexts: connected, or disconnected within their TTL. (A page load that never opened its stream is none.) */
-  tabs: number;
-  /** Tabs with an open event stream (their own, or a lane of a shared stream). */
-  connected: number;
-  /** Shared streams open (one per browser whose tabs share one through the runtime's worker). */
-  sharedStreams: number;
-  /** Tabs attached to a shared stream (counted in `connected` too). */
-  sharedTabs: number;
-  /**
-   * Browser sessions kept in memory: those with a live tab or with data set. A page load, or a refused
-   * request, keeps none.
-   */
-  sessions: number;
-  /** Tabs whose stream dropped, waiting for it within their TTL. */
-  detached: number;
-  /** Streams whose socket refused the last write: their events queue until it drains. */
-  backedUp: number;
-  /**
-   * Bytes held for tabs' event streams: per tab its queue plus its response's `writableLength` (written,
-   * not yet taken by the kernel). `max` is the largest single tab; it stays under `queueCapBytes`, or
-   * under the tab's largest single event if that alone is bigger (one event always gets through).
-   */
-  queuedBytes: { total: number; max: number };
-  /** The per-tab cap (`AppOptions.queueCapBytes`). */
-  queueCapBytes: number;
-  /** Streams cut since start because their tab went over the cap (each such tab resyncs when it reconnects). */
-  overflows: number;
-  /** The app-wide budget over all tabs' held bytes, and the streams cut since start for going over it. */
-  budget: { bytes: number; cuts: number };
-  /** Detached tabs disposed since start because there were more than `maxDetachedTabs`. */
-  detachedDropped: number;
 }
 
 export interface ListenResult {

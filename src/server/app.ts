@@ -1,7 +1,8 @@
 // The application: what an app registers (pages, stylesheets, channels, feeds), the request routing
 // (health, metrics, static files, then the framework's endpoints: pages and actions in tab-requests.ts,
 // event streams in tab-streams.ts), and its life (listen, graceful shutdown). `app.handler` is a plain
-// node:http handler, so it mounts in Express/Fastify/Hono. Its options are in app-options.ts.
+// node:http handler, so it mounts in Express/Fastify/Hono. Its options are in app-options.ts, what it
+// reports of itself in app-stats.ts.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { buildRuntime } from "../client/build.ts";
@@ -9,21 +10,20 @@ import { createLogger, type Logger } from "../log.ts";
 import type { PubSub } from "../pubsub/types.ts";
 import {
   type AppOptions,
-  type AppStats,
-  DEFAULT_SERVER_LIMITS,
   type ListenResult,
   type PageInit,
   type ResolvedAppOptions,
   resolveAppOptions,
   type ServerLimits,
 } from "./app-options.ts";
+import { type AppStats, collectStats } from "./app-stats.ts";
 import { AssetRegistry, STATIC_PREFIX } from "./assets.ts";
 import { Channel, type ChannelOptions } from "./channel.ts";
 import { clientAddress } from "./client-address.ts";
 import { ClientLimits } from "./client-limits.ts";
 import { Feed, type FeedOptions } from "./feed.ts";
-import { HttpError } from "./http-error.ts";
-import { type AppServer, createAppServer, listenOn, type TlsOptions } from "./listen.ts";
+import { allowMethods, answerError, HttpError } from "./http-error.ts";
+import { type AppServer, createAppServer, DEFAULT_SERVER_LIMITS, listenOn, type TlsOptions } from "./listen.ts";
 import { AppMetrics } from "./metrics.ts";
 import { RouteTable } from "./routes.ts";
 import { randomSecret, secretFromEngine, secretFromOption } from "./secret.ts";
@@ -38,13 +38,13 @@ import { TabRegistry } from "./tabs.ts";
 
 export type {
   AppOptions,
-  AppStats,
   ClientLimitOptions,
   ListenResult,
   PageInit,
   RateLimit,
   ServerLimits,
 } from "./app-options.ts";
+export type { AppStats } from "./app-stats.ts";
 
 const ACTION_PREFIX = "/_via/action/";
 
@@ -225,31 +225,13 @@ export class App {
    * polled now and then (a metrics scrape), not per event.
    */
   stats(): AppStats {
-    let connected = 0;
-    let backedUp = 0;
-    let total = 0;
-    let max = 0;
-    for (const tab of this.tabs.values()) {
-      if (tab.connected) connected++;
-      if (tab.backedUp) backedUp++;
-      const bytes = tab.pendingBytes;
-      total += bytes;
-      if (bytes > max) max = bytes;
-    }
-    return {
-      tabs: this.tabs.size,
-      connected,
-      sharedStreams: this.streams.muxes.size,
-      sharedTabs: this.streams.muxes.lanes,
-      sessions: this.sessions?.size ?? 0,
-      detached: this.tabs.detachedCount,
-      backedUp,
-      queuedBytes: { total, max },
+    return collectStats({
+      tabs: this.tabs,
+      muxes: this.streams.muxes,
+      sessions: this.sessions,
       queueCapBytes: this.opts.queueCapBytes,
-      overflows: this.tabs.overflows,
-      budget: { bytes: this.opts.budgetBytes, cuts: this.tabs.budgetCuts },
-      detachedDropped: this.tabs.detachedDropped,
-    };
+      budgetBytes: this.opts.budgetBytes,
+    });
   }
 
   /** Resolves once the client runtime is built and the secret loaded; `listen` awaits it. */
@@ -267,7 +249,7 @@ export class App {
     // as long as it is open (~1.3 KiB per tab), so it gets none of the document headers.
     const url = req.url ?? "";
     if (!(url.startsWith(SSE_PATH) || url.startsWith(MUX_PATH))) setSecurityHeaders(res, this.opts.csp);
-    this.route(req, res).catch((err: unknown) => this.fail(req, res, err));
+    this.route(req, res).catch((err: unknown) => answerError(req, res, err, this.logger));
   }
 
   private logRequest(req: IncomingMessage, res: ServerResponse, started: number): void {
@@ -280,32 +262,6 @@ export class App {
       },
       "request",
     );
-  }
-
-  private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    let httpErr: HttpError;
-    if (err instanceof HttpError) httpErr = err;
-    else {
-      // Only page code (init, a view) gets here: bad input is always an HttpError with a reason.
-      this.logger.error({ err, url: req.url }, "request failed");
-      httpErr = new HttpError(500, "internal error");
-    }
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const headers: Record<string, string> = {
-      "Content-Type": "text/plain; charset=utf-8",
-      "Cache-Control": "no-store",
-      "X-Content-Type-Options": "nosniff",
-      ...httpErr.headers,
-    };
-    // HTTP/2 has no connection-level headers (node drops them with a warning): the stream ends alone.
-    if (req.httpVersionMajor === 2) delete headers.Connection;
-    res.writeHead(httpErr.status, headers);
-    res.end(`${httpErr.message}\n`);
-    // Drain (bounded) what the client still sends, so it sees our reply instead of a reset.
-    if (!req.complete) req.resume();
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -322,7 +278,7 @@ export class App {
     if (path === "/readyz") return this.plain(req, res, this.ready ? 200 : 503, this.ready ? "ready" : "shutting down");
     // Like health checks, a scraper names whatever address it found (a pod IP): counts, no user data.
     if (this.metrics?.onAppPort && path === this.metrics.path) {
-      allow(method, ["GET", "HEAD"]);
+      allowMethods(method, ["GET", "HEAD"]);
       return this.metrics.serve(req, res);
     }
     // Health checks name whatever address the prober uses and reveal nothing; everything else is ours
@@ -332,12 +288,12 @@ export class App {
     const streamed = this.streams.serve(req, res, url);
     if (streamed) return streamed;
     if (path.startsWith(ACTION_PREFIX)) {
-      allow(method, ["POST"]);
+      allowMethods(method, ["POST"]);
       this.metrics?.observeAction(res);
       return this.requests.serveAction(req, res, path.slice(ACTION_PREFIX.length));
     }
     if (path.startsWith("/_via/")) throw new HttpError(404, "no such framework endpoint");
-    allow(method, ["GET", "HEAD"]);
+    allowMethods(method, ["GET", "HEAD"]);
     return this.requests.servePage(req, res, url);
   }
 
@@ -347,17 +303,10 @@ export class App {
   }
 
   private async serveStatic(res: ServerResponse, method: string, path: string): Promise<void> {
-    allow(method, ["GET", "HEAD"]);
+    allowMethods(method, ["GET", "HEAD"]);
+    // The runtime's files are registered once its build is done.
     await this.runtime;
-    const asset = this.assets.get(path);
-    if (!asset) throw new HttpError(404, "no such static file");
-    res.writeHead(200, {
-      "Content-Type": asset.type,
-      "Content-Length": asset.body.length,
-      "Cache-Control": "public, max-age=31536000, immutable",
-      ETag: `"${asset.hash}"`,
-    });
-    res.end(method === "HEAD" ? undefined : asset.body);
+    this.assets.serve(res, method, path);
   }
 
   /** The key per-client limits count this request under (and what `c.clientAddress` says). */
@@ -441,11 +390,6 @@ export class App {
     server.destroyAll();
     await closed;
   }
-}
-
-function allow(method: string, methods: string[]): void {
-  if (!methods.includes(method))
-    throw new HttpError(405, `method ${method} not allowed here`, { Allow: methods.join(", ") });
 }
 
 export function createApp(options?: AppOptions): App {

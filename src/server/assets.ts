@@ -2,7 +2,9 @@
 // a new version is a new URL.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import type { ServerResponse } from "node:http";
 import { basename, extname } from "node:path";
+import { HttpError } from "./http-error.ts";
 
 const TYPES: Record<string, string> = {
   ".js": "text/javascript; charset=utf-8",
@@ -45,5 +47,18 @@ export class AssetRegistry {
 
   get(url: string): Asset | undefined {
     return this.byUrl.get(url);
+  }
+
+  /** Answers a GET or HEAD of `path` (a 404 for a URL it does not hold), cached for a year. */
+  serve(res: ServerResponse, method: string, path: string): void {
+    const asset = this.get(path);
+    if (!asset) throw new HttpError(404, "no such static file");
+    res.writeHead(200, {
+      "Content-Type": asset.type,
+      "Content-Length": asset.body.length,
+      "Cache-Control": "public, max-age=31536000, immutable",
+      ETag: `"${asset.hash}"`,
+    });
+    res.end(method === "HEAD" ? undefined : asset.body);
   }
 }

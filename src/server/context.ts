@@ -5,7 +5,7 @@
 import type { Logger } from "../log.ts";
 import type { Delivery, PublishAck, PublishOptions, SubscribeOptions, Unsubscribe } from "../pubsub/types.ts";
 import type { Action, ActionFn } from "./action.ts";
-import { renderHtml, toastHtml } from "./html.ts";
+import { renderHtml } from "./html.ts";
 import type { Session } from "./session.ts";
 import type { Json, Signal, SignalOptions } from "./signal.ts";
 import type { PatchMode } from "./sse/encoder.ts";
@@ -14,6 +14,8 @@ import { Stream, type StreamOptions } from "./stream.ts";
 import type { Tab } from "./tab.ts";
 import type { Html } from "./types.ts";
 
+// Part of the page-facing API, which src/index.ts takes from here; ActionError is defined with actions.
+export { ActionError } from "./action.ts";
 export type { Html };
 
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
@@ -32,11 +34,6 @@ function decodeShared<T>(data: Uint8Array, decode: (value: unknown) => T): T {
 
 /** `c.signal(0)` is a number signal, not a signal of the literal 0. */
 export type Widen<T> = T extends string ? string : T extends number ? number : T extends boolean ? boolean : T;
-
-/** Thrown from an action to show its message to the user (other errors show a generic message). */
-export class ActionError extends Error {
-  override name = "ActionError";
-}
 
 export interface ActionOptions {
   /**
@@ -149,7 +146,7 @@ export class Context {
 
   /** Show a short message to this tab. */
   notify(message: string, level: "info" | "error" = "info"): void {
-    this.patch("#via-toasts", toastHtml(message, level), "append");
+    this.tab.notify(message, level);
   }
 
   /**

@@ -5,82 +5,24 @@
 //   encoded once → the same bytes written to every member tab's stream
 //
 // The app says what is shared (`render`) and what differs per tab (`variant`, e.g. "mine"); the feed
-// owns the caching. A tab keeps no items, only its list's position (the newest seq it was sent), so
-// its memory does not grow with traffic. Positions make lists resumable: the page renders the last
-// page of the subject, and when the tab's stream attaches (the first time, after a drop, or after a
-// server restart) the list is filled from the position the browser reports — history first, then
-// live, no gap and no duplicate. A gap too long to fill (or a position the stream no longer knows)
-// resets the list to the last page.
+// owns the caching (feed-render-cache.ts). A tab keeps no items, only its list's position, so its
+// memory does not grow with traffic; a list resumes from that position (feed-stream.ts).
 //
-// No silent holes: messages the stream deleted (a limit, expiry) before a list got them cannot be
-// filled. A list that comes back to find its newest message gone, or that follows live while the
-// engine's feed skipped deleted messages that may be its subject's, shows a marker item (`gap`) where
-// they were, then what the stream still has.
+// This module is the subject side: one subscription per subject and list id, live messages handed to
+// the lists that follow, the last page that page renders share, and no silent holes: when the engine
+// skipped deleted messages that may be a subject's, the live messages wait while the feed checks which
+// lists lost something, and those get a marker item (`gap`) where the messages were.
 import type { Logger } from "../log.ts";
-import type { Delivery, PubSub, StreamMessage, Unsubscribe } from "../pubsub/types.ts";
-import type { Action } from "./action.ts";
+import type { Delivery, HistoryQuery, PubSub, StreamMessage } from "../pubsub/types.ts";
 import type { Context } from "./context.ts";
+import { FeedRenderCache, type RenderedMessage } from "./feed-render-cache.ts";
+import { type FeedSource, FeedStream, Topic } from "./feed-stream.ts";
+import type { FeedOptions, GapInfo, JoinOptions } from "./feed-types.ts";
 import { renderHtml } from "./html.ts";
 import { patchElements } from "./sse/encoder.ts";
-import { type ClientStreamState, Stream, withPosition } from "./stream.ts";
-import type { Tab } from "./tab.ts";
-import type { Html } from "./types.ts";
 
-/** Where a list has a gap it cannot fill: messages the stream deleted before the list got them. */
-export interface GapInfo {
-  /** The message the list shows next, after the gap. */
-  seq: number;
-  /** When the stream stored it (ms since the Unix epoch). */
-  time: number;
-  /** When the stream stored the list's last message before the gap, if this process knows. */
-  since?: number;
-}
-
-/** Why a list was reset to the last page. */
-export interface ResetInfo {
-  /** The list's newest message is no longer stored (and neither, maybe, some after it). */
-  expired: boolean;
-}
-
-/** Where a message sits in its stream. */
-export interface ItemMeta {
-  subject: string;
-  seq: number;
-  /** When the stream stored it (ms since the Unix epoch). */
-  time: number;
-}
-
-export interface FeedOptions<T, M> {
-  /** The value a stored message shows (validate here; throw to skip the message). Runs once per message. */
-  decode: (msg: Delivery) => T;
-  /** One list item for a value. Runs once per message and variant, never per tab. */
-  render: (value: T, meta: ItemMeta, variant: string) => Html;
-  /** Which rendering a member gets (default ""). Runs per member and message: keep it a comparison. */
-  variant?: (value: T, member: M) => string;
-  /** Items on the page, and per "Load older" (default 50). */
-  pageSize?: number;
-  /** Items a tab keeps; past it the oldest leave the page and "Load older" brings them back (default 1,000). */
-  limit?: number;
-  /**
-   * The list item that marks a gap the list cannot fill (messages the stream deleted before the list got
-   * them). Default: `<li class="via-gap" role="note">` saying some messages expired. Escaped like any JSX.
-   */
-  gap?: (info: GapInfo) => Html;
-  /** Most missed items a reattaching tab is sent one by one; a longer gap resets its list (default `limit`). */
-  fillLimit?: number;
-  /**
-   * What the decoded and rendered messages kept for page renders, fills and new tabs may take, in bytes
-   * of their markup and encoded frames (default 8 MiB; the least recently used go first).
-   */
-  cacheBytes?: number;
-}
-
-export interface JoinOptions {
-  /** The list's element id (default "messages"). */
-  id?: string;
-  /** Called after the list was reset to the last page (e.g. to re-add this tab's unsent items). */
-  onReset?: (info: ResetInfo) => void;
-}
+export { FeedStream } from "./feed-stream.ts";
+export type { FeedOptions, GapInfo, ItemMeta, JoinOptions, ResetInfo } from "./feed-types.ts";
 
 /** The app-side dependencies of a feed. */
 export interface FeedHost {
@@ -89,18 +31,6 @@ export interface FeedHost {
   readonly metrics?: { feedDelivered(storedAt: number): void } | undefined;
 }
 
-interface Rendered {
-  key: string;
-  /** Undefined when the message failed to decode (it is skipped everywhere). */
-  value: unknown;
-  html: Map<string, string>;
-  frames: Map<string, Buffer>;
-  /** What this entry counts against the cache's budget. */
-  bytes: number;
-}
-
-/** A decoded message's share of the budget before anything is rendered: its payload and bookkeeping. */
-const ENTRY_OVERHEAD = 256;
 /**
  * How long a subject's last page, read for one page render, serves the next ones (a crowd loading a
  * room). A message stored meanwhile drops it at once if this process follows the subject; otherwise a
@@ -109,32 +39,14 @@ const ENTRY_OVERHEAD = 256;
  */
 const PAGE_REUSE_MS = 250;
 
-/** The live members of one subject (and list id) in this process, and its one subscription. */
-export class Topic<T, M> {
-  readonly members = new Set<FeedStream<T, M>>();
-  /** Highest seq of this subject known to be stored (delivered live, or seen in history). */
-  known = 0;
-  /** When the stream stored the last message delivered live (0: none yet). */
-  lastTime = 0;
-  /** Live messages held back while a possible gap before the first of them is checked. */
-  held: StreamMessage[] | undefined;
-  unsubscribe: Unsubscribe | undefined;
-  constructor(
-    readonly subject: string,
-    readonly listId: string,
-  ) {}
-}
-
-export class Feed<T, M = undefined> {
+export class Feed<T, M = undefined> implements FeedSource<T, M> {
   private readonly topics = new Map<string, Topic<T, M>>();
-  private readonly cache = new Map<string, Rendered>();
+  private readonly cache: FeedRenderCache<T>;
   /** Last pages recently read for page renders, by subject. */
   private readonly pages = new Map<string, { at: number; msgs: StreamMessage[] }>();
   readonly pageSize: number;
   readonly limit: number;
   readonly fillLimit: number;
-  private readonly cacheBudget: number;
-  private cachedBytes = 0;
 
   /** @internal Made by `app.feed(options)`. */
   constructor(
@@ -144,7 +56,8 @@ export class Feed<T, M = undefined> {
     this.pageSize = positiveInt("pageSize", options.pageSize ?? 50);
     this.limit = positiveInt("limit", options.limit ?? 1000);
     this.fillLimit = positiveInt("fillLimit", options.fillLimit ?? this.limit);
-    this.cacheBudget = positiveInt("cacheBytes", options.cacheBytes ?? 8 * 1024 * 1024);
+    const cacheBytes = positiveInt("cacheBytes", options.cacheBytes ?? 8 * 1024 * 1024);
+    this.cache = new FeedRenderCache<T>(options, cacheBytes, host.logger);
   }
 
   private pubsub(): PubSub {
@@ -190,6 +103,8 @@ export class Feed<T, M = undefined> {
     this.topics.delete(`${topic.listId}\n${topic.subject}`);
   }
 
+  // ---- live messages, and gaps before them ----
+
   private deliver(topic: Topic<T, M>, msg: Delivery): void {
     if (msg.seq === undefined || msg.time === undefined) return; // a core message: feeds show stored ones
     const m = msg as StreamMessage;
@@ -213,7 +128,7 @@ export class Feed<T, M = undefined> {
     topic.lastTime = msg.time;
     this.host.metrics?.feedDelivered(msg.time);
     this.pages.delete(topic.subject);
-    const entry = this.rendered(topic.listId, msg);
+    const entry = this.cache.message(topic.listId, msg);
     if (entry.value === undefined) return;
     for (const stream of topic.members) {
       if (seq <= stream.pos || !stream.following) continue;
@@ -277,72 +192,14 @@ export class Feed<T, M = undefined> {
     return '<li class="via-gap" role="note">Some messages expired before they could be shown here.</li>';
   }
 
-  // ---- rendering, once per message and variant ----
+  // ---- renderings, once per message and variant (feed-render-cache.ts) ----
 
-  private rendered(listId: string, msg: StreamMessage): Rendered {
-    // Seq and time together: a stream deleted and recreated reuses seqs, not both.
-    const key = `${listId}\n${msg.subject}\n${msg.seq}\n${msg.time}`;
-    let entry = this.cache.get(key);
-    if (entry) {
-      // Most recently used last, so the oldest entry is the first to go.
-      this.cache.delete(key);
-      this.cache.set(key, entry);
-      return entry;
-    }
-    let value: unknown;
-    try {
-      value = this.options.decode(msg);
-    } catch (err) {
-      this.host.logger.warn(
-        { subject: msg.subject, seq: msg.seq, reason: (err as Error).message },
-        "feed skipped an undecodable message",
-      );
-    }
-    entry = { key, value, html: new Map(), frames: new Map(), bytes: 0 };
-    this.cache.set(key, entry);
-    this.account(entry, ENTRY_OVERHEAD + msg.data.length);
-    return entry;
-  }
-
-  /** `entry` grew by `bytes`; past the budget the least recently used entries go (not `entry` itself). */
-  private account(entry: Rendered, bytes: number): void {
-    entry.bytes += bytes;
-    this.cachedBytes += bytes;
-    while (this.cachedBytes > this.cacheBudget && this.cache.size > 1) {
-      const oldest = this.cache.values().next().value!;
-      if (oldest === entry) break;
-      this.cache.delete(oldest.key);
-      this.cachedBytes -= oldest.bytes;
-    }
-  }
-
-  private variantOf(entry: Rendered, stream: FeedStream<T, M>): string {
+  private variantOf(entry: RenderedMessage, stream: FeedStream<T, M>): string {
     return this.options.variant ? this.options.variant(entry.value as T, stream.member) : "";
   }
 
-  private itemHtml(entry: Rendered, variant: string, msg: StreamMessage): string {
-    let html = entry.html.get(variant);
-    if (html === undefined) {
-      const meta = { subject: msg.subject, seq: msg.seq, time: msg.time };
-      html = withPosition(renderHtml(this.options.render(entry.value as T, meta, variant)), msg.seq);
-      entry.html.set(variant, html);
-      this.account(entry, html.length);
-    }
-    return html;
-  }
-
-  private frameFor(entry: Rendered, stream: FeedStream<T, M>, msg: StreamMessage): Buffer {
-    const variant = this.variantOf(entry, stream);
-    let frame = entry.frames.get(variant);
-    if (!frame) {
-      const html = this.itemHtml(entry, variant, msg);
-      // The id is the stream position: the same for every tab, so the bytes are shared.
-      const event = patchElements(html, { selector: `#${stream.id}`, mode: "append", eventId: String(msg.seq) });
-      frame = Buffer.from(event, "utf8");
-      entry.frames.set(variant, frame);
-      this.account(entry, frame.length);
-    }
-    return frame;
+  private frameFor(entry: RenderedMessage, stream: FeedStream<T, M>, msg: StreamMessage): Buffer {
+    return this.cache.frame(entry, stream.id, this.variantOf(entry, stream), msg);
   }
 
   /** @internal Items of `msgs` (in order) as one string, for a page render, a reset or older items. */
@@ -350,9 +207,9 @@ export class Feed<T, M = undefined> {
     let html = "";
     let n = 0;
     for (const msg of msgs) {
-      const entry = this.rendered(stream.id, msg);
+      const entry = this.cache.message(stream.id, msg);
       if (entry.value === undefined) continue;
-      html += this.itemHtml(entry, this.variantOf(entry, stream), msg);
+      html += this.cache.itemHtml(entry, this.variantOf(entry, stream), msg);
       n++;
     }
     return { html, n };
@@ -360,12 +217,12 @@ export class Feed<T, M = undefined> {
 
   /** @internal */
   frameOf(stream: FeedStream<T, M>, msg: StreamMessage): Buffer | undefined {
-    const entry = this.rendered(stream.id, msg);
+    const entry = this.cache.message(stream.id, msg);
     return entry.value === undefined ? undefined : this.frameFor(entry, stream, msg);
   }
 
   /** @internal */
-  history(subject: string, query: Parameters<PubSub["history"]>[1]): Promise<StreamMessage[]> {
+  history(subject: string, query: HistoryQuery): Promise<StreamMessage[]> {
     return this.pubsub().history(subject, query);
   }
 
@@ -387,227 +244,7 @@ export class Feed<T, M = undefined> {
   stats(): { topics: number; members: number; cached: number; cachedBytes: number } {
     let members = 0;
     for (const t of this.topics.values()) members += t.members.size;
-    return { topics: this.topics.size, members, cached: this.cache.size, cachedBytes: this.cachedBytes };
-  }
-}
-
-/** One tab's list of a feed's subject: what the tab holds is in the browser; here only its position. */
-export class FeedStream<T, M> extends Stream {
-  /** Newest seq this tab's list holds (0: none). */
-  pos = 0;
-  /** When the stream stored the message at `pos`, if known (not after a re-bootstrap). */
-  private posTime: number | undefined;
-  /** @internal The subject's live members in this process (live context only). */
-  topic: Topic<T, M> | undefined;
-  /** Live messages go to this tab (false while it is detached, or catching up from history). */
-  following = false;
-  /** "Load older": put `{...list.older.onClick()}` on a button shown while `list.more`. */
-  readonly older: Action;
-  private catchingUp = false;
-  /** The pending reset is because the list's newest message is gone. */
-  private resetExpired = false;
-  /** Bumped on every attach: a catch-up round that began before it starts over from the new position. */
-  private generation = 0;
-  /** No report from the browser for this list: it must be reset to the last page. */
-  private needsReset = true;
-
-  constructor(
-    tab: Tab,
-    id: string,
-    private readonly feed: Feed<T, M>,
-    readonly subject: string,
-    readonly member: M,
-    private readonly onReset: ((info: ResetInfo) => void) | undefined,
-  ) {
-    super(tab, id, { limit: feed.limit });
-    this.older = tab.addAction((cursor) => this.loadOlder(cursor), { name: `${id}-older`, page: id });
-    const state = tab.report.streams.get(id);
-    if (state) this.take(state);
-  }
-
-  private take(state: ClientStreamState): void {
-    // What the server last sent may not have reached the browser (a dropped stream): its report wins.
-    if (state.pos !== this.pos) this.posTime = undefined;
-    this.pos = state.pos;
-    this.count = state.count;
-    this.more = state.more;
-    this.needsReset = false;
-  }
-
-  /** @internal Page render: the last page of the subject. */
-  async loadPage(): Promise<void> {
-    const page = await this.feed.lastPage(this.subject);
-    const { html, n } = this.feed.itemsHtml(this, page);
-    this.resetHtml(html, n, page.length === this.feed.pageSize);
-    this.pos = page.at(-1)?.seq ?? 0;
-    this.posTime = page.at(-1)?.time;
-  }
-
-  /** @internal A live message for this tab (already encoded, shared with the other members). */
-  appendFrame(frame: Buffer, seq: number, time?: number): void {
-    this.tab.push(frame, "patch", frame.length);
-    this.pos = seq;
-    this.posTime = time;
-    this.inserted(1, "end");
-  }
-
-  /** @internal A gap marker for this tab (encoded, maybe shared with the other members). */
-  appendGap(frame: Buffer): void {
-    this.tab.push(frame, "patch", frame.length);
-    this.inserted(1, "end");
-  }
-
-  override attached(state: ClientStreamState | undefined): void {
-    this.generation++;
-    // Without a report the browser's list is unknown: the last page replaces it.
-    if (state) this.take(state);
-    else this.needsReset = true;
-    void this.catchUp();
-  }
-
-  override detached(): void {
-    this.following = false;
-  }
-
-  override disposed(): void {
-    this.following = false;
-    if (this.topic) this.feed.leave(this.topic, this);
-    this.topic = undefined;
-  }
-
-  /**
-   * History from `pos`, then live: reads until nothing newer than what the subscription has delivered
-   * is missing, then follows. Messages that arrive live meanwhile are skipped and read from history.
-   */
-  private async catchUp(): Promise<void> {
-    const topic = this.topic;
-    if (this.catchingUp || !topic) return;
-    this.catchingUp = true;
-    this.following = false;
-    try {
-      for (let round = 0; round < 100; round++) {
-        if (!this.tab.connected) return;
-        const generation = this.generation;
-        if (this.needsReset) {
-          await this.resetToLastPage(topic, generation);
-          continue;
-        }
-        // The list already holds the newest message this process knows of, and the subscription
-        // delivers everything after it: nothing to read (the common case, a page just loaded).
-        if (topic.known > 0 && this.pos === topic.known) {
-          this.following = true;
-          return;
-        }
-        // Read from the list's newest message itself: while the store still has it, nothing after it
-        // was evicted (limits and expiry remove a subject's oldest first), so the fill has no hole. If
-        // it is gone (evicted, expired, or a stream recreated since), the list is reset instead.
-        const from = this.pos;
-        const read = await this.feed.history(this.subject, {
-          afterSeq: Math.max(0, from - 1),
-          limit: this.feed.fillLimit + 2,
-        });
-        if (!this.tab.connected) return;
-        // Reattached meanwhile: the browser reported a new position, read from there.
-        if (generation !== this.generation) continue;
-        // The list's newest message is gone (evicted or expired while the tab was away): what came after
-        // it may be gone too, and nothing can bring that back. If messages after it are still stored, the
-        // list shows a gap marker and then those; if none are (a stream recreated, or all expired), or
-        // too many to fill, it is reset to the last page.
-        const expired = from > 0 && read[0]?.seq !== from;
-        if (expired && !(read.length > 0 && read[0]!.seq > from)) {
-          this.needsReset = true;
-          this.resetExpired = true;
-          continue;
-        }
-        const missed = from > 0 && !expired ? read.slice(1) : read;
-        const frames = this.fillFrames(missed);
-        if (!frames) {
-          this.needsReset = true;
-          this.resetExpired ||= expired;
-          continue;
-        }
-        if (expired) {
-          const next = missed[0]!;
-          const since = this.posTime;
-          const html = this.feed.gapHtml({ seq: next.seq, time: next.time, ...(since ? { since } : {}) });
-          this.tab.log.info({ subject: this.subject, after: from, before: next.seq }, "feed gap marked");
-          this.insertHtml(html, 1, "end");
-        }
-        for (const [msg, frame] of frames) {
-          if (msg.seq > topic.known) topic.known = msg.seq;
-          if (frame) this.appendFrame(frame, msg.seq, msg.time);
-          else {
-            this.pos = msg.seq;
-            this.posTime = msg.time;
-          }
-        }
-        if (from > topic.known) topic.known = from;
-        if (this.pos >= topic.known) {
-          this.following = true;
-          return;
-        }
-      }
-      this.tab.log.warn({ subject: this.subject }, "feed could not catch up; the list resets on the next attach");
-      this.needsReset = true;
-    } catch (err) {
-      this.tab.log.warn({ err, subject: this.subject }, "feed catch-up failed; the list resets on the next attach");
-      this.needsReset = true;
-    } finally {
-      this.catchingUp = false;
-    }
-  }
-
-  /**
-   * The frames that fill the list with `missed`, or undefined when filling is the wrong answer: more
-   * messages than `fillLimit`, or more bytes than half the tab's queue cap (they are queued at once, and
-   * a fill cut for overflow would be repeated by every reconnect). The last page replaces the list then.
-   */
-  private fillFrames(missed: readonly StreamMessage[]): Array<[StreamMessage, Buffer | undefined]> | undefined {
-    if (missed.length > this.feed.fillLimit) return undefined;
-    const budget = this.tab.queueCapBytes / 2;
-    let bytes = 0;
-    const out: Array<[StreamMessage, Buffer | undefined]> = [];
-    for (const msg of missed) {
-      const frame = this.feed.frameOf(this, msg);
-      bytes += frame?.length ?? 0;
-      if (bytes > budget) return undefined;
-      out.push([msg, frame]);
-    }
-    return out;
-  }
-
-  private async resetToLastPage(topic: { known: number }, generation: number): Promise<void> {
-    const page = await this.feed.history(this.subject, { last: this.feed.pageSize });
-    if (!this.tab.connected || generation !== this.generation) return;
-    const last = page.at(-1)?.seq ?? 0;
-    if (last > topic.known) topic.known = last;
-    const { html, n } = this.feed.itemsHtml(this, page);
-    this.resetHtml(html, n, page.length === this.feed.pageSize);
-    this.pos = last;
-    this.posTime = page.at(-1)?.time;
-    this.needsReset = false;
-    const expired = this.resetExpired;
-    this.resetExpired = false;
-    this.onReset?.({ expired });
-  }
-
-  private async loadOlder(cursor: string | undefined): Promise<void> {
-    // The action body's decoder let through only 1-15 digits.
-    const before = cursor === undefined ? 0 : Number(cursor);
-    if (before <= 1) {
-      this.setMore(false);
-      return;
-    }
-    const page = await this.feed.history(this.subject, { beforeSeq: before, limit: this.feed.pageSize });
-    const { html, n } = this.feed.itemsHtml(this, page);
-    if (n > 0) this.insertHtml(html, n, "start", false);
-    this.setMore(page.length === this.feed.pageSize);
-  }
-
-  private setMore(more: boolean): void {
-    if (more === this.more) return;
-    this.more = more;
-    this.tab.pushRender();
+    return { topics: this.topics.size, members, cached: this.cache.size, cachedBytes: this.cache.bytes };
   }
 }
 

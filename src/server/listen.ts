@@ -1,9 +1,9 @@
 // The servers an app listens with, and starting one as a promise.
 //
-// Without TLS: a node:http server, as it always was. With TLS (`app.listen(port, host, { tls })`): a
+// Without TLS: a node:http server. With TLS (`app.listen(port, host, { tls })`): a
 // node:http2 secure server that speaks HTTP/2 to clients that offer it (ALPN "h2": every browser) and
 // HTTP/1.1 to the others (allowHTTP1). Over HTTP/2 all of a browser's tabs share one connection, each
-// event stream one stream of it, so a browser is no longer held to 6 open tabs per origin (its cap on
+// event stream one stream of it, so a browser is not held to 6 open tabs per origin (its cap on
 // HTTP/1.1 connections, each of which an open event stream keeps busy).
 //
 // The app's handler serves both: node's HTTP/2 compatibility API gives it request and response
@@ -20,7 +20,37 @@ import {
   type ServerHttp2Session,
 } from "node:http2";
 import type { Server as NetServer, Socket } from "node:net";
-import type { ServerLimits } from "./app-options.ts";
+
+/** Timeouts and caps of the server `listen` creates (an app mounted elsewhere sets its own server's). */
+export interface ServerLimits {
+  /** Time a client has to send the request headers (default 10 s). */
+  headersTimeoutMs?: number;
+  /**
+   * Time a client has to send a whole request, body included (default 10 s); an event stream is a GET
+   * without a body, so its response may last as long as it likes.
+   */
+  requestTimeoutMs?: number;
+  /** How long an idle keep-alive connection is kept (default 5 s). */
+  keepAliveTimeoutMs?: number;
+  /** Requests one keep-alive connection may carry before it is closed (default 1,000). */
+  maxRequestsPerSocket?: number;
+  /** Connections open at once, streams included; past it new connections are closed at once (default 20,000). */
+  maxConnections?: number;
+  /**
+   * With TLS, streams one HTTP/2 connection (one browser: all its tabs) may have open at once, event
+   * streams included (default 1,000); a browser queues more until one ends.
+   */
+  maxStreamsPerConnection?: number;
+}
+
+export const DEFAULT_SERVER_LIMITS: Required<ServerLimits> = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  maxRequestsPerSocket: 1_000,
+  maxConnections: 20_000,
+  maxStreamsPerConnection: 1_000,
+};
 
 /** Serve over TLS: HTTPS with HTTP/2, and HTTP/1.1 for clients without HTTP/2. */
 export interface TlsOptions {

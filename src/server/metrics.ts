@@ -8,25 +8,13 @@
 // histogram observation: an action's answer, a publish's ack, a feed's live message (once per subject,
 // not per tab). Process metrics (memory, CPU, event loop lag, GC) are collected once per process and
 // appended to every app's scrape.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Logger } from "../log.ts";
-import type {
-  Handler,
-  HistoryQuery,
-  PublishAck,
-  PublishOptions,
-  PubSub,
-  PubSubStatus,
-  StreamConfig,
-  StreamInfo,
-  StreamMessage,
-  SubscribeOptions,
-  Unsubscribe,
-} from "../pubsub/types.ts";
-import type { AppStats } from "./app-options.ts";
-import { listenOn } from "./listen.ts";
+import type { PubSub, PubSubStatus } from "../pubsub/types.ts";
+import type { AppStats } from "./app-stats.ts";
+import { InstrumentedPubSub, type PublishMetrics } from "./instrumented-pubsub.ts";
+import { MetricsServer } from "./metrics-server.ts";
 
 export interface MetricsOptions {
   /** Where the metrics are served (default "/metrics"). On the app's port it answers any Host, like /healthz. */
@@ -58,16 +46,6 @@ const ACK_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 /** Seconds. A feed catching up after an engine outage delivers messages minutes old. */
 const FEED_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
-/** The error label of a failed publish: the engine's error classes by name, anything else "other". */
-const PUBLISH_ERRORS = new Set([
-  "SubjectError",
-  "StreamLimitError",
-  "WrongLastSequenceError",
-  "StreamNotFoundError",
-  "PubSubClosedError",
-  "PublishTimeoutError",
-]);
-
 let processRegistry: Registry | undefined;
 /** One per process: two apps would otherwise each start an event loop monitor and a GC observer. */
 function processMetrics(): Registry {
@@ -78,7 +56,7 @@ function processMetrics(): Registry {
   return processRegistry;
 }
 
-export class AppMetrics {
+export class AppMetrics implements PublishMetrics {
   /** The app's registry: register the app's own metrics here (`registers: [app.metrics.registry]`). */
   readonly registry = new Registry();
   /** The path metrics are served at, on the app's port or on their own (`port`). */
@@ -88,8 +66,8 @@ export class AppMetrics {
   /** Resolves once the metrics' own server listens (at once without `port`); rejects if it cannot. */
   listening: Promise<void> = Promise.resolve();
   private readonly withProcess: boolean;
-  private readonly ownPort: { port: number; host: string } | undefined;
-  private server: Server | undefined;
+  /** The metrics' own server, with the `port` option. */
+  private readonly ownServer: MetricsServer | undefined;
   private pubsub: InstrumentedPubSub | undefined;
   /** One `stats()` per scrape: every collect callback of one scrape runs in the same synchronous pass. */
   private snapshot: AppStats | undefined;
@@ -107,7 +85,7 @@ export class AppMetrics {
   constructor(
     options: MetricsOptions,
     private readonly source: MetricsSource,
-    private readonly logger: Logger,
+    logger: Logger,
   ) {
     this.path = checkPath(options.path ?? DEFAULT_PATH);
     this.withProcess = options.processMetrics ?? true;
@@ -246,18 +224,23 @@ export class AppMetrics {
     const port = options.port;
     if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535))
       throw new RangeError(`metrics port must be an integer 0-65535, got ${port}`);
-    this.ownPort = port === undefined ? undefined : { port, host: options.host ?? "127.0.0.1" };
-    this.onAppPort = this.ownPort === undefined;
+    this.ownServer =
+      port === undefined
+        ? undefined
+        : new MetricsServer(this.path, port, options.host ?? "127.0.0.1", (req, res) => this.serve(req, res), logger);
+    this.onAppPort = this.ownServer === undefined;
   }
 
   /** Starts the metrics' own server (with `port`); `listening` says when it is up. Called once by the app. */
   start(): void {
-    if (this.ownPort && !this.server) this.listening = this.listen(this.ownPort.port, this.ownPort.host);
+    if (!this.ownServer) return;
+    this.ownServer.start();
+    this.listening = this.ownServer.listening;
   }
 
   /** The metrics' own server's port (with the `port` option, once `listening` resolved). */
   get port(): number | undefined {
-    return (this.server?.address() as AddressInfo | null)?.port;
+    return this.ownServer?.port;
   }
 
   private stats(): AppStats {
@@ -324,42 +307,10 @@ export class AppMetrics {
     res.end(req.method === "HEAD" ? undefined : body);
   }
 
-  private async listen(port: number, host: string): Promise<void> {
-    const server = createServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, (req, res) => {
-      const path = (req.url ?? "/").split("?")[0];
-      if (path !== this.path) return plain(res, 404, "not found");
-      if (req.method !== "GET" && req.method !== "HEAD") return plain(res, 405, "method not allowed", "GET, HEAD");
-      this.serve(req, res).catch((err: unknown) => {
-        this.logger.error({ err }, "metrics scrape failed");
-        if (res.headersSent) res.destroy();
-        else plain(res, 500, "internal error");
-      });
-    });
-    this.server = server;
-    await listenOn(server, port, host);
-    const url = `http://${host.includes(":") ? `[${host}]` : host}:${this.port}${this.path}`;
-    this.logger.info({ url }, `metrics on ${url}`);
-  }
-
   /** Closes the metrics' own server, if there is one. */
   async close(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    await this.listening.catch(() => {});
-    if (!server.listening) return;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeAllConnections();
-    await closed;
+    await this.ownServer?.close();
   }
-}
-
-function plain(res: ServerResponse, status: number, body: string, allow?: string): void {
-  res.writeHead(status, {
-    "Content-Type": "text/plain; charset=utf-8",
-    "Cache-Control": "no-store",
-    ...(allow ? { Allow: allow } : {}),
-  });
-  res.end(`${body}\n`);
 }
 
 function checkPath(path: string): string {
@@ -368,79 +319,4 @@ function checkPath(path: string): string {
       `metrics path must be a path like "/metrics" (letters, digits, "-._~/"), not under /_via/ nor /healthz or /readyz, got ${JSON.stringify(path)}`,
     );
   return path;
-}
-
-/** The app's engine, counting what goes through it; everything else is the engine's own. */
-class InstrumentedPubSub implements PubSub {
-  readonly kind: PubSub["kind"];
-  /** Messages handed to subscription handlers (a plain number, read at scrape time). */
-  deliveries = 0;
-  readonly deleteStream?: (stream: string) => Promise<void>;
-  readonly status?: () => PubSubStatus;
-
-  constructor(
-    readonly inner: PubSub,
-    private readonly metrics: AppMetrics,
-  ) {
-    this.kind = inner.kind;
-    if (inner.deleteStream) this.deleteStream = (stream) => inner.deleteStream!(stream);
-    if (inner.status) this.status = () => inner.status!();
-  }
-
-  publish(subject: string, data: Uint8Array | string, opts?: PublishOptions): Promise<PublishAck | null> {
-    const started = performance.now();
-    let published: Promise<PublishAck | null>;
-    try {
-      published = this.inner.publish(subject, data, opts);
-    } catch (err) {
-      this.failed(err);
-      throw err;
-    }
-    return published.then(
-      (ack) => {
-        if (ack) {
-          this.metrics.ackSeconds.observe((performance.now() - started) / 1000);
-          this.metrics.publishes.inc({ result: ack.duplicate ? "duplicate" : "stored" });
-        } else this.metrics.publishes.inc({ result: "core" });
-        return ack;
-      },
-      (err: unknown) => {
-        this.failed(err);
-        throw err;
-      },
-    );
-  }
-
-  private failed(err: unknown): void {
-    const name = (err as Error | undefined)?.name ?? "";
-    this.metrics.publishes.inc({ result: "failed" });
-    this.metrics.publishFailures.inc({ error: PUBLISH_ERRORS.has(name) ? name : "other" });
-  }
-
-  subscribe(pattern: string, handler: Handler, opts?: SubscribeOptions): Unsubscribe {
-    return this.inner.subscribe(
-      pattern,
-      (msg) => {
-        this.deliveries++;
-        return handler(msg);
-      },
-      opts,
-    );
-  }
-
-  ensureStream(config: StreamConfig): Promise<StreamInfo> {
-    return this.inner.ensureStream(config);
-  }
-
-  history(subject: string, query: HistoryQuery): Promise<StreamMessage[]> {
-    return this.inner.history(subject, query);
-  }
-
-  info(stream: string): Promise<StreamInfo> {
-    return this.inner.info(stream);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
 }

@@ -28,7 +28,7 @@ export class MuxStream {
   /** The slot whose events were written last: a run of one tab's events is named once. */
   private lastSlot = 0;
   private closed = false;
-  /** Corked for the rest of this turn of the event loop (see `write`). */
+  /** Corked until the running callback returns (see `write`). */
   private corked = false;
   private readonly uncork = () => {
     this.corked = false;
@@ -81,8 +81,8 @@ export class MuxStream {
 
   /**
    * @internal Write `chunk` for the tab in `slot`, naming the slot first if another tab wrote last.
-   * Everything written for this stream in one turn of the event loop (the shared flush writes every
-   * tab's events in one) leaves in one system call.
+   * Everything written for this stream before the running callback returns (process.nextTick uncorks;
+   * the shared flush writes every tab's events in one callback) leaves in one system call.
    */
   write(slot: number, marker: Buffer, chunk: Chunk): boolean {
     if (!this.corked) {

@@ -16,11 +16,16 @@
 //   A write that fails is logged and retried a few times; the handler that set the value never sees it.
 // - Every instance follows the subjects live and updates the sessions it holds, so a rename on one
 //   instance shows on the next page another instance serves for that browser.
+//
+// What a session's data may hold and how its record is written: session-data.ts.
 import { createHmac, randomBytes } from "node:crypto";
 import type { Logger } from "../log.ts";
 import { WrongLastSequenceError } from "../pubsub/errors.ts";
 import type { Delivery, PubSub, Unsubscribe } from "../pubsub/types.ts";
-import type { Session } from "./session.ts";
+import { decodeRecord, MAX_SESSION_BYTES, type SessionEntry } from "./session-data.ts";
+
+// The data's limits beside the store's settings, for code that reads both (test/unit/session-data.test.ts).
+export { MAX_SESSION_BYTES, SessionDataError } from "./session-data.ts";
 
 export const SESSION_STREAM = "VIA_SESSIONS";
 export const SESSION_SUBJECT_PREFIX = "_via.session";
@@ -28,10 +33,6 @@ export const SESSION_SUBJECT_PREFIX = "_via.session";
 export const DEFAULT_SESSION_TTL_MS = 30 * 24 * 3600_000;
 /** The smallest TTL taken: JetStream's max age has a resolution of about a second. */
 export const MIN_SESSION_TTL_MS = 1_000;
-/** A session's data as stored (its JSON record) is at most this big. */
-export const MAX_SESSION_BYTES = 64 * 1024;
-const MAX_KEY_CHARS = 256;
-const MAX_DEPTH = 64;
 /** Conflicting writes of other instances in a row before this write gives up for now. */
 const MAX_CONFLICTS = 5;
 /** Retries of a write that failed (the engine was unreachable), after these delays. */
@@ -82,136 +83,6 @@ export function resolveSessionOptions(options: SessionOptions | undefined, hasEn
   return { store, ttlMs, replicas };
 }
 
-// ---- JSON values ----
-
-/** One key's value: a frozen JSON copy of what was set, and its JSON text (what the record holds). */
-export interface SessionEntry {
-  value: unknown;
-  json: string;
-}
-
-/** Thrown by `session.set` for a value that is not JSON, or data that would be too big. */
-export class SessionDataError extends TypeError {
-  override name = "SessionDataError";
-}
-
-function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY_CHARS) {
-    throw new SessionDataError(`session data keys are strings of 1-${MAX_KEY_CHARS} characters, got ${String(key)}`);
-  }
-}
-
-/** The entry for `session.set(key, value)`; throws SessionDataError, saying where, if it is not JSON. */
-export function sessionEntry(key: string, value: unknown): SessionEntry {
-  checkKey(key);
-  const copy = jsonCopy(value, "", [], (where, what) => {
-    throw new SessionDataError(
-      `session.set(${JSON.stringify(key)}): ${what}${where ? ` at ${where}` : ""} is not JSON. Session data is ` +
-        "stored as JSON (for every instance, across restarts): plain objects, arrays, strings, finite numbers, " +
-        "booleans and null. Keep per-process values with session.memo(key, make).",
-    );
-  });
-  return { value: copy, json: JSON.stringify(copy) };
-}
-
-function describe(value: object): string {
-  const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
-  return typeof name === "string" && name !== "" ? `a ${name}` : "an object with a prototype of its own";
-}
-
-/** A deep, frozen copy of `value` if it is plain JSON; else calls `fail` (which throws). */
-function jsonCopy(
-  value: unknown,
-  path: string,
-  ancestors: object[],
-  fail: (where: string, what: string) => never,
-): unknown {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return value;
-    case "number":
-      if (!Number.isFinite(value)) fail(path, `${value} (not a finite number)`);
-      return value;
-    case "undefined":
-      return fail(path, "undefined (use session.delete to remove a key)");
-    case "object": {
-      if (value === null) return null;
-      if (ancestors.includes(value)) fail(path, "a circular reference");
-      if (ancestors.length >= MAX_DEPTH) fail(path, `nesting deeper than ${MAX_DEPTH} levels`);
-      ancestors.push(value);
-      let copy: unknown[] | Record<string, unknown>;
-      if (Array.isArray(value)) {
-        if (Object.getPrototypeOf(value) !== Array.prototype) fail(path, describe(value));
-        copy = [];
-        for (let i = 0; i < value.length; i++) {
-          if (!(i in value)) fail(`${path}[${i}]`, "a hole in an array");
-          copy.push(jsonCopy(value[i], `${path}[${i}]`, ancestors, fail));
-        }
-      } else {
-        const proto = Object.getPrototypeOf(value);
-        if (proto !== Object.prototype && proto !== null) fail(path, describe(value));
-        if (Object.getOwnPropertySymbols(value).length > 0) fail(path, "an object with symbol keys");
-        copy = {};
-        for (const k of Object.keys(value)) {
-          const v = jsonCopy((value as Record<string, unknown>)[k], `${path}.${k}`, ancestors, fail);
-          // defineProperty: a key named "__proto__" (from JSON.parse of user input) stays a plain key.
-          Object.defineProperty(copy, k, { value: v, enumerable: true, writable: true, configurable: true });
-        }
-      }
-      ancestors.pop();
-      return Object.freeze(copy);
-    }
-    default:
-      return fail(path, `a ${typeof value}`);
-  }
-}
-
-function deepFreeze(value: unknown): unknown {
-  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
-}
-
-/** The stored size of data with these entries (the record `{"v":1,"data":{...}}`). */
-export function recordBytes(entries: Iterable<[string, SessionEntry]>): number {
-  let bytes = 20;
-  for (const [key, entry] of entries)
-    bytes += Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(entry.json) + 2;
-  return bytes;
-}
-
-export function encodeRecord(entries: Iterable<[string, SessionEntry]>): string {
-  const parts: string[] = [];
-  for (const [key, entry] of entries) parts.push(`${JSON.stringify(key)}:${entry.json}`);
-  return `{"v":1,"data":{${parts.join(",")}}}`;
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** A stored record's entries, or undefined if it is not a record this version can read. */
-export function decodeRecord(data: Uint8Array): Map<string, SessionEntry> | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(utf8.decode(data));
-  } catch {
-    return undefined;
-  }
-  const record = parsed as { v?: unknown; data?: unknown };
-  if (typeof record !== "object" || record === null || record.v !== 1) return undefined;
-  const body = record.data;
-  if (typeof body !== "object" || body === null || Array.isArray(body)) return undefined;
-  const entries = new Map<string, SessionEntry>();
-  for (const [key, value] of Object.entries(body)) {
-    entries.set(key, { value: deepFreeze(value), json: JSON.stringify(value) });
-  }
-  return entries;
-}
-
-// ---- the engine store ----
-
 /** What the engine store knows of one session: where it is stored, its last seq, what is not stored yet. */
 export class StoredState {
   /** The subject's last stored seq as far as this process knows (0: nothing stored). */
@@ -234,6 +105,15 @@ export class StoredState {
   get unstored(): Set<string> {
     return this.inflight.size === 0 ? this.dirty : new Set([...this.dirty, ...this.inflight]);
   }
+}
+
+/** A held session as the engine store sees it (session.ts): its stored state, its record, a newer record. */
+export interface EngineSession {
+  readonly _stored: StoredState | undefined;
+  /** The record to write: the session's whole data. */
+  _record(): string;
+  /** Takes a stored record, except for `unstored`: keys this process changed since (they win). */
+  _adopt(entries: Map<string, SessionEntry>, unstored: ReadonlySet<string>): void;
 }
 
 export interface StoredSession {
@@ -300,11 +180,11 @@ export class EngineSessionStore {
    * Follows every session's subject: `find` names the held session of a subject, which takes a newer
    * record another instance wrote.
    */
-  follow(find: (subject: string) => Session | undefined): void {
+  follow(find: (subject: string) => EngineSession | undefined): void {
     this.#unsubscribe = this.#pubsub.subscribe(`${SESSION_SUBJECT_PREFIX}.*`, (msg) => this.#onRecord(msg, find));
   }
 
-  #onRecord(msg: Delivery, find: (subject: string) => Session | undefined): void {
+  #onRecord(msg: Delivery, find: (subject: string) => EngineSession | undefined): void {
     if (msg.headers[WRITER_HEADER] === this.#writer || msg.seq === undefined) return;
     const session = find(msg.subject);
     const state = session?._stored;
@@ -316,7 +196,7 @@ export class EngineSessionStore {
   }
 
   /** Writes the session's data soon: everything set in this turn of the event loop goes in one publish. */
-  schedule(session: Session, key?: string): void {
+  schedule(session: EngineSession, key?: string): void {
     const state = session._stored;
     if (!state) return;
     if (key !== undefined) state.dirty.add(key);
@@ -329,7 +209,7 @@ export class EngineSessionStore {
   }
 
   /** A session in use keeps its data: the record is rewritten when it is past half its TTL. */
-  refresh(session: Session): void {
+  refresh(session: EngineSession): void {
     const state = session._stored;
     if (!state || state.time === 0 || Date.now() - state.time < this.#ttlMs / 2) return;
     state.refresh = true;
@@ -341,7 +221,7 @@ export class EngineSessionStore {
     void write.finally(() => this.#writes.delete(write));
   }
 
-  async #write(session: Session, state: StoredState): Promise<void> {
+  async #write(session: EngineSession, state: StoredState): Promise<void> {
     if (state.writing) return;
     state.writing = true;
     try {
@@ -382,7 +262,7 @@ export class EngineSessionStore {
   }
 
   /** After a conflict: takes the stored record, with this process's unstored keys laid over it. */
-  async #catchUp(session: Session, state: StoredState): Promise<void> {
+  async #catchUp(session: EngineSession, state: StoredState): Promise<void> {
     const [last] = await this.#pubsub.history(state.subject, { last: 1 });
     if (!last) {
       // Expired (or removed) meanwhile: this process's data is the whole record again.
@@ -397,7 +277,7 @@ export class EngineSessionStore {
     if (entries) session._adopt(entries, state.unstored);
   }
 
-  #failed(session: Session, state: StoredState, err: unknown): void {
+  #failed(session: EngineSession, state: StoredState, err: unknown): void {
     // Logged by subject, never by session id (a bearer secret).
     const attempt = state.failures++;
     const delay = RETRY_DELAYS_MS[attempt];

@@ -21,16 +21,14 @@ import { HttpError } from "./http-error.ts";
 import { newId } from "./ids.ts";
 import { type RateLimit, TokenBucket } from "./rate-limit.ts";
 import {
-  EngineSessionStore,
   encodeRecord,
   MAX_SESSION_BYTES,
-  type ResolvedSessionOptions,
   recordBytes,
   SessionDataError,
   type SessionEntry,
-  StoredState,
   sessionEntry,
-} from "./session-store.ts";
+} from "./session-data.ts";
+import { type EngineSession, EngineSessionStore, type ResolvedSessionOptions, StoredState } from "./session-store.ts";
 
 export const SESSION_COOKIE = "via_session";
 
@@ -45,7 +43,7 @@ const NOTHING_UNSTORED: ReadonlySet<string> = new Set();
 
 // Every page load of a new browser makes one, so what most sessions never use (app data, memos, the
 // rate limiter) is made on first use.
-export class Session {
+export class Session implements EngineSession {
   #data: Map<string, SessionEntry> | undefined;
   #memo: Map<string, unknown> | undefined;
   #limiter: TokenBucket | undefined;

@@ -56,7 +56,7 @@ export class Signal<T extends Json = Json> {
     return this.#value;
   }
 
-  /** Set on the server and push to the browser (batched with other changes in the same tick). */
+  /** Set on the server and push to the browser (batched with the tab's other changes in the shared setImmediate flush). */
   set(value: T): void {
     this.#value = value;
     this.serverSet = true;

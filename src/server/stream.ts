@@ -11,8 +11,12 @@
 import { raw } from "hono/html";
 import { renderHtml } from "./html.ts";
 import { patchElements } from "./sse/encoder.ts";
+import { type ClientStreamState, type InsertAt, listMarker } from "./stream-protocol.ts";
 import type { Tab } from "./tab.ts";
+import type { TabList } from "./tab-declarations.ts";
 import type { Html } from "./types.ts";
+
+export type { ClientStreamState, InsertAt } from "./stream-protocol.ts";
 
 export interface StreamOptions {
   /**
@@ -22,29 +26,14 @@ export interface StreamOptions {
   limit?: number;
 }
 
-/** What the browser reports about one of its streamed lists when its event stream attaches. */
-export interface ClientStreamState {
-  /** The newest item position in the list (0 if no item has one). */
-  pos: number;
-  /** Items in the list. */
-  count: number;
-  /** The list's `data-via-more`: older items exist that it does not show. */
-  more: boolean;
-}
-
-export type InsertAt = "end" | "start";
-
 const STREAM_ID = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
-// Where a list's items go in the page render: a comment, which escaped user text cannot contain. It is
-// part of a view's hash, which must be the same on every instance and after a restart, so it is fixed.
-const MARKER_START = "<!--via-stream:";
 
 /** Removals are batched: the browser is trimmed once it holds this many items over the limit. */
 function pruneSlack(limit: number): number {
   return Math.max(1, Math.min(100, Math.floor(limit / 10)));
 }
 
-export class Stream {
+export class Stream implements TabList {
   /** Items the page render puts into the list (set before the page is rendered). */
   protected initial = "";
   /** Items the browser holds, as far as the server knows (an upsert is counted as an insert). */
@@ -75,7 +64,7 @@ export class Stream {
     const attrs: Record<string, string | Html> = {
       id: this.id,
       "data-via-stream": "",
-      children: raw(`${MARKER_START}${this.id}-->`),
+      children: raw(listMarker(this.id)),
     };
     if (this.more) attrs["data-via-more"] = "";
     return attrs;
@@ -165,47 +154,9 @@ export class Stream {
   disposed(): void {}
 }
 
-/**
- * The view's markup with each list's marker replaced: "page" puts the list's items in, "patch" leaves
- * the list element empty (the browser keeps its items on a re-render).
- */
-export function renderStreams(html: string, streams: readonly Stream[] | undefined, mode: "page" | "patch"): string {
-  let at = html.indexOf(MARKER_START);
-  if (at < 0) return html;
-  let out = "";
-  let from = 0;
-  while (at >= 0) {
-    const end = html.indexOf("-->", at);
-    if (end < 0) break;
-    const id = html.slice(at + MARKER_START.length, end);
-    out += html.slice(from, at);
-    if (mode === "page") out += streams?.find((s) => s.id === id)?.pageItems() ?? "";
-    from = end + 3;
-    at = html.indexOf(MARKER_START, from);
-  }
-  return out + html.slice(from);
-}
-
-/** An item's markup with its position as `data-via-pos` on its outermost element. */
-export function withPosition(html: string, pos: number): string {
-  return html.replace(/^(\s*<[A-Za-z][^\s/>]*)/, `$1 data-via-pos="${pos}"`);
-}
-
 /** `id` as a CSS identifier for a selector (ids we generate are safe; others are escaped). */
 function cssIdent(id: string): string {
   return /^[A-Za-z][A-Za-z0-9_-]*$/.test(id)
     ? id
     : id.replace(/[^A-Za-z0-9_-]/g, (c) => `\\${c.codePointAt(0)!.toString(16)} `);
-}
-
-/** Parses the `streams` query of an event stream request: `id:pos:count:more` entries, comma-separated. */
-export function parseClientStreams(value: string | null): Map<string, ClientStreamState> {
-  const out = new Map<string, ClientStreamState>();
-  if (!value) return out;
-  for (const entry of value.split(",").slice(0, 32)) {
-    const m = /^([A-Za-z][A-Za-z0-9_-]{0,63}):(\d{1,15}):(\d{1,9}):([01])$/.exec(entry);
-    if (!m) continue;
-    out.set(m[1]!, { pos: Number(m[2]), count: Number(m[3]), more: m[4] === "1" });
-  }
-  return out;
 }

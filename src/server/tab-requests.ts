@@ -2,13 +2,15 @@
 // response, and its actions, run in its live context one at a time.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { readBody, requireJsonContentType } from "./body.ts";
+import { Context } from "./context.ts";
 import { documentHtml } from "./html.ts";
 import { HttpError } from "./http-error.ts";
 import { tooManyRequests } from "./rate-limit.ts";
 import { checkActionOrigin, isHttps } from "./security.ts";
 import type { Session, SessionStore } from "./session.ts";
 import { decodeActionRequest } from "./signals-codec.ts";
-import { ACTION_ID, Tab } from "./tab.ts";
+import { Tab } from "./tab.ts";
+import { ACTION_ID } from "./tab-declarations.ts";
 import { isWellFormedTabId } from "./tab-id.ts";
 import type { TabStreamsHost } from "./tab-streams.ts";
 
@@ -54,19 +56,13 @@ export class TabRequests {
     const [runtime, { tabIds, sessions }] = await Promise.all([this.host.runtime, this.host.keys]);
     // A signed cookie of a session this process does not hold: its data is read before init runs.
     const session = await sessions.load(this.sessionFor(req, res, sessions, client));
-    const tab = new Tab(
-      tabIds.issue(session.id),
-      session,
-      false,
-      match.params,
-      url.pathname + url.search,
-      this.host.tabs,
-    );
+    const tab = new Tab(tabIds.issue(session.id), session, false, this.host.tabs);
+    const context = new Context(tab, match.params, url.pathname + url.search);
     tab.clientAddress = client;
     let html: string | undefined;
     try {
       // init runs for a HEAD too, so HEAD answers as GET would (init may refuse the route with a 4xx).
-      await match.value.init(tab.ctx);
+      await match.value.init(context);
       if (req.method !== "HEAD") {
         html = documentHtml({
           title: this.host.opts.title,

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { PageInit } from "./app-options.ts";
 import type { ClientLimits } from "./client-limits.ts";
+import { Context } from "./context.ts";
 import { HttpError } from "./http-error.ts";
 import { MuxRegistry, MuxStream } from "./mux.ts";
 import type { RouteTable } from "./routes.ts";
@@ -12,7 +13,7 @@ import { checkActionOrigin, checkSameOrigin } from "./security.ts";
 import type { Session, SessionStore } from "./session.ts";
 import { customEvent } from "./sse/encoder.ts";
 import { EVENT_STREAM_HEADERS, EventSink } from "./sse/sink.ts";
-import { parseClientStreams } from "./stream.ts";
+import { parseClientStreams } from "./stream-protocol.ts";
 import { type ClientReport, Tab } from "./tab.ts";
 import { isWellFormedTabId, type TabIds } from "./tab-id.ts";
 import type { TabRegistry } from "./tabs.ts";
@@ -277,12 +278,13 @@ export class TabStreams {
     // A malformed percent-encoding is a client bug: match() answers it with a 400.
     const match = this.host.pages.match(target.pathname);
     if (!match) return "reload";
-    const tab = new Tab(tabId, session, true, match.params, target.pathname + target.search, this.host.tabs);
+    const tab = new Tab(tabId, session, true, this.host.tabs);
+    const context = new Context(tab, match.params, target.pathname + target.search);
     tab.report = report;
     this.host.tabs.add(tab);
     const built = (async () => {
       try {
-        await match.value.init(tab.ctx);
+        await match.value.init(context);
         return tab;
       } catch (err) {
         tab.dispose("init failed");

@@ -9,19 +9,24 @@
 //
 // A live tab queues only while its stream is attached and its socket is backed up; a detached tab
 // drops what is pushed to it and resyncs when it attaches again (view by hash, lists by position).
+//
+// What `init` declares on a tab (signals, actions, lists, channels, callbacks) is in
+// tab-declarations.ts; the one flush all tabs share is in tab-flush.ts; the page-facing API over a tab
+// is its Context (context.ts).
 import type { Logger } from "../log.ts";
 import type { PubSub } from "../pubsub/types.ts";
-import { Action, type ActionFn } from "./action.ts";
-import { ActionError, Context } from "./context.ts";
-import { hashView, viewHtml } from "./html.ts";
+import { ActionError } from "./action.ts";
+import { hashView, renderHtml, toastHtml, viewHtml } from "./html.ts";
 import { HttpError } from "./http-error.ts";
 import { TokenBucket } from "./rate-limit.ts";
 import type { Session } from "./session.ts";
-import { type Json, Signal, type SignalOptions, type SignalOwner } from "./signal.ts";
+import type { Json, Signal } from "./signal.ts";
 import { customEvent, patchElements, patchSignals } from "./sse/encoder.ts";
 import { type Chunk, chunkBytes, type QueuedKind } from "./sse/queue.ts";
 import type { EventSink } from "./sse/sink.ts";
-import { type ClientStreamState, renderStreams, type Stream } from "./stream.ts";
+import { type ClientStreamState, renderStreams } from "./stream-protocol.ts";
+import { TabDeclarations } from "./tab-declarations.ts";
+import { scheduleFlush } from "./tab-flush.ts";
 import type { Html } from "./types.ts";
 
 /** What every tab of an app shares: settings and the app's bookkeeping (one object for all tabs). */
@@ -56,43 +61,13 @@ export interface ClientReport {
 
 export const NO_REPORT: ClientReport = { viewHash: undefined, streams: new Map() };
 
-// One setImmediate flushes every tab with pending output: a broadcast to 1,000 tabs costs one
-// scheduling, not 1,000. setImmediate, not a microtask: it runs once the event loop has handled every
-// request and message that arrived together, so a tab gets what they all pushed in one socket write.
-const tabsToFlush = new Set<Tab>();
-let flushQueued = false;
-
-function flushTabs(): void {
-  flushQueued = false;
-  // A flush may queue more (signals → an event); tabs added while iterating are flushed in this pass.
-  for (const tab of tabsToFlush) {
-    tabsToFlush.delete(tab);
-    tab.flush();
-  }
-}
-
-/**
- * `list` with `item` added, as a new array of exactly that length. Tabs hold several short lists made
- * once (signals, actions, listeners): pushing onto an empty array would reserve room for 17 items.
- */
-function withItem<T>(list: readonly T[] | undefined, item: T): T[] {
-  return list === undefined ? [item] : [...list, item];
-}
-
 // Tabs are counted in thousands per process, so whatever most tabs never use (a logger with the
-// tab's id, the rate limiter, listener lists, the queue) is made on first use, and lists are exact.
-export class Tab implements SignalOwner {
-  readonly ctx: Context;
-  render: (() => Html) | undefined;
+// tab's id, the rate limiter, the queue) is made on first use.
+export class Tab extends TabDeclarations<Membership> {
   disposed = false;
+  render: (() => Html) | undefined;
   /** What the browser reported when the stream attached; streams declared in init read their part. */
   report: ClientReport = NO_REPORT;
-  streams: Stream[] | undefined;
-  channels: Membership[] | undefined;
-  private disposers: Array<() => void> | undefined;
-  private connectionListeners: Array<(connected: boolean) => void> | undefined;
-  private signals: ReadonlyArray<Signal<Json>> = [];
-  private actions: readonly Action[] = [];
   private pendingSignals: Set<string> | undefined;
   /** The attached event stream and what waits to be written to it (nothing while detached). */
   private sink: EventSink | undefined;
@@ -109,11 +84,9 @@ export class Tab implements SignalOwner {
     readonly id: string,
     readonly session: Session,
     readonly live: boolean,
-    params: Record<string, string>,
-    path: string,
     private readonly host: TabHost,
   ) {
-    this.ctx = new Context(this, params, path);
+    super();
     // A live tab keeps its session from being swept while it lives.
     if (live) session.liveTabs++;
   }
@@ -150,71 +123,6 @@ export class Tab implements SignalOwner {
   /** The socket refused the last write: events queue until it drains (a slow or stalled reader). */
   get backedUp(): boolean {
     return this.sink?.backedUp ?? false;
-  }
-
-  // ---- declarations (from init) ----
-
-  addSignal<T extends Json>(initial: T, opts: SignalOptions<T>): Signal<T> {
-    const name = opts.name ?? `s${this.signals.length + 1}`;
-    if (!/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(name)) throw new Error(`signal name ${JSON.stringify(name)} is invalid`);
-    if (this.signalNamed(name)) throw new Error(`signal ${name} is declared twice`);
-    const sig = new Signal<T>(name, initial, this, opts.parse);
-    this.signals = withItem(this.signals, sig as unknown as Signal<Json>);
-    return sig;
-  }
-
-  private signalNamed(name: string): Signal<Json> | undefined {
-    for (const sig of this.signals) if (sig.name === name) return sig;
-    return undefined;
-  }
-
-  addAction(fn: ActionFn, opts: { name?: string; page?: string } = {}): Action {
-    const id = opts.name ?? `a${this.actions.length + 1}`;
-    if (!ACTION_ID.test(id)) throw new Error(`action name ${JSON.stringify(id)} is invalid`);
-    if (this.actionNamed(id)) throw new Error(`action ${id} is declared twice`);
-    const action = new Action(id, fn, opts.page);
-    this.actions = withItem(this.actions, action);
-    return action;
-  }
-
-  private actionNamed(id: string): Action | undefined {
-    for (const action of this.actions) if (action.id === id) return action;
-    return undefined;
-  }
-
-  hasAction(id: string): boolean {
-    return this.actionNamed(id) !== undefined;
-  }
-
-  addStream(stream: Stream): void {
-    if (this.streams?.some((s) => s.id === stream.id)) throw new Error(`stream #${stream.id} is declared twice`);
-    this.streams = withItem(this.streams, stream);
-  }
-
-  onDispose(fn: () => void): void {
-    this.disposers = withItem(this.disposers, fn);
-  }
-
-  onConnectionChange(fn: (connected: boolean) => void): void {
-    if (this.live) this.connectionListeners = withItem(this.connectionListeners, fn);
-  }
-
-  /** @internal A channel this tab joined (left on dispose). */
-  addChannel(channel: Membership): void {
-    this.channels = withItem(this.channels, channel);
-  }
-
-  /** @internal */
-  removeChannel(channel: Membership): void {
-    const rest = this.channels?.filter((c) => c !== channel);
-    this.channels = rest && rest.length > 0 ? rest : undefined;
-  }
-
-  /** Signal values to embed in the page (the browser's initial store). */
-  signalValues(): Record<string, Json> {
-    const out: Record<string, Json> = {};
-    for (const sig of this.signals) out[sig.name] = sig.value;
-    return out;
   }
 
   /**
@@ -278,8 +186,14 @@ export class Tab implements SignalOwner {
       if (answers && err instanceof HttpError && err.status < 500) throw err;
       this.log.error({ err, what }, "page code failed");
       const message = err instanceof ActionError ? err.message : "Something went wrong. Please try again.";
-      if (!this.disposed) this.ctx.notify(message, "error");
+      if (!this.disposed) this.notify(message, "error");
     }
+  }
+
+  /** Show a short message to this tab (`c.notify`). */
+  notify(message: string, level: "info" | "error"): void {
+    if (!this.connected) return;
+    this.push(patchElements(renderHtml(toastHtml(message, level)), { selector: "#via-toasts", mode: "append" }));
   }
 
   // ---- pushes ----
@@ -308,7 +222,7 @@ export class Tab implements SignalOwner {
     if (!this.live) return;
     this.pendingSignals ??= new Set();
     this.pendingSignals.add(name);
-    this.scheduleFlush();
+    scheduleFlush(this);
   }
 
   /**
@@ -322,14 +236,7 @@ export class Tab implements SignalOwner {
       this.host.overflowed(this);
       return;
     }
-    this.scheduleFlush();
-  }
-
-  private scheduleFlush(): void {
-    tabsToFlush.add(this);
-    if (flushQueued) return;
-    flushQueued = true;
-    setImmediate(flushTabs);
+    scheduleFlush(this);
   }
 
   private flushSignals(): void {
@@ -391,18 +298,8 @@ export class Tab implements SignalOwner {
     sink.onClose(() => {
       if (this.sink === sink) this.detach(false);
     });
-    this.scheduleFlush();
+    scheduleFlush(this);
     this.notifyConnection(true);
-  }
-
-  private notifyConnection(connected: boolean): void {
-    for (const fn of this.connectionListeners ?? []) {
-      try {
-        fn(connected);
-      } catch (err) {
-        this.log.error({ err }, "connection listener failed");
-      }
-    }
   }
 
   /** Write a keepalive comment unless the socket is backed up (then the reader is not idle anyway). */
@@ -468,13 +365,7 @@ export class Tab implements SignalOwner {
     if (sink) this.notifyConnection(false);
     for (const channel of this.channels ?? []) channel.memberGone(this);
     for (const stream of this.streams ?? []) stream.disposed();
-    for (const fn of this.disposers?.splice(0) ?? []) {
-      try {
-        fn();
-      } catch (err) {
-        this.log.error({ err }, "onDispose callback failed");
-      }
-    }
+    this.runDisposers();
     if (this.live) {
       this.session.liveTabs--;
       this.log.debug({ reason }, "tab disposed");
@@ -482,9 +373,6 @@ export class Tab implements SignalOwner {
     }
   }
 }
-
-/** Action ids: `a1`, `a2`, ... by default, or a name the page gives (stable across tabs and restarts). */
-export const ACTION_ID = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 
 function renderHtmlView(node: Html): string {
   const out: unknown = node.toString();

@@ -56,7 +56,10 @@ test("chat options refuse a bad value or an unknown flag with the reason", () =>
     [["--colour"], {}, /Unknown option '--colour'/],
   ];
   for (const [argv, env, reason] of refusals) {
-    assert.throws(() => readOptions(argv, env), (err: unknown) => err instanceof OptionError && reason.test(err.message));
+    assert.throws(
+      () => readOptions(argv, env),
+      (err: unknown) => err instanceof OptionError && reason.test(err.message),
+    );
   }
 });
 

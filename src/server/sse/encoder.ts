@@ -146,8 +146,8 @@ function escapeAttribute(value: string): string {
 }
 
 /**
- * Runs a script in the browser by appending a `<script>` to `body` (the Datastar v1 way; there is no
- * separate execute-script event any more). The script text is written as given: the caller owns it.
+ * Runs a script in the browser by appending a `<script>` to `body` (the Datastar v1 way: v1 has no
+ * separate execute-script event). The script text is written as given: the caller owns it.
  * Note the default CSP (script-src 'self') blocks inline scripts, so this is for apps that relax it.
  */
 export function executeScript(script: string, opts: ExecuteScriptOptions = {}): string {

@@ -4,12 +4,12 @@
 // An HTTP/1.1 event stream is written as a plain body that ends when the connection closes (no
 // chunked transfer encoding): every event is then a single socket write of bytes that can be shared
 // with other streams as they are, where chunked encoding would add a length line and two CRLF writes
-// per event. Writes go to the socket directly, corked per flush so one tick's events leave in one
+// per event. Writes go to the socket directly, corked per flush so a flush's events leave in one
 // system call. An HTTP/2 event stream (a TLS server, see listen.ts) is written to the response's
 // stream instead, with the same queueing and accounting; a cut resets that stream only. A tab on a
 // shared stream (mux.ts) has a sink of its own too, writing to its lane of that stream (writer.ts).
 //
-// Output waits for the next flush (the tab schedules it). The common case, one event per tick (a
+// Output waits for the next flush (the tab schedules it). The common case, one event per flush (a
 // broadcast), is held in one slot; a second event, or a socket that refused the last write, moves
 // them into a TabQueue, which coalesces renders and is capped in bytes together with what the socket
 // still buffers. Every byte held is reported to the app's budget (`held`).
@@ -118,7 +118,7 @@ export class EventSink {
       ok = this.writeAll(queue.takeAll());
       this.host.held(-queued);
       this.host.wrote(events, queued);
-      // An idle stream keeps no queue: it is made again when a tick brings more than one event.
+      // An idle stream keeps no queue: it is made again when more than one event waits for a flush.
       if (ok) this.queue = undefined;
     }
     this.sampleBuffered();
