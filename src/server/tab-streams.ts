@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { PageInit } from "./app-options.ts";
 import type { ClientLimits } from "./client-limits.ts";
 import { Context } from "./context.ts";
-import { HttpError } from "./http-error.ts";
+import { allowMethods, HttpError } from "./http-error.ts";
 import { MuxRegistry, MuxStream } from "./mux.ts";
 import type { RouteTable } from "./routes.ts";
 import { checkActionOrigin, checkSameOrigin } from "./security.ts";
@@ -76,7 +76,7 @@ export class TabStreams {
   serve(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> | false {
     const endpoint = ENDPOINTS[url.pathname];
     if (!endpoint) return false;
-    allowOnly(req.method ?? "GET", endpoint === "stream" || endpoint === "mux" ? "GET" : "POST");
+    allowMethods(req.method ?? "GET", [endpoint === "stream" || endpoint === "mux" ? "GET" : "POST"]);
     switch (endpoint) {
       case "stream":
         return this.serveStream(req, res, url);
@@ -305,8 +305,4 @@ export class TabStreams {
       this.starting.delete(tabId);
     }
   }
-}
-
-function allowOnly(method: string, allowed: string): void {
-  if (method !== allowed) throw new HttpError(405, `method ${method} not allowed here`, { Allow: allowed });
 }
