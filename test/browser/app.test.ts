@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { after, test } from "node:test";
-import { browserOrSkip, closeBrowser, openPage } from "../../harness/browser.ts";
+import { after, type TestContext, test } from "node:test";
+import { browserOrSkip, closeBrowser, openPage, type ProbedPage } from "../../harness/browser.ts";
 import type { App } from "../../src/index.ts";
 import { createFixtureApp } from "../support/fixture-app.tsx";
 
@@ -23,25 +23,32 @@ async function start(port = 0): Promise<{ app: App; url: string; port: number }>
   return { app, url: res.url, port: res.port };
 }
 
-test("browser: a click runs the action and the page shows the new state", async (t) => {
+/** A fresh server and a page on it, online and closed after the test; null: no browser here (skipped). */
+async function online(
+  t: TestContext,
+): Promise<{ p: ProbedPage; page: ProbedPage["page"]; app: App; url: string } | null> {
   const browser = await browserOrSkip(t);
-  if (!browser) return;
-  const { url } = await start();
+  if (!browser) return null;
+  const { app, url } = await start();
   const p = await openPage(browser, url);
+  t.after(() => p.close());
   await p.page.waitForSelector("html[data-connection=online]");
+  return { p, page: p.page, app, url };
+}
+
+test("browser: a click runs the action and the page shows the new state", async (t) => {
+  const s = await online(t);
+  if (!s) return;
+  const { p } = s;
   for (let i = 0; i < 3; i++) await p.page.click("#click");
   await p.page.waitForFunction(() => document.querySelector("#clicks")?.textContent === "3");
   p.assertClean();
-  await p.close();
 });
 
 test("browser: typing is not disturbed while the server pushes patches and morphs every 100 ms", async (t) => {
-  const browser = await browserOrSkip(t);
-  if (!browser) return;
-  const { url } = await start();
-  const p = await openPage(browser, url);
-  const page = p.page;
-  await page.waitForSelector("html[data-connection=online]");
+  const s = await online(t);
+  if (!s) return;
+  const { p, page } = s;
   await page.click("#tick");
   await page.waitForFunction(() => Number(document.querySelector("#ticks")?.textContent) >= 2);
   await page.click("#text");
@@ -51,7 +58,8 @@ test("browser: typing is not disturbed while the server pushes patches and morph
   for (let i = 0; i < 8; i++) await page.keyboard.press("ArrowLeft");
   await page.keyboard.type("XY", { delay: 120 });
   const ticksBefore = Number(await page.textContent("#ticks"));
-  await page.waitForTimeout(350);
+  // Two more pushes (morphs) after the last keystroke, then the input is looked at.
+  await page.waitForFunction((n) => Number(document.querySelector("#ticks")?.textContent) > n + 1, ticksBefore);
   const state = await page.evaluate(() => {
     const el = document.querySelector<HTMLInputElement>("#text")!;
     return { value: el.value, caret: el.selectionStart, focused: document.activeElement === el };
@@ -60,9 +68,7 @@ test("browser: typing is not disturbed while the server pushes patches and morph
   assert.equal(state.value, expected);
   assert.equal(state.caret, expected.length - 8);
   assert.ok(state.focused, "focus stays in the input");
-  assert.ok(Number(await page.textContent("#ticks")) > ticksBefore + 1, "pushes kept arriving");
   p.assertClean();
-  await p.close();
 });
 
 test("browser: the reconnect banner appears when the server goes away and clears when it is back", async (t) => {
@@ -88,27 +94,21 @@ test("browser: the reconnect banner appears when the server goes away and clears
 });
 
 test("browser: a failing action shows a notification and the page keeps working", async (t) => {
-  const browser = await browserOrSkip(t);
-  if (!browser) return;
-  const { url } = await start();
-  const p = await openPage(browser, url);
-  const page = p.page;
-  await page.waitForSelector("html[data-connection=online]");
+  const s = await online(t);
+  if (!s) return;
+  const { p, page } = s;
   await page.click("#boom");
   await page.waitForSelector(".via-toast-error");
   assert.match((await page.textContent(".via-toast-error")) ?? "", /Something went wrong/);
   await page.click("#click");
   await page.waitForFunction(() => document.querySelector("#clicks")?.textContent === "1");
   p.assertClean();
-  await p.close();
 });
 
 test("browser: a page on another port of the same host cannot open a tab's event stream with the user's cookie", async (t) => {
-  const browser = await browserOrSkip(t);
-  if (!browser) return;
-  const { app, url } = await start();
-  const victim = await openPage(browser, url);
-  await victim.page.waitForSelector("html[data-connection=online]");
+  const s = await online(t);
+  if (!s) return;
+  const { p: victim, app, url } = s;
   // A tab id issued to the victim's session, as if it had leaked: only the origin checks stand between
   // the other site and a live tab (which would, say, put the victim in a chat room's presence list).
   const leaked = await victim.page.evaluate(async () => {
@@ -134,6 +134,5 @@ test("browser: a page on another port of the same host cannot open a tab's event
     assert.equal(app.stats().tabs, 1, "only the victim's own tab is live");
   } finally {
     other.close();
-    await victim.close();
   }
 });

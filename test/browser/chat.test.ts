@@ -184,15 +184,47 @@ const tag = () => Math.random().toString(36).slice(2, 8);
 
 // ---- the behaviour, once per engine ----
 
-for (const e of engines) {
-  const name = (claim: string) => `[${e.name}] ${claim}`;
-  const opts = { skip: e.skip };
+/** Where a user enters: a path, or a path and the page's size. */
+type Entry = string | readonly [path: string, size: { width: number; height: number }];
 
-  test(name("chat: messages go both ways between two users"), opts, async (t) => {
-    const browser = await browserOrSkip(t);
-    if (!browser) return;
-    const { url } = await e.get();
-    const [a, b] = await Promise.all([enter(t, browser, url, "/room/Go"), enter(t, browser, url, "/room/Go")]);
+/** What a chat test gets: the engine's chat, and its users (each checked safe at the end). */
+interface Scene<Users> {
+  t: TestContext;
+  url: string;
+  pubsub: PubSub;
+  /** The users of the test's entries, entered at once. */
+  users: Users;
+  /** Another user, entered now (and checked safe at the end too). */
+  enter(path: string): Promise<User>;
+}
+
+for (const e of engines) {
+  /**
+   * A test of the chat on this engine, named `[engine] claim`: its users enter at once, and each must
+   * end safe (no console error, page error, CSP violation or dialog). Skipped without a browser.
+   */
+  const chatTest = <const E extends readonly Entry[]>(
+    claim: string,
+    entries: E,
+    body: (scene: Scene<{ -readonly [K in keyof E]: User }>) => Promise<void>,
+  ) =>
+    test(`[${e.name}] ${claim}`, { skip: e.skip }, async (t) => {
+      const browser = await browserOrSkip(t);
+      if (!browser) return;
+      const { url, pubsub } = await e.get();
+      const entered: User[] = [];
+      const enterOne = async (entry: Entry) => {
+        const [path, size] = typeof entry === "string" ? [entry, {}] : entry;
+        const u = await enter(t, browser, url, path, size);
+        entered.push(u);
+        return u;
+      };
+      const users = (await Promise.all(entries.map(enterOne))) as { -readonly [K in keyof E]: User };
+      await body({ t, url, pubsub, users, enter: enterOne });
+      for (const u of entered) u.assertSafe();
+    });
+
+  chatTest("chat: messages go both ways between two users", ["/room/Go", "/room/Go"], async ({ users: [a, b] }) => {
     const id = tag();
 
     await say(a, `hello from A ${id}`);
@@ -227,143 +259,130 @@ for (const e of engines) {
     }
     assert.equal(await a.page.textContent(".engine-badge"), e.name === "nats" ? "NATS" : "Embedded");
     assert.equal(await a.page.getAttribute('nav.rooms a[href="/room/Go"]', "aria-current"), "page");
-    a.assertSafe();
-    b.assertSafe();
   });
 
-  test(name("room isolation: a message in Rust does not appear in Go"), opts, async (t) => {
-    const browser = await browserOrSkip(t);
-    if (!browser) return;
-    const { url } = await e.get();
-    const [a, b] = await Promise.all([enter(t, browser, url, "/room/Rust"), enter(t, browser, url, "/room/Go")]);
-    const id = tag();
+  chatTest(
+    "room isolation: a message in Rust does not appear in Go",
+    ["/room/Rust", "/room/Go"],
+    async ({ users: [a, b] }) => {
+      const id = tag();
 
-    await say(a, `only in Rust ${id}`);
-    await waitForMessage(a, `only in Rust ${id}`);
-    // A later message in Go reaching B shows B's stream is live, so the Rust one would have arrived.
-    await say(b, `only in Go ${id}`);
-    await waitForMessage(b, `only in Go ${id}`);
-    await say(a, `also only in Rust ${id}`);
-    await waitForMessage(a, `also only in Rust ${id}`);
-    await say(b, `also only in Go ${id}`);
-    await waitForMessage(b, `also only in Go ${id}`);
-    assert.ok(!(await texts(b.page)).some((x) => x.includes(`Rust ${id}`)), "no Rust message in Go");
-    assert.ok(!(await texts(a.page)).some((x) => x.includes(`Go ${id}`)), "no Go message in Rust");
+      await say(a, `only in Rust ${id}`);
+      await waitForMessage(a, `only in Rust ${id}`);
+      // A later message in Go reaching B shows B's stream is live, so the Rust one would have arrived.
+      await say(b, `only in Go ${id}`);
+      await waitForMessage(b, `only in Go ${id}`);
+      await say(a, `also only in Rust ${id}`);
+      await waitForMessage(a, `also only in Rust ${id}`);
+      await say(b, `also only in Go ${id}`);
+      await waitForMessage(b, `also only in Go ${id}`);
+      assert.ok(!(await texts(b.page)).some((x) => x.includes(`Rust ${id}`)), "no Rust message in Go");
+      assert.ok(!(await texts(a.page)).some((x) => x.includes(`Go ${id}`)), "no Go message in Rust");
 
-    // Switching rooms is a page navigation: B sees Rust's history there, and the back button returns to Go.
-    await b.page.click('nav.rooms a[href="/room/Rust"]');
-    await b.page.waitForURL(/\/room\/Rust$/);
-    await b.page.waitForSelector('nav.rooms a[href="/room/Rust"][aria-current="page"]');
-    await waitForMessage(b, `only in Rust ${id}`);
-    await waitForMessage(b, `also only in Rust ${id}`);
-    assert.ok(!(await texts(b.page)).some((x) => x.includes(`Go ${id}`)));
-    await b.page.goBack();
-    await b.page.waitForURL(/\/room\/Go$/);
-    await b.page.waitForSelector('nav.rooms a[href="/room/Go"][aria-current="page"]');
-    await waitForMessage(b, `also only in Go ${id}`);
-    assert.ok(!(await texts(b.page)).some((x) => x.includes(`Rust ${id}`)));
-    a.assertSafe();
-    b.assertSafe();
-  });
+      // Switching rooms is a page navigation: B sees Rust's history there, and the back button returns to Go.
+      await b.page.click('nav.rooms a[href="/room/Rust"]');
+      await b.page.waitForURL(/\/room\/Rust$/);
+      await b.page.waitForSelector('nav.rooms a[href="/room/Rust"][aria-current="page"]');
+      await waitForMessage(b, `only in Rust ${id}`);
+      await waitForMessage(b, `also only in Rust ${id}`);
+      assert.ok(!(await texts(b.page)).some((x) => x.includes(`Go ${id}`)));
+      await b.page.goBack();
+      await b.page.waitForURL(/\/room\/Go$/);
+      await b.page.waitForSelector('nav.rooms a[href="/room/Go"][aria-current="page"]');
+      await waitForMessage(b, `also only in Go ${id}`);
+      assert.ok(!(await texts(b.page)).some((x) => x.includes(`Rust ${id}`)));
+    },
+  );
 
-  test(name("chat: hostile inputs show as text and never run"), opts, async (t) => {
-    const browser = await browserOrSkip(t);
-    if (!browser) return;
-    const { url } = await e.get();
-    const [a, b] = await Promise.all([enter(t, browser, url, "/room/Rust"), enter(t, browser, url, "/room/Rust")]);
-    const hostile = [
-      "<script>alert(1)</script>",
-      "<img src=x onerror=alert(1)>",
-      '<a href="javascript:alert(1)">x</a>',
-      "&lt;b&gt;not bold&lt;/b&gt; &amp; &amp;amp; &#60;i&#62;",
-      '"><svg onload=alert(1)><!--',
-      `long${"x".repeat(1496)}`,
-      "مرحبا بالعالم",
-      "🦊🚀 emoji 👩‍💻",
-    ];
-    // Alternate senders: each user stays within the send-rate burst, and both directions are covered.
-    for (const [i, text] of hostile.entries()) {
-      const [from, to] = i % 2 === 0 ? [a, b] : [b, a];
-      await say(from, text);
-      await waitForMessage(to, text);
-      const last = (await shown(to.page)).at(-1)!;
-      assert.equal(last.text, text, "the other user sees exactly the text that was sent");
-      assert.equal(last.author, from.name);
-    }
-    for (const u of [a, b]) {
-      const injected = await u.page.$$eval(
-        "#messages script, #messages img, #messages svg, #messages a, #messages iframe, #messages [onerror], #messages [onload]",
-        (els) => els.map((el) => el.outerHTML),
+  chatTest(
+    "chat: hostile inputs show as text and never run",
+    ["/room/Rust", "/room/Rust"],
+    async ({ users: [a, b] }) => {
+      const hostile = [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        '<a href="javascript:alert(1)">x</a>',
+        "&lt;b&gt;not bold&lt;/b&gt; &amp; &amp;amp; &#60;i&#62;",
+        '"><svg onload=alert(1)><!--',
+        `long${"x".repeat(1496)}`,
+        "مرحبا بالعالم",
+        "🦊🚀 emoji 👩‍💻",
+      ];
+      // Alternate senders: each user stays within the send-rate burst, and both directions are covered.
+      for (const [i, text] of hostile.entries()) {
+        const [from, to] = i % 2 === 0 ? [a, b] : [b, a];
+        await say(from, text);
+        await waitForMessage(to, text);
+        const last = (await shown(to.page)).at(-1)!;
+        assert.equal(last.text, text, "the other user sees exactly the text that was sent");
+        assert.equal(last.author, from.name);
+      }
+      for (const u of [a, b]) {
+        const injected = await u.page.$$eval(
+          "#messages script, #messages img, #messages svg, #messages a, #messages iframe, #messages [onerror], #messages [onload]",
+          (els) => els.map((el) => el.outerHTML),
+        );
+        assert.deepEqual(injected, [], "no markup from a message became an element");
+        // The long word wraps inside the list instead of widening the page.
+        const overflow = await u.page.evaluate(
+          () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        );
+        assert.ok(overflow <= 0, `the page does not scroll sideways (overflow ${overflow}px)`);
+      }
+    },
+  );
+
+  chatTest(
+    "chat: a message over 2,000 characters shows a visible error and the draft is kept",
+    ["/room/Rust", "/room/Rust"],
+    async ({ users: [a, b] }) => {
+      const id = tag();
+      const tooLong = `${id}${"y".repeat(3000 - id.length)}`;
+      const overLimit = async () => {
+        await a.page.waitForSelector("#via-toasts .via-toast-error");
+        assert.match(
+          (await a.page.textContent("#via-toasts .via-toast-error")) ?? "",
+          /3,000 characters; the limit is 2,000/,
+        );
+        assert.equal(await a.page.inputValue("#statement"), tooLong, "the whole draft is kept");
+        await a.page.evaluate(() => {
+          for (const el of document.querySelectorAll("#via-toasts .via-toast")) el.remove();
+        });
+      };
+
+      // The server's check, whatever the page lets through (the value set as a script would).
+      await a.page.evaluate((value) => {
+        const input = document.querySelector<HTMLInputElement>("#statement")!;
+        input.value = value;
+        input.dispatchEvent(new Event("input", { bubbles: true }));
+      }, tooLong);
+      await a.page.press("#statement", "Enter");
+      await overLimit();
+
+      // What a person does: paste the 3,000-character word into the input and press Enter.
+      await a.page.fill("#statement", "");
+      await a.page.fill("#statement", tooLong);
+      assert.equal(
+        (await a.page.inputValue("#statement")).length,
+        3000,
+        "the input takes the whole pasted text (it must not cut it silently at 2,000)",
       );
-      assert.deepEqual(injected, [], "no markup from a message became an element");
-      // The long word wraps inside the list instead of widening the page.
-      const overflow = await u.page.evaluate(
-        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      await a.page.press("#statement", "Enter");
+      await overLimit();
+
+      // Nothing was sent: the next message is the next one on the other side.
+      await a.page.fill("#statement", "");
+      const next = `after the long one ${id}`;
+      await say(a, next);
+      await waitForMessage(b, next);
+      assert.deepEqual(
+        (await texts(b.page)).filter((x) => x.includes(id)),
+        [next],
       );
-      assert.ok(overflow <= 0, `the page does not scroll sideways (overflow ${overflow}px)`);
-    }
+    },
+  );
 
-    a.assertSafe();
-    b.assertSafe();
-  });
-
-  test(name("chat: a message over 2,000 characters shows a visible error and the draft is kept"), opts, async (t) => {
-    const browser = await browserOrSkip(t);
-    if (!browser) return;
-    const { url } = await e.get();
-    const [a, b] = await Promise.all([enter(t, browser, url, "/room/Rust"), enter(t, browser, url, "/room/Rust")]);
-    const id = tag();
-    const tooLong = `${id}${"y".repeat(3000 - id.length)}`;
-    const overLimit = async () => {
-      await a.page.waitForSelector("#via-toasts .via-toast-error");
-      assert.match(
-        (await a.page.textContent("#via-toasts .via-toast-error")) ?? "",
-        /3,000 characters; the limit is 2,000/,
-      );
-      assert.equal(await a.page.inputValue("#statement"), tooLong, "the whole draft is kept");
-      await a.page.evaluate(() => {
-        for (const el of document.querySelectorAll("#via-toasts .via-toast")) el.remove();
-      });
-    };
-
-    // The server's check, whatever the page lets through (the value set as a script would).
-    await a.page.evaluate((value) => {
-      const input = document.querySelector<HTMLInputElement>("#statement")!;
-      input.value = value;
-      input.dispatchEvent(new Event("input", { bubbles: true }));
-    }, tooLong);
-    await a.page.press("#statement", "Enter");
-    await overLimit();
-
-    // What a person does: paste the 3,000-character word into the input and press Enter.
-    await a.page.fill("#statement", "");
-    await a.page.fill("#statement", tooLong);
-    assert.equal(
-      (await a.page.inputValue("#statement")).length,
-      3000,
-      "the input takes the whole pasted text (it must not cut it silently at 2,000)",
-    );
-    await a.page.press("#statement", "Enter");
-    await overLimit();
-
-    // Nothing was sent: the next message is the next one on the other side.
-    await a.page.fill("#statement", "");
-    const next = `after the long one ${id}`;
-    await say(a, next);
-    await waitForMessage(b, next);
-    assert.deepEqual(
-      (await texts(b.page)).filter((x) => x.includes(id)),
-      [next],
-    );
-    a.assertSafe();
-    b.assertSafe();
-  });
-
-  test(name("chat: a draft survives incoming messages"), opts, async (t) => {
-    const browser = await browserOrSkip(t);
-    if (!browser) return;
-    const { url } = await e.get();
-    const [a, b] = await Promise.all([enter(t, browser, url, "/room/Go"), enter(t, browser, url, "/room/Go")]);
+  chatTest("chat: a draft survives incoming messages", ["/room/Go", "/room/Go"], async ({ users: [a, b] }) => {
     const id = tag();
     const incoming = Array.from({ length: 5 }, (_, i) => `incoming ${i + 1} ${id}`);
     const phrase = "I am typing a long thought, slowly";
@@ -411,15 +430,9 @@ for (const e of engines) {
     // And it still sends as typed.
     await a.page.press("#statement", "Enter");
     await waitForMessage(b, expected);
-    a.assertSafe();
-    b.assertSafe();
   });
 
-  test(name("chat: an empty message sends a developer quote"), opts, async (t) => {
-    const browser = await browserOrSkip(t);
-    if (!browser) return;
-    const { url } = await e.get();
-    const [a, b] = await Promise.all([enter(t, browser, url, "/room/Go"), enter(t, browser, url, "/room/Go")]);
+  chatTest("chat: an empty message sends a developer quote", ["/room/Go", "/room/Go"], async ({ users: [a, b] }) => {
     const before = (await shown(b.page)).length;
 
     await a.page.press("#statement", "Enter");
@@ -435,15 +448,9 @@ for (const e of engines) {
     const i = DEV_QUOTES.indexOf(first?.text ?? "");
     assert.ok(i >= 0, `a developer quote, got ${JSON.stringify(first?.text)}`);
     assert.equal(second?.text, DEV_QUOTES[(i + 1) % DEV_QUOTES.length], "the next quote comes next");
-    a.assertSafe();
-    b.assertSafe();
   });
 
-  test(name("chat: the nickname persists across reload"), opts, async (t) => {
-    const browser = await browserOrSkip(t);
-    if (!browser) return;
-    const { url } = await e.get();
-    const a = await enter(t, browser, url, "/room/Go");
+  chatTest("chat: the nickname persists across reload", ["/room/Go"], async ({ url, users: [a] }) => {
     const nick = `Night Owl ${tag()}`;
 
     assert.equal(await a.page.inputValue("#nick"), a.name, "the nickname field starts with the current name");
@@ -466,35 +473,22 @@ for (const e of engines) {
     await say(a, text);
     await waitForMessage(a, text);
     assert.equal((await shown(a.page)).at(-1)?.author, nick);
-    a.assertSafe();
   });
 
-  test(name("chat: presence shows both users"), opts, async (t) => {
-    const browser = await browserOrSkip(t);
-    if (!browser) return;
-    const { url } = await e.get();
-    // A room no other test uses: tabs closed by earlier tests stay "here" for a short grace period.
-    const [a, b] = await Promise.all([
-      enter(t, browser, url, "/room/JavaScript"),
-      enter(t, browser, url, "/room/JavaScript"),
-    ]);
+  // A room no other test uses: tabs closed by earlier tests stay "here" for a short grace period.
+  chatTest("chat: presence shows both users", ["/room/JavaScript", "/room/JavaScript"], async ({ users: [a, b] }) => {
     const both = [a.name, b.name].sort();
     for (const u of [a, b]) {
       await u.page.waitForFunction(() => document.querySelector("#presence .count")?.textContent === "2 people here");
       const names = await u.page.$$eval("#presence li", (lis) => lis.map((li) => li.getAttribute("title") ?? ""));
       assert.deepEqual(names.sort(), both);
     }
-    a.assertSafe();
-    b.assertSafe();
   });
 
-  test(
-    name("chat: joining a room shows its last 50 messages at once and Load older pages back to the start"),
-    opts,
-    async (t) => {
-      const browser = await browserOrSkip(t);
-      if (!browser) return;
-      const { url, pubsub } = await e.get();
+  chatTest(
+    "chat: joining a room shows its last 50 messages at once and Load older pages back to the start",
+    [],
+    async ({ pubsub, enter }) => {
       const room: Room = "Python";
       const id = tag();
       const text = (i: number) => `history ${String(i).padStart(3, "0")} ${id}`;
@@ -509,7 +503,7 @@ for (const e of engines) {
         };
         await pubsub.publish(roomSubject(room), JSON.stringify(message), { msgId: message.id });
       }
-      const a = await enter(t, browser, url, `/room/${room}`);
+      const a = await enter(`/room/${room}`);
       // In the page as served: no waiting for a stream or a timeout.
       const first = await texts(a.page);
       assert.equal(first.length, 50);
@@ -534,15 +528,10 @@ for (const e of engines) {
       );
       assert.equal(await a.page.$("#load-older"), null, "no Load older at the start");
       assert.match((await a.page.textContent("#history-start")) ?? "", /start of #Python/);
-      a.assertSafe();
     },
   );
 
-  test(name("chat: new messages arrive as appended elements"), opts, async (t) => {
-    const browser = await browserOrSkip(t);
-    if (!browser) return;
-    const { url } = await e.get();
-    const [a, b] = await Promise.all([enter(t, browser, url, "/room/Go"), enter(t, browser, url, "/room/Go")]);
+  chatTest("chat: new messages arrive as appended elements", ["/room/Go", "/room/Go"], async ({ users: [a, b] }) => {
     const id = tag();
     await say(a, `first ${id}`);
     await waitForMessage(b, `first ${id}`);
@@ -599,65 +588,56 @@ for (const e of engines) {
         "one element appended (and kept as it went from pending to sent), nothing re-rendered",
       );
     }
-    a.assertSafe();
-    b.assertSafe();
   });
 
-  test(name("chat: over the send rate a visible error appears and the draft is kept"), opts, async (t) => {
-    const browser = await browserOrSkip(t);
-    if (!browser) return;
-    const { url } = await e.get();
-    const a = await enter(t, browser, url, "/room/Rust");
-    const id = tag();
-    // Seven messages as fast as a person could possibly send them: each typed once the previous one
-    // was taken (the input cleared) or refused. The loop runs in the page, so it is not slowed down by
-    // the test driver's round trips (the rate refills one message per second).
-    const outcomes = await a.page.evaluate(async (id) => {
-      const input = document.querySelector<HTMLInputElement>("#statement")!;
-      const out: Array<"sent" | "refused"> = [];
-      for (let i = 1; i <= 7; i++) {
-        input.value = `burst ${i} ${id}`;
-        input.dispatchEvent(new Event("input", { bubbles: true }));
-        input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true, cancelable: true }));
-        const deadline = Date.now() + 10_000;
-        for (;;) {
-          if (input.value === "") {
-            out.push("sent");
-            break;
+  chatTest(
+    "chat: over the send rate a visible error appears and the draft is kept",
+    ["/room/Rust"],
+    async ({ users: [a] }) => {
+      const id = tag();
+      // Seven messages as fast as a person could possibly send them: each typed once the previous one
+      // was taken (the input cleared) or refused. The loop runs in the page, so it is not slowed down by
+      // the test driver's round trips (the rate refills one message per second).
+      const outcomes = await a.page.evaluate(async (id) => {
+        const input = document.querySelector<HTMLInputElement>("#statement")!;
+        const out: Array<"sent" | "refused"> = [];
+        for (let i = 1; i <= 7; i++) {
+          input.value = `burst ${i} ${id}`;
+          input.dispatchEvent(new Event("input", { bubbles: true }));
+          input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true, cancelable: true }));
+          const deadline = Date.now() + 10_000;
+          for (;;) {
+            if (input.value === "") {
+              out.push("sent");
+              break;
+            }
+            if (document.querySelector("#via-toasts .via-toast-error")) {
+              out.push("refused");
+              return out;
+            }
+            if (Date.now() > deadline) throw new Error(`message ${i}: neither taken nor refused in 10 s`);
+            await new Promise((r) => setTimeout(r, 5));
           }
-          if (document.querySelector("#via-toasts .via-toast-error")) {
-            out.push("refused");
-            return out;
-          }
-          if (Date.now() > deadline) throw new Error(`message ${i}: neither taken nor refused in 10 s`);
-          await new Promise((r) => setTimeout(r, 5));
         }
-      }
-      return out;
-    }, id);
-    const refused = outcomes.length;
-    assert.equal(outcomes.at(-1), "refused", `one of 7 quick messages is refused (got ${outcomes.join(", ")})`);
-    assert.ok(refused >= 6, `the first 5 (the burst) go through, refused at ${refused}`);
-    assert.match((await a.page.textContent("#via-toasts .via-toast-error")) ?? "", /sending too fast/);
-    assert.equal(await a.page.inputValue("#statement"), `burst ${refused} ${id}`, "the draft is kept");
-    for (let i = 1; i < refused; i++) await waitForMessage(a, `burst ${i} ${id}`);
-    assert.deepEqual(
-      (await texts(a.page)).filter((x) => x.endsWith(id)),
-      Array.from({ length: refused - 1 }, (_, i) => `burst ${i + 1} ${id}`),
-      "the refused message was not sent",
-    );
-    a.assertSafe();
-  });
+        return out;
+      }, id);
+      const refused = outcomes.length;
+      assert.equal(outcomes.at(-1), "refused", `one of 7 quick messages is refused (got ${outcomes.join(", ")})`);
+      assert.ok(refused >= 6, `the first 5 (the burst) go through, refused at ${refused}`);
+      assert.match((await a.page.textContent("#via-toasts .via-toast-error")) ?? "", /sending too fast/);
+      assert.equal(await a.page.inputValue("#statement"), `burst ${refused} ${id}`, "the draft is kept");
+      for (let i = 1; i < refused; i++) await waitForMessage(a, `burst ${i} ${id}`);
+      assert.deepEqual(
+        (await texts(a.page)).filter((x) => x.endsWith(id)),
+        Array.from({ length: refused - 1 }, (_, i) => `burst ${i + 1} ${id}`),
+        "the refused message was not sent",
+      );
+    },
+  );
 
   if (e.name === "embedded") {
-    test(name("chat: a screenshot of a two-user conversation for the README"), opts, async (t) => {
-      const browser = await browserOrSkip(t);
-      if (!browser) return;
-      const { url } = await e.get();
-      const [a, b] = await Promise.all([
-        enter(t, browser, url, "/room/Clojure", { width: 1280, height: 800 }),
-        enter(t, browser, url, "/room/Clojure"),
-      ]);
+    const entries = [["/room/Clojure", { width: 1280, height: 800 }], "/room/Clojure"] as const;
+    chatTest("chat: a screenshot of a two-user conversation for the README", entries, async ({ users: [a, b] }) => {
       const conversation: Array<[User, string]> = [
         [b, "Hi all! Is anyone else trying the new chat?"],
         [a, "Yes, every room is a subject and its history is a durable stream."],
@@ -678,8 +658,6 @@ for (const e of engines) {
       await a.page.screenshot({ path: target });
       assert.ok(statSync(target).size > 10_000, "the screenshot has content");
       if (target !== SCREENSHOT) rmSync(target, { force: true });
-      a.assertSafe();
-      b.assertSafe();
     });
   }
 }

@@ -4,8 +4,10 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, type TestContext, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import type { Page } from "playwright-core";
 import { browserOrSkip, closeBrowser, openPage, type ProbedPage } from "../../harness/browser.ts";
+import { until } from "../../harness/poll.ts";
 import { buildRuntime } from "../../src/client/build.ts";
 
 const CSP =
@@ -77,18 +79,6 @@ function pageHtml(spec: PageSpec): string {
 </html>`;
 }
 
-async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 5000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** A tiny stand-in for the via server, driven by the test. */
 async function startServer(t: TestContext, spec: PageSpec) {
   const streams: Stream[] = [];
@@ -145,7 +135,7 @@ async function startServer(t: TestContext, spec: PageSpec) {
       req.on("end", async () => {
         const id = decodeURIComponent(url.pathname.slice("/_via/action/".length));
         const reply = state.reply(id);
-        if (reply.delay) await sleep(reply.delay);
+        if (reply.delay) await delay(reply.delay); // a slow answer, as the test asked
         const record: ActionRequest = {
           id,
           headers: req.headers,
@@ -198,20 +188,53 @@ async function startServer(t: TestContext, spec: PageSpec) {
 
 type TestServer = Awaited<ReturnType<typeof startServer>>;
 
-/** Boots a page against a fresh server and waits until its stream is online. */
+/**
+ * Boots a page against a fresh server and waits until its stream is online. With `clock`, the page's
+ * timers run on Playwright's fake clock (installed before the page loads, flowing until a test pauses it).
+ */
 async function setup(
   t: TestContext,
   spec: PageSpec,
   allowConsole: RegExp[] = [],
+  { clock = false } = {},
 ): Promise<{ server: TestServer; probe: ProbedPage; page: Page } | null> {
   const browser = await browserOrSkip(t);
   if (!browser) return null;
   const server = await startServer(t, spec);
-  const probe = await openPage(browser, server.url, { allowConsole });
+  const probe = await openPage(browser, null, { allowConsole });
   t.after(() => probe.close());
-  await until(() => server.streams.length === 1, "the event stream");
-  await until(async () => (await state(probe.page)) === "online", "state online");
+  if (clock) await probe.page.clock.install();
+  await probe.page.goto(server.url);
+  await until("the event stream", () => server.streams.length === 1);
+  await until("state online", async () => (await state(probe.page)) === "online");
   return { server, probe, page: probe.page };
+}
+
+type Booted = NonNullable<Awaited<ReturnType<typeof setup>>>;
+type Boot = (spec: PageSpec, allowConsole?: RegExp[], options?: { clock?: boolean }) => Promise<Booted>;
+const SKIPPED = Symbol("no browser here");
+
+/**
+ * A test whose page `boot` opens (as `setup` does; the test is skipped without a browser), and whose
+ * page must end clean: no console error, page error or CSP violation.
+ */
+function pageTest(name: string, body: (boot: Boot) => Promise<void>): void {
+  test(name, async (t) => {
+    let probe: ProbedPage | undefined;
+    const boot: Boot = async (...args) => {
+      const s = await setup(t, ...args);
+      if (!s) throw SKIPPED;
+      probe = s.probe;
+      return s;
+    };
+    try {
+      await body(boot);
+    } catch (err) {
+      if (err === SKIPPED) return;
+      throw err;
+    }
+    probe?.assertClean();
+  });
 }
 
 const signals = (page: Page) => page.evaluate(() => window.__via?.signals());
@@ -240,18 +263,16 @@ test("browser harness reports CSP violations", async (t) => {
   const server = await startServer(t, { view: "<p>x</p>", inlineScript: true });
   const probe = await openPage(browser, server.url, { allowConsole: [/Content Security Policy/] });
   t.after(() => probe.close());
-  await until(() => probe.problems.cspViolations.length > 0, "a CSP violation report");
+  await until("a CSP violation report", () => probe.problems.cspViolations.length > 0);
   assert.match(probe.problems.cspViolations[0] ?? "", /script-src/);
   assert.notEqual(await probe.page.title(), "inline ran");
 });
 
-test("runtime morphs an outer patch without losing the focused input's value and caret", async (t) => {
+pageTest("runtime morphs an outer patch without losing the focused input's value and caret", async (boot) => {
   const items = (n: number) => Array.from({ length: n }, (_, i) => `<p>item ${i + 1}</p>`).join("");
   const view = (count: number, n: number) =>
     `<input id="draft" data-bind="draft" value=""><div id="log">${items(n)}</div><p id="count">${count}</p>`;
-  const s = await setup(t, { view: view(0, 20), signals: { draft: "" } });
-  if (!s) return;
-  const { server, page, probe } = s;
+  const { server, page } = await boot({ view: view(0, 20), signals: { draft: "" } });
 
   await page.locator("#draft").click();
   await page.keyboard.type("hello world");
@@ -261,7 +282,7 @@ test("runtime morphs an outer patch without losing the focused input's value and
   });
 
   server.send("datastar-patch-elements", elements(`<div id="via-view">${view(1, 21)}</div>`));
-  await until(async () => (await page.locator("#count").textContent()) === "1", "the morph");
+  await until("the morph", async () => (await page.locator("#count").textContent()) === "1");
 
   assert.equal(await page.locator("#log p").count(), 21);
   assert.equal(await page.locator("#draft").inputValue(), "hello world");
@@ -272,16 +293,13 @@ test("runtime morphs an outer patch without losing the focused input's value and
   assert.deepEqual(caret, { start: 8, end: 8, focused: true });
   assert.equal(await page.locator("#log").evaluate((el) => el.scrollTop), 100);
   assert.equal((await signals(page))?.draft, "hello world");
-  probe.assertClean();
 });
 
-test("runtime applies append, prepend, before, after, inner, replace and remove modes", async (t) => {
+pageTest("runtime applies append, prepend, before, after, inner, replace and remove modes", async (boot) => {
   const view =
     '<ul id="list"><li id="b">b</li></ul><div id="box"><span>old</span></div>' +
     '<p id="gone">x</p><p class="rm">1</p><p class="rm">2</p><div id="swap">s</div><svg id="pic"></svg>';
-  const s = await setup(t, { view, signals: { room: "Rust" } });
-  if (!s) return;
-  const { server, page, probe } = s;
+  const { server, page } = await boot({ view, signals: { room: "Rust" } });
 
   server.send("datastar-patch-elements", elements('<li id="c">c</li>', { selector: "#list", mode: "append" }));
   server.send("datastar-patch-elements", elements('<li id="a">a</li>', { selector: "#list", mode: "prepend" }));
@@ -318,7 +336,7 @@ test("runtime applies append, prepend, before, after, inner, replace and remove 
     elements('<i id="done"></i>', { selector: "#via-view", mode: "append" }),
   );
   assert.ok(last > 0);
-  await until(async () => (await page.locator("#done").count()) === 1, "all patches applied");
+  await until("all patches applied", async () => (await page.locator("#done").count()) === 1);
 
   const shape = await page
     .locator("#via-view")
@@ -341,22 +359,19 @@ test("runtime applies append, prepend, before, after, inner, replace and remove 
   assert.equal(await page.locator("#box").innerHTML(), "<em>new</em>");
   // A bound input inserted by a patch takes the signal's value.
   assert.equal(await page.locator("#room").inputValue(), "Rust");
-  probe.assertClean();
 });
 
-test("runtime sends signals with the action and sets data-on set-signals before firing", async (t) => {
+pageTest("runtime sends signals with the action and sets data-on set-signals before firing", async (boot) => {
   const view =
     '<input id="name" data-bind="name"><span id="room" data-text="room"></span>' +
     '<button id="go" data-on-click=\'{"action":"pick","set":{"room":"Rust"}}\'>Go</button>' +
     '<a id="lnk" href="/elsewhere" data-on-click="follow"><span id="inner">link</span></a>';
-  const s = await setup(t, { view, signals: { name: "", room: "General", _secret: 1 } });
-  if (!s) return;
-  const { server, page, probe } = s;
+  const { server, page } = await boot({ view, signals: { name: "", room: "General", _secret: 1 } });
   assert.equal(await page.locator("#room").textContent(), "General");
 
   await page.locator("#name").fill("Ann");
   await page.locator("#go").click();
-  await until(() => server.actions.length === 1, "the action");
+  await until("the action", () => server.actions.length === 1);
   const [action] = server.actions;
   assert.equal(action?.id, "pick");
   assert.equal(action?.headers["via-tab"], TAB);
@@ -368,63 +383,79 @@ test("runtime sends signals with the action and sets data-on set-signals before 
 
   // A click inside a link fires the action and does not navigate.
   await page.locator("#inner").click();
-  await until(() => server.actions.length === 2, "the link action");
+  await until("the link action", () => server.actions.length === 2);
   assert.equal(server.actions[1]?.id, "follow");
-  await sleep(100);
+  // A later click's action arriving shows the page is still this one: a navigation would have left it.
+  await page.locator("#go").click();
+  await until("a later action", () => server.actions.length === 3);
   assert.equal(server.pageLoads, 1);
   assert.equal(new URL(page.url()).pathname, "/");
-  probe.assertClean();
 });
 
-test("runtime keydown Enter trigger fires only for Enter", async (t) => {
+pageTest("runtime keydown Enter trigger fires only for Enter", async (boot) => {
   const view =
-    '<form id="f"><input id="msg" data-bind="msg" data-on-keydown=\'{"action":"send","key":"Enter"}\'></form>';
-  const s = await setup(t, { view, signals: { msg: "" } });
-  if (!s) return;
-  const { server, page, probe } = s;
+    '<form id="f"><input id="msg" data-bind="msg" data-on-keydown=\'{"action":"send","key":"Enter"}\'></form>' +
+    '<button id="ping" data-on-click="ping">ping</button>';
+  const { server, page } = await boot({ view, signals: { msg: "" } });
 
   await page.locator("#msg").click();
   await page.keyboard.type("hi");
-  await sleep(100);
-  assert.equal(server.actions.length, 0);
   await page.keyboard.press("Enter");
-  await until(() => server.actions.length === 1, "the Enter action");
+  // Actions go out one at a time in order: an action of the typed keys would have come first.
+  await until("the Enter action", () => server.actions.length >= 1);
+  assert.deepEqual(
+    server.actions.map((a) => a.id),
+    ["send"],
+  );
   assert.deepEqual(server.actions[0]?.body, { signals: { msg: "hi" } });
-  await sleep(150);
-  assert.equal(server.actions.length, 1);
+  // And a later click's action comes next: Enter fired once.
+  await page.locator("#ping").click();
+  await until("a later action", () => server.actions.length >= 2);
+  assert.deepEqual(
+    server.actions.map((a) => a.id),
+    ["send", "ping"],
+  );
   // preventDefault on Enter stops the form's implicit submission.
   assert.equal(server.pageLoads, 1);
-  probe.assertClean();
 });
 
-test("runtime debounces input triggers", async (t) => {
+pageTest("runtime debounces input triggers", async (boot) => {
   const view =
     '<input id="q" data-bind="q" data-on-input="search">' +
-    '<input id="later" data-bind="later" data-on-input=\'{"action":"slow","debounce":2000}\'>';
-  const s = await setup(t, { view, signals: { q: "", later: "" } });
-  if (!s) return;
-  const { server, page, probe } = s;
+    '<input id="later" data-bind="later" data-on-input=\'{"action":"slow","debounce":2000}\'>' +
+    '<button id="ping" data-on-click="ping">ping</button>';
+  const { server, page } = await boot({ view, signals: { q: "", later: "" } }, [], { clock: true });
+  // From here the page's time moves only when the test moves it.
+  await page.clock.pauseAt(await page.evaluate(() => Date.now() + 1_000));
+  const ids = () => server.actions.map((a) => a.id);
 
   await page.locator("#q").click();
   await page.keyboard.type("hello");
-  await until(() => server.actions.length === 1, "the debounced action");
+  await page.clock.runFor(300);
+  await until("the debounced action", () => server.actions.length === 1);
   assert.equal(server.actions[0]?.id, "search");
   assert.equal(server.actions[0]?.body.signals.q, "hello");
-  await sleep(400);
-  assert.equal(server.actions.length, 1, "five input events, one action");
 
-  // A custom debounce longer than the default: still quiet well past 300 ms.
+  // A custom debounce longer than the default: still quiet 1,999 ms after the last keystroke. Actions
+  // go out in order, so once a later click's action is in, a fired debounce's would be too.
   await page.locator("#later").click();
   await page.keyboard.type("ab");
-  await sleep(600);
-  assert.equal(server.actions.length, 1, "the custom debounce outlasts the default");
-  await until(() => server.actions.length === 2, "the custom debounce action");
-  assert.equal(server.actions[1]?.id, "slow");
-  assert.equal(server.actions[1]?.body.signals.later, "ab");
-  probe.assertClean();
+  await page.clock.runFor(1_999);
+  await page.locator("#ping").click();
+  await until("the click's action", () => server.actions.length >= 2);
+  assert.deepEqual(
+    ids(),
+    ["search", "ping"],
+    "five input events, one action; the custom debounce outlasts the default",
+  );
+  await page.clock.runFor(1);
+  await until("the custom debounce action", () => server.actions.length === 3);
+  assert.equal(server.actions[2]?.id, "slow");
+  assert.equal(server.actions[2]?.body.signals.later, "ab");
+  assert.deepEqual(ids(), ["search", "ping", "slow"]);
 });
 
-test("runtime binds text, textarea, select, checkbox and number inputs two-way", async (t) => {
+pageTest("runtime binds text, textarea, select, checkbox and number inputs two-way", async (boot) => {
   const view =
     '<input id="t" data-bind="text"><span id="tt" data-text="text"></span>' +
     '<textarea id="ta" data-bind="notes"></textarea>' +
@@ -432,9 +463,7 @@ test("runtime binds text, textarea, select, checkbox and number inputs two-way",
     '<input id="cb" type="checkbox" data-bind="agree">' +
     '<input id="num" type="number" data-bind="qty"><span id="nt" data-text="qty"></span>' +
     '<input id="seeded" data-bind="seeded" value="from-server">';
-  const s = await setup(t, { view, signals: { text: "a", notes: "n", color: "blue", agree: true, qty: 2 } });
-  if (!s) return;
-  const { page, probe } = s;
+  const { page } = await boot({ view, signals: { text: "a", notes: "n", color: "blue", agree: true, qty: 2 } });
 
   assert.equal(await page.locator("#t").inputValue(), "a");
   assert.equal(await page.locator("#tt").textContent(), "a");
@@ -458,26 +487,23 @@ test("runtime binds text, textarea, select, checkbox and number inputs two-way",
     qty: 42,
     seeded: "from-server",
   });
-  probe.assertClean();
 });
 
-test("runtime merge-patches signals and updates bound inputs and data-text", async (t) => {
+pageTest("runtime merge-patches signals and updates bound inputs and data-text", async (boot) => {
   const view =
     '<span id="c" data-text="count"></span><input id="n" type="number" data-bind="count">' +
     '<input id="agree" type="checkbox" data-bind="agree"><span id="g" data-text="greeting"></span>';
-  const s = await setup(t, {
+  const { server, page } = await boot({
     view,
     signals: { count: 1, profile: { name: "a", age: 3 }, agree: false, _local: "x" },
   });
-  if (!s) return;
-  const { server, page, probe } = s;
 
   // A JSON value may span several data lines; they are joined with "\n".
   server.send("datastar-patch-signals", [
     'signals {"count":5,"profile":{"age":null,"city":"Oslo"},',
     'signals "agree":true,"greeting":"hi"}',
   ]);
-  await until(async () => (await page.locator("#c").textContent()) === "5", "the signal patch");
+  await until("the signal patch", async () => (await page.locator("#c").textContent()) === "5");
   assert.deepEqual(await signals(page), {
     count: 5,
     profile: { name: "a", city: "Oslo" },
@@ -491,34 +517,31 @@ test("runtime merge-patches signals and updates bound inputs and data-text", asy
 
   server.send("datastar-patch-signals", ["onlyIfMissing true", 'signals {"count":9,"fresh":1,"greeting":null}']);
   server.send("datastar-patch-signals", ['signals {"_local":null}']);
-  await until(async () => !("_local" in ((await signals(page)) ?? {})), "the second patch");
+  await until("the second patch", async () => !("_local" in ((await signals(page)) ?? {})));
   const now = await signals(page);
   assert.equal(now?.count, 5);
   assert.equal(now?.fresh, 1);
   assert.equal(now?.greeting, "hi");
-  probe.assertClean();
 });
 
-test("runtime shows the reconnect banner when the stream drops and hides it when back", async (t) => {
-  const s = await setup(t, { view: '<p id="x">x</p>' });
-  if (!s) return;
-  const { server, page, probe } = s;
+pageTest("runtime shows the reconnect banner when the stream drops and hides it when back", async (boot) => {
+  const { server, page } = await boot({ view: '<p id="x">x</p>' });
   const banner = page.locator("#via-banner");
   const connection = () => page.locator("html").getAttribute("data-connection");
 
   assert.equal(await connection(), "online");
   assert.equal(await banner.isHidden(), true);
   const lastId = server.send("datastar-patch-signals", ['signals {"seen":true}']);
-  await until(async () => (await signals(page))?.seen === true, "the event");
+  await until("the event", async () => (await signals(page))?.seen === true);
 
   server.state.holdStreams = true;
   server.streams[0]?.res.end();
-  await until(async () => (await connection()) === "connecting", "state connecting");
-  await until(() => banner.isVisible(), "the banner", 3000);
+  await until("state connecting", async () => (await connection()) === "connecting");
+  await until("the banner", () => banner.isVisible(), 3000);
   assert.equal(await banner.textContent(), "Reconnecting…");
 
   server.releaseHeld();
-  await until(async () => (await connection()) === "online", "back online");
+  await until("back online", async () => (await connection()) === "online");
   assert.equal(await banner.isHidden(), true);
   const query = server.streams[1]?.query;
   assert.equal(query?.get("tab"), TAB);
@@ -531,47 +554,38 @@ test("runtime shows the reconnect banner when the stream drops and hides it when
   );
   assert.ok(lastId > 0);
   assert.equal(server.pageLoads, 1);
-  probe.assertClean();
 });
 
-test("runtime reconnects with backoff on via-bye without reloading", async (t) => {
-  const s = await setup(t, { view: '<p id="x">x</p>' });
-  if (!s) return;
-  const { server, page, probe } = s;
+pageTest("runtime reconnects with backoff on via-bye without reloading", async (boot) => {
+  const { server, page } = await boot({ view: '<p id="x">x</p>' });
 
   const sent = Date.now();
   server.send("via-bye", ["reason shutting down"]);
-  await until(() => server.streams[0]?.closed, "the runtime to drop the stream");
-  await until(() => server.streams.length === 2, "the reconnect");
+  await until("the runtime to drop the stream", () => server.streams[0]?.closed);
+  await until("the reconnect", () => server.streams.length === 2);
   assert.ok(Date.now() - sent >= 150, "the reconnect waited for the backoff");
   assert.equal(server.streams[1]?.query.get("tab"), TAB);
-  await until(async () => (await state(page)) === "online", "back online");
+  await until("back online", async () => (await state(page)) === "online");
   assert.equal(server.pageLoads, 1);
-  probe.assertClean();
 });
 
-test("runtime reloads on via-reload", async (t) => {
-  const s = await setup(t, { view: '<p id="x">x</p>' });
-  if (!s) return;
-  const { server, probe } = s;
+pageTest("runtime reloads on via-reload", async (boot) => {
+  const { server } = await boot({ view: '<p id="x">x</p>' });
 
   server.send("via-reload", ["reason runtime version changed"]);
-  await until(() => server.pageLoads === 2, "the reload");
-  await until(() => server.streams.length === 2, "the new page's stream");
-  probe.assertClean();
+  await until("the reload", () => server.pageLoads === 2);
+  await until("the new page's stream", () => server.streams.length === 2);
 });
 
-test("runtime sends actions one at a time in order", async (t) => {
+pageTest("runtime sends actions one at a time in order", async (boot) => {
   const view = ["a1", "a2", "a3"].map((a) => `<button id="${a}" data-on-click="${a}">${a}</button>`).join("");
-  const s = await setup(t, { view });
-  if (!s) return;
-  const { server, page, probe } = s;
+  const { server, page } = await boot({ view });
   server.state.reply = (id) => ({ status: 204, delay: id === "a1" ? 300 : id === "a2" ? 100 : 0 });
 
   await page.locator("#a1").click();
   await page.locator("#a2").click();
   await page.locator("#a3").click();
-  await until(() => server.actions.length === 3, "three actions");
+  await until("three actions", () => server.actions.length === 3);
   assert.deepEqual(
     server.actions.map((a) => a.id),
     ["a1", "a2", "a3"],
@@ -581,117 +595,119 @@ test("runtime sends actions one at a time in order", async (t) => {
     const cur = server.actions[i];
     assert.ok(prev && cur && cur.start >= prev.end, `action ${i + 1} was sent before action ${i} finished`);
   }
-  probe.assertClean();
 });
 
-test("runtime shows a toast with the reason of a failed action", async (t) => {
-  const view = '<button id="go" data-on-click="spam">go</button>';
+pageTest("runtime shows a toast with the reason of a failed action", async (boot) => {
+  const view = '<button id="go" data-on-click="spam">go</button><button id="ok" data-on-click="ok">ok</button>';
   // The browser itself logs failed fetches; that line is expected here, nothing else is.
-  const s = await setup(t, { view, toasts: false }, [/Failed to load resource: .* 429/]);
-  if (!s) return;
-  const { server, page, probe } = s;
-  server.state.reply = () => ({ status: 429, text: "Too many actions, slow down", headers: { "Retry-After": "1" } });
+  const { server, page } = await boot({ view, toasts: false }, [/Failed to load resource: .* 429/], { clock: true });
+  server.state.reply = (id) =>
+    id === "spam"
+      ? { status: 429, text: "Too many actions, slow down", headers: { "Retry-After": "1" } }
+      : { status: 204 };
 
   await page.locator("#go").click();
   const toast = page.locator("#via-toasts .via-toast");
-  await until(async () => (await toast.count()) === 1, "the toast");
+  await until("the toast", async () => (await toast.count()) === 1);
   assert.equal(await toast.textContent(), "Too many actions, slow down");
-  await sleep(1300);
-  assert.equal(server.actions.length, 1, "a rate-limited action is not retried");
-  probe.assertClean();
-});
-
-test("runtime reconnects the stream at once when an action gets 410 and holds later actions until it is back", async (t) => {
-  const view = '<button id="go" data-on-click="act">go</button><button id="next" data-on-click="next">next</button>';
-  const s = await setup(t, { view }, [/Failed to load resource: .* 410/]);
-  if (!s) return;
-  const { server, page, probe } = s;
-  server.state.reply = (id) => (id === "act" ? { status: 410, text: "unknown tab" } : { status: 204 });
-  server.state.holdStreams = true;
-
-  await page.locator("#go").click();
-  await page.locator("#next").click();
-  await until(() => server.streams[0]?.closed, "the old stream to be dropped", 1000);
-  assert.equal(await page.locator("#via-toasts .via-toast").textContent(), "unknown tab");
-  await sleep(300);
+  // Past the Retry-After second on the page's clock; then a later action, which would come after a retry.
+  await page.clock.runFor(1_500);
+  await page.locator("#ok").click();
+  await until("the later action", () => server.actions.some((a) => a.id === "ok"));
   assert.deepEqual(
     server.actions.map((a) => a.id),
-    ["act"],
-    "the next action waits for the new stream",
+    ["spam", "ok"],
+    "a rate-limited action is not retried",
   );
-
-  server.releaseHeld();
-  await until(() => server.actions.length === 2, "the held action");
-  assert.equal(server.actions[1]?.id, "next");
-  assert.equal(server.streams.length, 2);
-  assert.equal(server.streams[1]?.query.get("tab"), TAB);
-  assert.equal(await state(page), "online");
-  probe.assertClean();
 });
 
-test("runtime keeps a streamed list's items through a view morph and updates an item with a known id in place", async (t) => {
-  const list =
-    '<ol id="log" data-via-stream=""><li id="i1" data-via-pos="7">one</li><li id="i2" data-via-pos="8">two</li></ol>';
-  const s = await setup(t, { view: `<main id="main"><h1 id="title">v1</h1>${list}</main>` });
-  if (!s) return;
-  const { server, page, probe } = s;
-  // A re-rendered view carries the list element empty and with a new attribute: items stay.
-  server.send(
-    "datastar-patch-elements",
-    elements(
-      '<div id="via-view"><main id="main"><h1 id="title">v2</h1><ol id="log" data-via-stream="" data-via-more=""></ol></main></div>',
-    ),
-  );
-  await until(async () => (await page.textContent("#title")) === "v2", "the morph");
-  assert.deepEqual(await page.$$eval("#log > li", (els) => els.map((e) => e.textContent)), ["one", "two"]);
-  assert.equal(await page.getAttribute("#log", "data-via-more"), "");
-  // Appending an item whose id is in the list morphs it in place (and keeps its position).
-  server.send(
-    "datastar-patch-elements",
-    elements('<li id="i1">one, edited</li><li id="i3" data-via-pos="9">three</li>', {
-      selector: "#log",
-      mode: "append",
-    }),
-  );
-  await until(async () => (await page.$$("#log > li")).length === 3, "the new item");
-  assert.deepEqual(await page.$$eval("#log > li", (els) => els.map((e) => e.textContent)), [
-    "one, edited",
-    "two",
-    "three",
-  ]);
-  assert.equal(await page.getAttribute("#i1", "data-via-pos"), "7");
-  // A reconnect reports the list: newest position, item count, more.
-  server.streams[0]?.res.end();
-  await until(() => server.streams.length === 2, "the reconnect");
-  assert.equal(server.streams[1]?.query.get("streams"), "log:9:3:1");
-  probe.assertClean();
-});
+pageTest(
+  "runtime reconnects the stream at once when an action gets 410 and holds later actions until it is back",
+  async (boot) => {
+    const view = '<button id="go" data-on-click="act">go</button><button id="next" data-on-click="next">next</button>';
+    const { server, page } = await boot({ view }, [/Failed to load resource: .* 410/]);
+    server.state.reply = (id) => (id === "act" ? { status: 410, text: "unknown tab" } : { status: 204 });
+    server.state.holdStreams = true;
 
-test("runtime sends a list's oldest position as the cursor of its Load older action", async (t) => {
+    await page.locator("#go").click();
+    await page.locator("#next").click();
+    await until("the old stream to be dropped", () => server.streams[0]?.closed, 1000);
+    assert.equal(await page.locator("#via-toasts .via-toast").textContent(), "unknown tab");
+    // A negative check (the next action is not sent yet), so a short fixed wait: nothing the runtime
+    // does marks the moment it would have sent it.
+    await delay(300);
+    assert.deepEqual(
+      server.actions.map((a) => a.id),
+      ["act"],
+      "the next action waits for the new stream",
+    );
+
+    server.releaseHeld();
+    await until("the held action", () => server.actions.length === 2);
+    assert.equal(server.actions[1]?.id, "next");
+    assert.equal(server.streams.length, 2);
+    assert.equal(server.streams[1]?.query.get("tab"), TAB);
+    assert.equal(await state(page), "online");
+  },
+);
+
+pageTest(
+  "runtime keeps a streamed list's items through a view morph and updates an item with a known id in place",
+  async (boot) => {
+    const list =
+      '<ol id="log" data-via-stream=""><li id="i1" data-via-pos="7">one</li><li id="i2" data-via-pos="8">two</li></ol>';
+    const { server, page } = await boot({ view: `<main id="main"><h1 id="title">v1</h1>${list}</main>` });
+    // A re-rendered view carries the list element empty and with a new attribute: items stay.
+    server.send(
+      "datastar-patch-elements",
+      elements(
+        '<div id="via-view"><main id="main"><h1 id="title">v2</h1><ol id="log" data-via-stream="" data-via-more=""></ol></main></div>',
+      ),
+    );
+    await until("the morph", async () => (await page.textContent("#title")) === "v2");
+    assert.deepEqual(await page.$$eval("#log > li", (els) => els.map((e) => e.textContent)), ["one", "two"]);
+    assert.equal(await page.getAttribute("#log", "data-via-more"), "");
+    // Appending an item whose id is in the list morphs it in place (and keeps its position).
+    server.send(
+      "datastar-patch-elements",
+      elements('<li id="i1">one, edited</li><li id="i3" data-via-pos="9">three</li>', {
+        selector: "#log",
+        mode: "append",
+      }),
+    );
+    await until("the new item", async () => (await page.$$("#log > li")).length === 3);
+    assert.deepEqual(await page.$$eval("#log > li", (els) => els.map((e) => e.textContent)), [
+      "one, edited",
+      "two",
+      "three",
+    ]);
+    assert.equal(await page.getAttribute("#i1", "data-via-pos"), "7");
+    // A reconnect reports the list: newest position, item count, more.
+    server.streams[0]?.res.end();
+    await until("the reconnect", () => server.streams.length === 2);
+    assert.equal(server.streams[1]?.query.get("streams"), "log:9:3:1");
+  },
+);
+
+pageTest("runtime sends a list's oldest position as the cursor of its Load older action", async (boot) => {
   const view =
     '<button id="older" data-on-click="{&quot;action&quot;:&quot;log-older&quot;,&quot;page&quot;:&quot;log&quot;}">older</button>' +
     '<ol id="log" data-via-stream=""><li id="a" data-via-pos="40">a</li><li id="mine">sending</li><li id="b" data-via-pos="41">b</li></ol>';
-  const s = await setup(t, { view });
-  if (!s) return;
-  const { server, page, probe } = s;
+  const { server, page } = await boot({ view });
   await page.click("#older");
-  await until(() => server.actions.length === 1, "the action");
+  await until("the action", () => server.actions.length === 1);
   assert.equal(server.actions[0]?.id, "log-older");
   assert.equal(server.actions[0]?.body.cursor, "40");
-  probe.assertClean();
 });
 
-test("runtime reloads once when its stream is refused for its tab id (probe 403), not in a loop", async (t) => {
-  const s = await setup(t, { view: '<p id="x">x</p>' }, [/status of 403/]);
-  if (!s) return;
-  const { server, probe } = s;
+pageTest("runtime reloads once when its stream is refused for its tab id (probe 403), not in a loop", async (boot) => {
+  const { server } = await boot({ view: '<p id="x">x</p>' }, [/status of 403/]);
   server.state.refuseStreams = 403;
   server.streams[0]?.res.end();
-  await until(() => server.pageLoads === 2, "the reload");
+  await until("the reload", () => server.pageLoads === 2);
   // The reloaded page is refused too: it keeps retrying (and probing) with backoff instead of reloading again.
-  await until(() => server.state.probes >= 3, "the reloaded page's retries");
+  await until("the reloaded page's retries", () => server.state.probes >= 3);
   assert.equal(server.pageLoads, 2);
-  probe.assertClean();
 });
 
 // Prototype pollution: JSON from the server or the page (boot signals, signal patches, trigger specs)
@@ -712,15 +728,13 @@ async function applied(server: TestServer, page: Page, n: number): Promise<void>
 /** Clicks `selector` and returns the body of the action it sends (the n-th action of the test). */
 async function actionBody(server: TestServer, page: Page, selector: string, n = 1) {
   await page.click(selector);
-  await until(() => server.actions.length === n, `action ${n}`);
+  await until(`action ${n}`, () => server.actions.length === n);
   return server.actions[n - 1]?.body;
 }
 
-test("a signal patch naming __proto__ changes no prototype, at the top or nested under a signal", async (t) => {
+pageTest("a signal patch naming __proto__ changes no prototype, at the top or nested under a signal", async (boot) => {
   const view = '<span id="p" data-text="polluted"></span><button id="go" data-on-click="go">go</button>';
-  const s = await setup(t, { view, signals: { count: 1, profile: { name: "a" } } });
-  if (!s) return;
-  const { server, page, probe } = s;
+  const { server, page } = await boot({ view, signals: { count: 1, profile: { name: "a" } } });
 
   server.send("datastar-patch-signals", ['signals {"__proto__":{"polluted":"yes"}}']);
   server.send("datastar-patch-signals", ['signals {"profile":{"__proto__":{"polluted":"yes"}}}']);
@@ -734,162 +748,158 @@ test("a signal patch naming __proto__ changes no prototype, at the top or nested
   const real = { count: 1, profile: { name: "a" }, fresh: { x: 1 } };
   assert.deepEqual(await signals(page), { ...real, _applied: 1 });
   assert.deepEqual(await actionBody(server, page, "#go"), { signals: real });
-  probe.assertClean();
 });
 
-test("a signal patch naming constructor.prototype or prototype adds no signal and changes no prototype", async (t) => {
-  const view = '<button id="go" data-on-click="go">go</button>';
-  const s = await setup(t, { view, signals: { profile: { name: "a" } } });
-  if (!s) return;
-  const { server, page, probe } = s;
+pageTest(
+  "a signal patch naming constructor.prototype or prototype adds no signal and changes no prototype",
+  async (boot) => {
+    const view = '<button id="go" data-on-click="go">go</button>';
+    const { server, page } = await boot({ view, signals: { profile: { name: "a" } } });
 
-  server.send("datastar-patch-signals", ['signals {"constructor":{"prototype":{"polluted":"yes"}}}']);
-  server.send("datastar-patch-signals", ['signals {"profile":{"constructor":{"prototype":{"polluted":"yes"}}}}']);
-  server.send("datastar-patch-signals", ['signals {"prototype":{"polluted":"yes"}}']);
-  await applied(server, page, 1);
+    server.send("datastar-patch-signals", ['signals {"constructor":{"prototype":{"polluted":"yes"}}}']);
+    server.send("datastar-patch-signals", ['signals {"profile":{"constructor":{"prototype":{"polluted":"yes"}}}}']);
+    server.send("datastar-patch-signals", ['signals {"prototype":{"polluted":"yes"}}']);
+    await applied(server, page, 1);
 
-  assert.equal(await pollutedProbe(page), undefined, "({}).polluted");
-  assert.deepEqual(await leakedToPrototype(page), []);
-  assert.deepEqual(await signals(page), { profile: { name: "a" }, _applied: 1 });
-  assert.deepEqual(await actionBody(server, page, "#go"), { signals: { profile: { name: "a" } } });
-  probe.assertClean();
-});
+    assert.equal(await pollutedProbe(page), undefined, "({}).polluted");
+    assert.deepEqual(await leakedToPrototype(page), []);
+    assert.deepEqual(await signals(page), { profile: { name: "a" }, _applied: 1 });
+    assert.deepEqual(await actionBody(server, page, "#go"), { signals: { profile: { name: "a" } } });
+  },
+);
 
-test("a signal patch that tries to give every trigger a set and a page adds nothing to later action bodies", async (t) => {
-  const view =
-    '<input id="d" data-bind="draft"><button id="go" data-on-click="go">go</button>' +
-    '<ol id="log" data-via-stream=""><li id="i1" data-via-pos="5">one</li></ol>';
-  const s = await setup(t, { view, signals: { draft: "d" } });
-  if (!s) return;
-  const { server, page, probe } = s;
+pageTest(
+  "a signal patch that tries to give every trigger a set and a page adds nothing to later action bodies",
+  async (boot) => {
+    const view =
+      '<input id="d" data-bind="draft"><button id="go" data-on-click="go">go</button>' +
+      '<ol id="log" data-via-stream=""><li id="i1" data-via-pos="5">one</li></ol>';
+    const { server, page } = await boot({ view, signals: { draft: "d" } });
 
-  server.send("datastar-patch-signals", ['signals {"__proto__":{"set":{"evil":"yes"},"page":"log"}}']);
-  await applied(server, page, 1);
+    server.send("datastar-patch-signals", ['signals {"__proto__":{"set":{"evil":"yes"},"page":"log"}}']);
+    await applied(server, page, 1);
 
-  assert.deepEqual(await actionBody(server, page, "#go"), { signals: { draft: "d" } });
-  assert.deepEqual(await leakedToPrototype(page), []);
-  probe.assertClean();
-});
+    assert.deepEqual(await actionBody(server, page, "#go"), { signals: { draft: "d" } });
+    assert.deepEqual(await leakedToPrototype(page), []);
+  },
+);
 
-test("boot signals naming __proto__, constructor or prototype change no prototype and stay out of action bodies", async (t) => {
-  const view = '<span id="p" data-text="polluted"></span><button id="go" data-on-click="go">go</button>';
-  const bootSignals =
-    '{"__proto__":{"polluted":"yes","set":{"evil":"yes"}},"constructor":{"prototype":{"polluted":"yes"}},' +
-    '"prototype":1,"profile":{"__proto__":{"polluted":"yes"},"name":"a"},"count":1}';
-  const s = await setup(t, { view, bootSignals });
-  if (!s) return;
-  const { server, page, probe } = s;
+pageTest(
+  "boot signals naming __proto__, constructor or prototype change no prototype and stay out of action bodies",
+  async (boot) => {
+    const view = '<span id="p" data-text="polluted"></span><button id="go" data-on-click="go">go</button>';
+    const bootSignals =
+      '{"__proto__":{"polluted":"yes","set":{"evil":"yes"}},"constructor":{"prototype":{"polluted":"yes"}},' +
+      '"prototype":1,"profile":{"__proto__":{"polluted":"yes"},"name":"a"},"count":1}';
+    const { server, page } = await boot({ view, bootSignals });
 
-  assert.equal(await pollutedProbe(page), undefined, "({}).polluted");
-  assert.deepEqual(await leakedToPrototype(page), []);
-  assert.equal(await page.textContent("#p"), "");
-  const real = { profile: { name: "a" }, count: 1 };
-  assert.deepEqual(await signals(page), real);
-  assert.deepEqual(await actionBody(server, page, "#go"), { signals: real });
-  probe.assertClean();
-});
+    assert.equal(await pollutedProbe(page), undefined, "({}).polluted");
+    assert.deepEqual(await leakedToPrototype(page), []);
+    assert.equal(await page.textContent("#p"), "");
+    const real = { profile: { name: "a" }, count: 1 };
+    assert.deepEqual(await signals(page), real);
+    assert.deepEqual(await actionBody(server, page, "#go"), { signals: real });
+  },
+);
 
-test("trigger attributes and specs naming inherited properties fire nothing and raise no page error", async (t) => {
-  const view =
-    '<button id="events" data-on-constructor="evil" data-on-tostring="evil" data-on-__proto__="evil">e</button>' +
-    '<button id="proto" data-on-click=\'{"__proto__":{"action":"evil"}}\'>p</button>' +
-    '<button id="ctor" data-on-click=\'{"constructor":{"action":"evil"},"prototype":{"action":"evil"}}\'>c</button>' +
-    '<button id="go" data-on-click="go">go</button>';
-  const s = await setup(t, { view, signals: { count: 1 } });
-  if (!s) return;
-  const { server, page, probe } = s;
+pageTest(
+  "trigger attributes and specs naming inherited properties fire nothing and raise no page error",
+  async (boot) => {
+    const view =
+      '<button id="events" data-on-constructor="evil" data-on-tostring="evil" data-on-__proto__="evil">e</button>' +
+      '<button id="proto" data-on-click=\'{"__proto__":{"action":"evil"}}\'>p</button>' +
+      '<button id="ctor" data-on-click=\'{"constructor":{"action":"evil"},"prototype":{"action":"evil"}}\'>c</button>' +
+      '<button id="go" data-on-click="go">go</button>';
+    const { server, page } = await boot({ view, signals: { count: 1 } });
 
-  for (const id of ["#events", "#proto", "#ctor"]) await page.click(id);
-  // Actions go out in click order: once the last click's action is in, any earlier one would be too.
-  assert.deepEqual(await actionBody(server, page, "#go"), { signals: { count: 1 } });
-  assert.deepEqual(
-    server.actions.map((a) => a.id),
-    ["go"],
-  );
-  assert.deepEqual(await leakedToPrototype(page), []);
-  probe.assertClean();
-});
+    for (const id of ["#events", "#proto", "#ctor"]) await page.click(id);
+    // Actions go out in click order: once the last click's action is in, any earlier one would be too.
+    assert.deepEqual(await actionBody(server, page, "#go"), { signals: { count: 1 } });
+    assert.deepEqual(
+      server.actions.map((a) => a.id),
+      ["go"],
+    );
+    assert.deepEqual(await leakedToPrototype(page), []);
+  },
+);
 
-test("an action id naming an inherited property is an ordinary id: sent as written, with only real signals", async (t) => {
-  // The server accepts action names like these (ACTION_ID), so the runtime passes them through unread.
-  const view =
-    '<button id="ts" data-on-click="toString">t</button><button id="c" data-on-click="constructor">c</button>';
-  const s = await setup(t, { view, signals: { count: 1 } });
-  if (!s) return;
-  const { server, page, probe } = s;
+pageTest(
+  "an action id naming an inherited property is an ordinary id: sent as written, with only real signals",
+  async (boot) => {
+    // The server accepts action names like these (ACTION_ID), so the runtime passes them through unread.
+    const view =
+      '<button id="ts" data-on-click="toString">t</button><button id="c" data-on-click="constructor">c</button>';
+    const { server, page } = await boot({ view, signals: { count: 1 } });
 
-  assert.deepEqual(await actionBody(server, page, "#ts"), { signals: { count: 1 } });
-  assert.deepEqual(await actionBody(server, page, "#c", 2), { signals: { count: 1 } });
-  assert.deepEqual(
-    server.actions.map((a) => a.id),
-    ["toString", "constructor"],
-  );
-  probe.assertClean();
-});
+    assert.deepEqual(await actionBody(server, page, "#ts"), { signals: { count: 1 } });
+    assert.deepEqual(await actionBody(server, page, "#c", 2), { signals: { count: 1 } });
+    assert.deepEqual(
+      server.actions.map((a) => a.id),
+      ["toString", "constructor"],
+    );
+  },
+);
 
-test("a trigger spec's set naming __proto__, constructor or prototype, or not an object, adds no signals", async (t) => {
-  const view =
-    '<span id="p" data-text="polluted"></span>' +
-    '<button id="str" data-on-click=\'{"action":"str","set":"toString"}\'>s</button>' +
-    '<button id="arr" data-on-click=\'{"action":"arr","set":["x"]}\'>a</button>' +
-    '<button id="keys" data-on-click=\'{"action":"keys","set":{"__proto__":{"polluted":"yes"},' +
-    '"constructor":{"prototype":{"polluted":"yes"}},"prototype":1,"room":"Rust"}}\'>k</button>';
-  const s = await setup(t, { view, signals: { count: 1 } });
-  if (!s) return;
-  const { server, page, probe } = s;
+pageTest(
+  "a trigger spec's set naming __proto__, constructor or prototype, or not an object, adds no signals",
+  async (boot) => {
+    const view =
+      '<span id="p" data-text="polluted"></span>' +
+      '<button id="str" data-on-click=\'{"action":"str","set":"toString"}\'>s</button>' +
+      '<button id="arr" data-on-click=\'{"action":"arr","set":["x"]}\'>a</button>' +
+      '<button id="keys" data-on-click=\'{"action":"keys","set":{"__proto__":{"polluted":"yes"},' +
+      '"constructor":{"prototype":{"polluted":"yes"}},"prototype":1,"room":"Rust"}}\'>k</button>';
+    const { server, page } = await boot({ view, signals: { count: 1 } });
 
-  assert.deepEqual(await actionBody(server, page, "#str"), { signals: { count: 1 } });
-  assert.deepEqual(await actionBody(server, page, "#arr", 2), { signals: { count: 1 } });
-  assert.deepEqual(await actionBody(server, page, "#keys", 3), { signals: { count: 1, room: "Rust" } });
-  assert.equal(await page.textContent("#p"), "", "the store's prototype is untouched");
-  assert.equal(await pollutedProbe(page), undefined, "({}).polluted");
-  probe.assertClean();
-});
+    assert.deepEqual(await actionBody(server, page, "#str"), { signals: { count: 1 } });
+    assert.deepEqual(await actionBody(server, page, "#arr", 2), { signals: { count: 1 } });
+    assert.deepEqual(await actionBody(server, page, "#keys", 3), { signals: { count: 1, room: "Rust" } });
+    assert.equal(await page.textContent("#p"), "", "the store's prototype is untouched");
+    assert.equal(await pollutedProbe(page), undefined, "({}).polluted");
+  },
+);
 
-test("a prototype polluted by another script gives triggers no options and action bodies no fields", async (t) => {
-  const view =
-    '<input id="d" data-bind="draft"><button id="go" data-on-click="go">go</button>' +
-    '<button id="json" data-on-click=\'{"action":"json"}\'>j</button>' +
-    '<ol id="log" data-via-stream=""><li id="i1" data-via-pos="5">one</li></ol>';
-  const s = await setup(t, { view, signals: { draft: "d" } });
-  if (!s) return;
-  const { server, page, probe } = s;
+pageTest(
+  "a prototype polluted by another script gives triggers no options and action bodies no fields",
+  async (boot) => {
+    const view =
+      '<input id="d" data-bind="draft"><button id="go" data-on-click="go">go</button>' +
+      '<button id="json" data-on-click=\'{"action":"json"}\'>j</button>' +
+      '<ol id="log" data-via-stream=""><li id="i1" data-via-pos="5">one</li></ol>';
+    const { server, page } = await boot({ view, signals: { draft: "d" } });
 
-  await page.evaluate(() => Object.assign(Object.prototype, { set: { evil: "yes" }, page: "log" }));
-  assert.deepEqual(await actionBody(server, page, "#go"), { signals: { draft: "d" } });
-  assert.deepEqual(await actionBody(server, page, "#json", 2), { signals: { draft: "d" } });
-  probe.assertClean();
-});
+    await page.evaluate(() => Object.assign(Object.prototype, { set: { evil: "yes" }, page: "log" }));
+    assert.deepEqual(await actionBody(server, page, "#go"), { signals: { draft: "d" } });
+    assert.deepEqual(await actionBody(server, page, "#json", 2), { signals: { draft: "d" } });
+  },
+);
 
-test("an element patch naming an inherited namespace parses as plain HTML", async (t) => {
-  const s = await setup(t, { view: '<p id="x">old</p><p id="y">old</p>' });
-  if (!s) return;
-  const { server, page, probe } = s;
+pageTest("an element patch naming an inherited namespace parses as plain HTML", async (boot) => {
+  const { server, page } = await boot({ view: '<p id="x">old</p><p id="y">old</p>' });
 
   server.send("datastar-patch-elements", ["namespace __proto__", ...elements('<p id="x"><b>new</b></p>')]);
   server.send("datastar-patch-elements", ["namespace constructor", ...elements('<p id="y"><b>new</b></p>')]);
   await page.waitForFunction(() => document.querySelector("#y b")?.textContent === "new");
   assert.equal(await page.innerHTML("#x"), "<b>new</b>");
   assert.equal(await page.innerHTML("#y"), "<b>new</b>");
-  probe.assertClean();
 });
 
-test("bound and text elements naming __proto__, constructor or toString read no inherited property and seed no signal", async (t) => {
-  const view =
-    '<input id="b1" data-bind="constructor" value="seed"><input id="b2" data-bind="__proto__" value="seed">' +
-    '<span id="t1" data-text="toString"></span><span id="t2" data-text="constructor"></span>' +
-    '<span id="t3" data-text="__proto__"></span><button id="go" data-on-click="go">go</button>';
-  const s = await setup(t, { view, signals: { count: 1 } });
-  if (!s) return;
-  const { server, page, probe } = s;
+pageTest(
+  "bound and text elements naming __proto__, constructor or toString read no inherited property and seed no signal",
+  async (boot) => {
+    const view =
+      '<input id="b1" data-bind="constructor" value="seed"><input id="b2" data-bind="__proto__" value="seed">' +
+      '<span id="t1" data-text="toString"></span><span id="t2" data-text="constructor"></span>' +
+      '<span id="t3" data-text="__proto__"></span><button id="go" data-on-click="go">go</button>';
+    const { server, page } = await boot({ view, signals: { count: 1 } });
 
-  for (const id of ["#t1", "#t2", "#t3"]) assert.equal(await page.textContent(id), "", id);
-  assert.equal(await page.inputValue("#b1"), "seed");
-  assert.equal(await page.inputValue("#b2"), "seed");
-  await page.fill("#b1", "typed");
-  await page.fill("#b2", "typed");
-  assert.deepEqual(await actionBody(server, page, "#go"), { signals: { count: 1 } });
-  for (const id of ["#t1", "#t2", "#t3"]) assert.equal(await page.textContent(id), "", id);
-  assert.deepEqual(await leakedToPrototype(page), []);
-  probe.assertClean();
-});
+    for (const id of ["#t1", "#t2", "#t3"]) assert.equal(await page.textContent(id), "", id);
+    assert.equal(await page.inputValue("#b1"), "seed");
+    assert.equal(await page.inputValue("#b2"), "seed");
+    await page.fill("#b1", "typed");
+    await page.fill("#b2", "typed");
+    assert.deepEqual(await actionBody(server, page, "#go"), { signals: { count: 1 } });
+    for (const id of ["#t1", "#t2", "#t3"]) assert.equal(await page.textContent(id), "", id);
+    assert.deepEqual(await leakedToPrototype(page), []);
+  },
+);

@@ -13,6 +13,7 @@ import { type Chat, createChat } from "../../apps/chat/app.tsx";
 import { roomSubject } from "../../apps/chat/rooms.ts";
 import { ChatTab } from "../../harness/chat-client.ts";
 import { natsServerMissing, startNatsServer } from "../../harness/nats-server.ts";
+import { until } from "../../harness/poll.ts";
 import type { SseEvent } from "../../harness/sse-client.ts";
 import { openPubSub } from "../../src/index.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
@@ -76,14 +77,19 @@ async function embeddedTabWithFive(): Promise<{ pubsub: PubSub; tab: ChatTab }> 
   return { pubsub, tab };
 }
 
+/** The tab is away while `n` messages ("after 1" … "after n") come to Go, then back until it shows the newest. */
+async function awayWhile(pubsub: PubSub, tab: ChatTab, n: number): Promise<void> {
+  tab.disconnect();
+  for (let i = 1; i <= n; i++) await post(pubsub, "Go", `after ${i}`);
+  await tab.connect();
+  await tab.waitUntil((m) => m.at(-1)?.text === `after ${n}`, 5_000, "the newest message");
+}
+
 test("a tab away while its room evicted everything after its newest message shows an 'expired' marker there, then what the room still keeps", async () => {
   const { pubsub, tab } = await embeddedTabWithFive();
 
   // Away while 30 more come: the room keeps 20, so its last 10 seen ones and the first 10 new ones are gone.
-  tab.disconnect();
-  for (let i = 1; i <= 30; i++) await post(pubsub, "Go", `after ${i}`);
-  await tab.connect();
-  await tab.waitUntil((m) => m.at(-1)?.text === "after 30", 5_000, "the newest message");
+  await awayWhile(pubsub, tab, 30);
 
   assert.deepEqual(texts(tab), [...range("before", 1, 5), ...range("after", 11, 30)], "nothing filled in wrongly");
   const { marker, markerAt, textAt } = markerBefore(tab, "after 11");
@@ -93,10 +99,7 @@ test("a tab away while its room evicted everything after its newest message show
 
 test("a tab away for a gap the room still keeps gets it filled, in order, without a marker", async () => {
   const { pubsub, tab } = await embeddedTabWithFive();
-  tab.disconnect();
-  for (let i = 1; i <= 12; i++) await post(pubsub, "Go", `after ${i}`);
-  await tab.connect();
-  await tab.waitUntil((m) => m.at(-1)?.text === "after 12", 5_000, "the newest message");
+  await awayWhile(pubsub, tab, 12);
   assert.deepEqual(texts(tab), [...range("before", 1, 5), ...range("after", 1, 12)]);
   assert.equal(markerBefore(tab, "after 1").markerAt, -1, "no marker");
 });
@@ -129,11 +132,7 @@ test("a tab following a room live shows an 'expired' marker, not a silent skip, 
 
   // The chat's feed is cut off while Go gets 30 messages (it keeps 20) and Rust 2; the tabs stay connected.
   proxy.cut();
-  const deadline = Date.now() + 5_000;
-  while (chatPubsub.status?.().connected !== false) {
-    assert.ok(Date.now() < deadline, "the chat noticed the cut");
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await until("the chat noticed the cut", () => chatPubsub.status?.().connected === false, 5_000, 5);
   for (let i = 1; i <= 30; i++) await post(writer, "Go", `go after ${i}`);
   for (let i = 1; i <= 2; i++) await post(writer, "Rust", `rust after ${i}`);
   proxy.restore();

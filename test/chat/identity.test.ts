@@ -12,8 +12,9 @@ import { type Chat, createChat } from "../../apps/chat/app.tsx";
 import { DEFAULT_AUTHORS, IDENTITY_STREAM } from "../../apps/chat/identity.ts";
 import { roomSubject } from "../../apps/chat/rooms.ts";
 import { ChatTab } from "../../harness/chat-client.ts";
+import { until } from "../../harness/poll.ts";
 import { Browser } from "../../harness/sse-client.ts";
-import { openPubSub, type PubSub } from "../../src/index.ts";
+import { type AppOptions, openPubSub, type PubSub } from "../../src/index.ts";
 import { unescapeHtml } from "../../src/server/html.ts";
 import { SESSION_STREAM } from "../../src/server/session-store.ts";
 import { watchedEngine } from "../support/watched-engine.ts";
@@ -24,16 +25,8 @@ after(async () => {
 });
 
 test("chat identity: page loads store nothing; the first post stores the identity a later page shows", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "via-identity-"));
-  const pubsub = await openPubSub({ dataDir: dir });
   // 31 new browsers from one address: more than the per-address limit on new sessions allows.
-  const chat = await createChat({ pubsub, app: { contextTtlMs: 1_000, clientLimits: false } });
-  const { url } = await chat.app.listen(0, "127.0.0.1", { handleSignals: false });
-  cleanups.push(async () => {
-    await chat.close();
-    await pubsub.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const { chat, pubsub, url } = await startChat({ contextTtlMs: 1_000 });
   const stored = async () => (await pubsub.info(IDENTITY_STREAM)).messages;
   for (let i = 0; i < 30; i++) await new Browser(url).load("/room/Go");
   assert.equal(await stored(), 0, "30 page loads of new browsers wrote no identity");
@@ -45,19 +38,19 @@ test("chat identity: page loads store nothing; the first post stores the identit
   const name = /placeholder="([^"]+) says\.\.\."/.exec(tab.client.html)![1]!;
   assert.equal((await tab.send("hello")).status, 204);
   await tab.waitUntil((m) => m.some((x) => x.text === "hello" && x.seq !== undefined), 5_000, "the stored message");
-  while ((await stored()) === 0) await new Promise((r) => setTimeout(r, 10));
+  await until("the identity is stored", async () => (await stored()) !== 0);
   tab.close();
   // A later page of the same browser, after its context is gone, shows the stored name.
-  while (chat.app.tabCount > 0) await new Promise((r) => setTimeout(r, 20));
+  await until("the tab's context is gone", () => chat.app.tabCount === 0, 5_000, 20);
   const again = await browser.load("/room/Rust");
   assert.match(again.html, new RegExp(`placeholder="${name} says\\.\\.\\."`));
 });
 
 /** A chat on a fresh embedded engine, closed after the file's tests (every browser is a new session). */
-async function startChat(): Promise<{ chat: Chat; pubsub: PubSub; url: string }> {
+async function startChat(app: AppOptions = {}): Promise<{ chat: Chat; pubsub: PubSub; url: string }> {
   const dir = await mkdtemp(join(tmpdir(), "via-identity-"));
   const pubsub = await openPubSub({ dataDir: dir });
-  const chat = await createChat({ pubsub, app: { clientLimits: false } });
+  const chat = await createChat({ pubsub, app: { clientLimits: false, ...app } });
   const { url } = await chat.app.listen(0, "127.0.0.1", { handleSignals: false });
   cleanups.push(async () => {
     await chat.close();
@@ -67,12 +60,11 @@ async function startChat(): Promise<{ chat: Chat; pubsub: PubSub; url: string }>
   return { chat, pubsub, url };
 }
 
-async function until(pred: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Waits until someone named `name` is among the people in Go on `chat`. */
+function untilInGo(chat: Chat, name: string): Promise<void> {
+  return until(`the tab in Go as ${name}`, () =>
+    [...chat.presence.everyoneNow("Go").values()].some((m) => m.name === name),
+  );
 }
 
 /** The tab's random name, from its page's "<Name> says..." placeholder. */
@@ -154,7 +146,7 @@ test("chat identity: a new visitor's random name is never one that someone in th
       emoji: author.emoji,
     }),
   );
-  await until(() => chat.presence.roster("Go").count === 100, "100 people in Go");
+  await until("100 people in Go", () => chat.presence.roster("Go").count === 100);
   const defaults = new Set(DEFAULT_AUTHORS.map((a) => a.name));
   for (let i = 0; i < 10; i++) {
     const name = nameIn((await new Browser(url).load("/room/Go")).html);
@@ -164,13 +156,12 @@ test("chat identity: a new visitor's random name is never one that someone in th
   // One default free again: every new visitor gets that one, on the page and once the tab is live.
   const free = DEFAULT_AUTHORS.findIndex((a) => a.name === "Gentle Otter");
   leave[free]!();
-  await until(() => chat.presence.roster("Go").count === 99, "99 people in Go");
+  await until("99 people in Go", () => chat.presence.roster("Go").count === 99);
   for (let i = 0; i < 5; i++) assert.equal(nameIn((await new Browser(url).load("/room/Go")).html), "Gentle Otter");
   const tab = await ChatTab.open(url, "Go");
   try {
     assert.equal(nameIn(tab.client.html), "Gentle Otter");
-    const inGo = () => [...chat.presence.everyoneNow("Go").values()].some((m) => m.name === "Gentle Otter");
-    await until(inGo, "the tab in Go as Gentle Otter");
+    await untilInGo(chat, "Gentle Otter");
   } finally {
     tab.close();
   }
@@ -206,7 +197,7 @@ test("chat: a message with a right-to-left override is stored and shown without 
     );
     assert.ok(stored.includes("transfer gnp.exe"), "our input is stored without the override");
 
-    await until(() => chat.presence.roster("Go").members.some((m) => m.name === name), "the tab in the roster");
+    await until("the tab in the roster", () => chat.presence.roster("Go").members.some((m) => m.name === name));
     const page = (await new Browser(url).load("/room/Go")).html;
     assert.match(page, new RegExp(`<li title="${name}"><span aria-hidden="true">\\S+</span> <bdi>${name}</bdi></li>`));
     assert.ok(!page.includes("\u202E") && !page.includes("\u202C"), "no override on the page");
@@ -263,8 +254,7 @@ test("chat identity: a renamed user keeps the name after the chat restarts, read
   const live = await ChatTab.open(restarted.url, "Go", returning);
   try {
     assert.equal(nameIn(live.client.html), "Renamed Rita");
-    const inGo = () => [...again.presence.everyoneNow("Go").values()].some((m) => m.name === "Renamed Rita");
-    await until(inGo, "the tab in Go as Renamed Rita");
+    await untilInGo(again, "Renamed Rita");
   } finally {
     live.close();
   }

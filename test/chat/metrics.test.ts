@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { ChatTab } from "../../harness/chat-client.ts";
 import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../harness/chat-process.ts";
+import { until } from "../../harness/poll.ts";
 import { httpRequest } from "../../harness/sse-client.ts";
 
 async function chat(t: TestContext, opts: ChatProcessOptions = {}): Promise<ChatProcess> {
@@ -29,15 +30,18 @@ test("the chat serves /metrics by default: its open tab, a sent message's publis
   assert.equal((await tab.send("hello metrics")).status, 204);
   await tab.waitUntil((m) => m.some((x) => x.text === "hello metrics" && x.state === "sent"), 10_000, "the message");
   let text = "";
-  const deadline = Date.now() + 5_000;
   // The action's answer is counted when its response closes: poll, don't sleep.
-  while (sample(text, 'via_actions_total{status="204"}') === undefined) {
-    if (Date.now() > deadline) assert.fail(`no action counted:\n${text}`);
-    const res = await httpRequest(`${proc.url}/metrics`);
-    assert.equal(res.status, 200);
-    assert.match(res.headers["content-type"] ?? "", /^text\/plain; version=0\.0\.4/);
-    text = res.body;
-  }
+  await until(
+    () => `an action is counted:\n${text}`,
+    async () => {
+      const res = await httpRequest(`${proc.url}/metrics`);
+      assert.equal(res.status, 200);
+      assert.match(res.headers["content-type"] ?? "", /^text\/plain; version=0\.0\.4/);
+      text = res.body;
+      return sample(text, 'via_actions_total{status="204"}') !== undefined;
+    },
+    5_000,
+  );
   assert.equal(sample(text, "via_tabs"), 1);
   assert.equal(sample(text, "via_streams_open"), 1);
   assert.ok(sample(text, 'via_publishes_total{result="stored"}')! >= 1);

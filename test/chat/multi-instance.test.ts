@@ -91,14 +91,22 @@ async function waitForPresence(page: Page, count: number, timeout: number): Prom
   });
 }
 
+/** A user on instance 1 and one on instance 2, both in `room`; null: skipped (no browser here). */
+async function usersAcross(t: TestContext, room: string) {
+  const browser = await browserOrSkip(t);
+  if (!browser) return null;
+  const { one, two } = await instances();
+  const a = await enter(t, browser, `${one.url}/room/${room}`);
+  const b = await enter(t, browser, `${two.url}/room/${room}`);
+  return { browser, one, two, a, b };
+}
+
 test("multi-instance: a message sent through instance 1 appears in a tab on instance 2 within 1 s", {
   skip: missing,
 }, async (t) => {
-  const browser = await browserOrSkip(t);
-  if (!browser) return;
-  const { one, two } = await instances();
-  const a = await enter(t, browser, `${one.url}/room/Go`);
-  const b = await enter(t, browser, `${two.url}/room/Go`);
+  const s = await usersAcross(t, "Go");
+  if (!s) return;
+  const { browser, two, a, b } = s;
   assert.equal(await a.page.textContent(".engine-badge"), "NATS");
 
   // Clock both ends in the browsers (one machine, one clock): the click on A's Send button, and
@@ -158,11 +166,9 @@ test("multi-instance: a message sent through instance 1 appears in a tab on inst
 });
 
 test("multi-instance: presence on both instances shows both users", { skip: missing }, async (t) => {
-  const browser = await browserOrSkip(t);
-  if (!browser) return;
-  const { one, two } = await instances();
-  const a = await enter(t, browser, `${one.url}/room/Rust`);
-  const b = await enter(t, browser, `${two.url}/room/Rust`);
+  const s = await usersAcross(t, "Rust");
+  if (!s) return;
+  const { a, b } = s;
   const both = [a.name, b.name].sort();
   for (const u of [a, b]) {
     await waitForPresence(u.page, 2, PRESENCE_MS);
@@ -173,11 +179,9 @@ test("multi-instance: presence on both instances shows both users", { skip: miss
 });
 
 test("multi-instance: a tab closed on instance 1 leaves presence on instance 2", { skip: missing }, async (t) => {
-  const browser = await browserOrSkip(t);
-  if (!browser) return;
-  const { one, two } = await instances();
-  const a = await enter(t, browser, `${one.url}/room/Python`);
-  const b = await enter(t, browser, `${two.url}/room/Python`);
+  const s = await usersAcross(t, "Python");
+  if (!s) return;
+  const { a, b } = s;
   await waitForPresence(b.page, 2, PRESENCE_MS);
   a.assertClean();
   const closedAt = Date.now();

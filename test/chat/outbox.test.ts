@@ -17,6 +17,7 @@ import { browserOrSkip, closeBrowser, openPage } from "../../harness/browser.ts"
 import { ChatTab } from "../../harness/chat-client.ts";
 import { type ChatProcess, startChatProcess } from "../../harness/chat-process.ts";
 import { type NatsServer, natsServerMissing, startNatsServer } from "../../harness/nats-server.ts";
+import { until } from "../../harness/poll.ts";
 import { openPubSub } from "../../src/index.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
 
@@ -34,14 +35,6 @@ async function storedCount(pubsub: PubSub, room: string, text: string): Promise<
     if (page.length === 0) return n;
     for (const m of page) if ((JSON.parse(dec.decode(m.data)) as { text: string }).text === text) n++;
     after = page.at(-1)!.seq;
-  }
-}
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
@@ -115,7 +108,7 @@ for (const fate of ["killed", "resumed"] as const) {
 
     const reader = await openPubSub({ natsUrl: h.nats.url });
     try {
-      await until(async () => (await storedCount(reader, "Go", text)) > 0, 10_000, "the message in the stream");
+      await until("the message is in the stream", async () => (await storedCount(reader, "Go", text)) > 0, 10_000);
       assert.equal(await storedCount(reader, "Go", text), 1, "stored exactly once");
       assert.equal(await storedCount(reader, "Go", "before"), 1);
     } finally {
@@ -247,7 +240,7 @@ test("in a real browser, a message sent just before its chat instance died is st
   );
   const reader = await openPubSub({ natsUrl: h.nats.url });
   try {
-    await until(async () => (await storedCount(reader, "Go", text)) > 0, 10_000, "the message in the stream");
+    await until("the message is in the stream", async () => (await storedCount(reader, "Go", text)) > 0, 10_000);
     assert.equal(await storedCount(reader, "Go", text), 1, "stored exactly once");
   } finally {
     await reader.close();

@@ -86,12 +86,19 @@ async function assertSameDocument(page: Page, value: string): Promise<void> {
   assert.deepEqual(seen, { marker: value, navigations: 1 }, "the tab recovered without a reload");
 }
 
-test("restart: after SIGTERM and a start on the same data dir, history is intact and open tabs recover by themselves", async (t) => {
+/** The chat's first life on a fresh data dir, and the URL of `room` on it; null: skipped (no browser here). */
+async function firstLife(t: TestContext, roomName: string) {
   const browser = await browserOrSkip(t);
-  if (!browser) return;
+  if (!browser) return null;
   const h = harness(t);
   const first = await h.start();
-  const room = `${first.url}/room/Go`;
+  return { browser, h, first, room: `${first.url}/room/${roomName}` };
+}
+
+test("restart: after SIGTERM and a start on the same data dir, history is intact and open tabs recover by themselves", async (t) => {
+  const s = await firstLife(t, "Go");
+  if (!s) return;
+  const { browser, h, first, room } = s;
 
   // A stays as it is through the restart; C goes offline for it, so it surely misses what is said
   // while it is away and has to catch up when it is back.
@@ -145,11 +152,9 @@ test("restart: after SIGTERM and a start on the same data dir, history is intact
 });
 
 test("restart: messages acknowledged before a kill -9 are still there after the restart", async (t) => {
-  const browser = await browserOrSkip(t);
-  if (!browser) return;
-  const h = harness(t);
-  const first = await h.start();
-  const room = `${first.url}/room/Rust`;
+  const s = await firstLife(t, "Rust");
+  if (!s) return;
+  const { browser, h, first, room } = s;
   // The kill ends A's open event stream. Its body ends with the connection (no chunked encoding), so
   // the browser sees an ordinary end of stream and reconnects; it logs no error for it.
   const a = await tab(t, browser, room);

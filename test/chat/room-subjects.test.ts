@@ -15,6 +15,7 @@ import {
   roomSubject,
 } from "../../apps/chat/rooms.ts";
 import { ChatTab } from "../../harness/chat-client.ts";
+import { until } from "../../harness/poll.ts";
 import { Browser } from "../../harness/sse-client.ts";
 import { type Logger, openPubSub, type PubSub } from "../../src/index.ts";
 
@@ -55,8 +56,6 @@ const texts = async (pubsub: PubSub, subject: string) =>
     }
   });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 test("chat upgrade: history under the old subjects shows in its rooms, in order, with the original times", async () => {
   const pubsub = await engine();
   const rooms = ["Go", "C++ Café"];
@@ -64,7 +63,9 @@ test("chat upgrade: history under the old subjects shows in its rooms, in order,
   await pubsub.publish(oldRoomSubject("Go")!, "not json"); // skipped by the chat: not copied either
   await publishOld(pubsub, "C++ Café", "cpp 1");
   const stored = await pubsub.history("chat.room.R28", { last: 10 });
-  await sleep(5); // the copies are stored later than the originals, so the shown time tells them apart
+  // The copies are stored later than the originals, so the shown time tells them apart.
+  const newest = Math.max(...stored.map((o) => o.time));
+  await until("the clock is past the originals' stored time", () => Date.now() > newest, 1_000, 1);
 
   const chat = await createChat({ pubsub, rooms, app: { clientLimits: false } });
   const { url } = await chat.app.listen(0, "127.0.0.1", { handleSignals: false });

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, test } from "node:test";
+import { until } from "../../harness/poll.ts";
 import { Browser, EventStream, httpRequest } from "../../harness/sse-client.ts";
 import type { App, AppOptions } from "../../src/index.ts";
 import { createFixtureApp, type FixtureState } from "../support/fixture-app.tsx";
@@ -130,11 +131,8 @@ test("an expired tab id cannot start a context, but a live tab keeps working pas
   const live = await browser.load();
   const stream = await live.connect();
   // Ids carry whole seconds: ask (with the probe, which builds nothing) until the old one has expired.
-  const deadline = Date.now() + 5_000;
-  while ((await httpRequest(`${old.streamUrl()}&probe=1`, { headers: { Cookie: browser.cookie } })).status !== 403) {
-    assert.ok(Date.now() < deadline, "the old tab id never expired");
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const probe = () => httpRequest(`${old.streamUrl()}&probe=1`, { headers: { Cookie: browser.cookie } });
+  await until("the old tab id expired", async () => (await probe()).status === 403, 5_000, 50);
   const late = await EventStream.open(old.streamUrl(), { Cookie: browser.cookie });
   assert.equal(late.status, 403);
   assert.match(late.raw, /expired/);
@@ -151,7 +149,7 @@ test("a context expires after its TTL without a stream, and its actions then get
   const stream = await tab.connect();
   assert.equal(app.tabCount, 1);
   stream.close();
-  await waitFor(() => app.tabCount === 0, "the detached context expires");
+  await until("the detached context expires", () => app.tabCount === 0);
   assert.equal(state.disposed, 1, "onDispose ran");
   const res = await tab.action(tab.actionOf("inc"));
   assert.equal(res.status, 410);
@@ -164,7 +162,7 @@ test("a reconnect within the TTL resyncs the whole view and the signals the serv
   await tab.action(tab.actionOf("inc"));
   await first.waitFor((e) => e.event === "datastar-patch-signals");
   first.close();
-  await waitFor(() => app.stats().detached === 1, "the server sees the stream gone");
+  await until("the server sees the stream gone", () => app.stats().detached === 1);
   await tab.action(tab.actionOf("inc"), { ...tab.signals, count: 1 });
   const again = await tab.connect();
   const render = await again.waitFor((e) => e.event === "datastar-patch-elements");
@@ -332,7 +330,7 @@ test("a reader that stops reading is cut off at the queue cap instead of bufferi
     `GET /_via/sse?tab=${tab.tab}&path=/ HTTP/1.1\r\nHost: localhost\r\nCookie: ${tab.browser.cookie}\r\n\r\n`,
   );
   socket.pause();
-  await waitFor(() => app.stats().connected === 1, "the stream attached");
+  await until("the stream attached", () => app.stats().connected === 1);
   // 40 × 64 KiB patches, several times more than the socket buffers plus the 256 KiB cap.
   for (let i = 0; i < 5; i++) await tab.action(tab.actionOf("big"));
   // Reading now drains what the kernel buffered and then meets the server's close.
@@ -351,9 +349,7 @@ test("idle streams get a keepalive comment", async () => {
   const { base } = await start({ keepaliveMs: 50 });
   const tab = await new Browser(base).load();
   const stream = await tab.connect();
-  const deadline = Date.now() + 2000;
-  while (!stream.raw.includes(": keepalive\n\n") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(stream.raw.includes(": keepalive\n\n"));
+  await until("a keepalive comment arrived", () => stream.raw.includes(": keepalive\n\n"), 2_000, 20);
   stream.close();
 });
 
@@ -384,16 +380,17 @@ test("the runtime is served from a content-hashed URL with a year-long cache", a
   assert.equal((await httpRequest(`${base}/_via/static/..%2f..%2fpackage.json`)).status, 404);
 });
 
-test("graceful shutdown: readiness goes false, streams get a final event, contexts are disposed", async () => {
-  const { base, app, state } = await start();
+// A budget far longer than the test's timeout: close() returning at all shows it did not wait for it.
+test("graceful shutdown: readiness goes false, streams get a final event, contexts are disposed", {
+  timeout: 60_000,
+}, async () => {
+  const { base, app, state } = await start({ shutdownTimeoutMs: 600_000 });
   assert.equal((await httpRequest(`${base}/healthz`)).status, 200);
   assert.equal((await httpRequest(`${base}/readyz`)).status, 200);
   const tab = await new Browser(base).load();
   const stream = await tab.connect();
-  await new Promise((r) => setTimeout(r, 50));
-  const t0 = Date.now();
+  await until("the stream is attached", () => app.stats().connected === 1);
   await app.close();
-  assert.ok(Date.now() - t0 < 5000);
   await stream.waitFor((e) => e.event === "via-bye");
   await stream.waitForEnd();
   assert.equal(state.disposed, 1);
@@ -439,7 +436,7 @@ test("a detached tab queues nothing and catches up when it reattaches", async ()
   const tab = await new Browser(base).load();
   const first = await tab.connect();
   first.close();
-  await waitFor(() => app.stats().detached === 1, "the server sees the stream gone");
+  await until("the server sees the stream gone", () => app.stats().detached === 1);
   // Pushes to the detached tab (its own actions, the shared feed) are dropped, not queued.
   await tab.action(tab.actionOf("click"));
   await tab.action(tab.actionOf("broadcast"), { ...tab.signals, text: "while away" });
@@ -458,7 +455,7 @@ test("detached tabs are capped: past maxDetachedTabs the oldest is disposed and 
     const tab = await browser.load();
     (await tab.connect()).close();
     tabs.push(tab);
-    await waitFor(() => app.stats().detached + app.stats().detachedDropped === i + 1, "the stream drop is seen");
+    await until("the stream drop is seen", () => app.stats().detached + app.stats().detachedDropped === i + 1);
   }
   assert.equal(app.tabCount, 2, "only the newest 2 detached tabs are kept");
   assert.equal(app.stats().detachedDropped, 2);
@@ -485,7 +482,7 @@ test("the app-wide byte budget cuts the streams holding the most when readers st
     sockets.push(socket);
     tabs.push(tab);
   }
-  await waitFor(() => app.stats().connected === 3, "three stalled streams attached");
+  await until("three stalled streams attached", () => app.stats().connected === 3);
   for (let round = 0; round < 20 && app.stats().budget.cuts === 0; round++) {
     for (const tab of tabs) await tab.action(tab.actionOf("big"));
   }
@@ -494,11 +491,3 @@ test("the app-wide byte budget cuts the streams holding the most when readers st
   assert.ok(stats.queuedBytes.total <= 1024 * 1024 + 64 * 1024 * 40, "held bytes stay near the budget");
   for (const socket of sockets) socket.destroy();
 });
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -8,8 +8,10 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import { until } from "../../harness/poll.ts";
 import { Browser, type EventStream, type TabClient } from "../../harness/sse-client.ts";
 import { type App, type AppOptions, createApp, type Feed, openPubSub, type PubSub } from "../../src/index.ts";
+import { Button } from "../support/fixture-app.tsx";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -86,19 +88,9 @@ async function start(options: FeedTestOptions = {}) {
     if (!c.live) mine.insert(<li>first</li>);
     c.view(() => (
       <main>
-        <button type="button" id="hello-all" {...hello.onClick()}>
-          hello
-        </button>
-        <button type="button" id="add" {...add.onClick()}>
-          add
-        </button>
-        {list.more ? (
-          <button type="button" id="older" {...list.older.onClick()}>
-            older
-          </button>
-        ) : (
-          <p id="start">start</p>
-        )}
+        <Button id="hello-all" action={hello} label="hello" />
+        <Button id="add" action={add} label="add" />
+        {list.more ? <Button id="older" action={list.older} label="older" /> : <p id="start">start</p>}
         <ol {...list.container()} />
         <ul {...mine.container()} />
         <p id="hello" />
@@ -209,14 +201,20 @@ test("a page shows the last page of the feed; messages stored before its stream 
   stream.close();
 });
 
-test("a tab that reconnects gets exactly what it missed, in order; a gap over fillLimit resets its list", async () => {
-  const s = await start({ pageSize: 3, fillLimit: 10 });
-  const tab = await new Browser(s.base).load("/room/r");
+/** A tab of `room` that saw one message ("seen") live, then dropped its stream: it is detached now. */
+async function seenThenAway(s: Started, room: string): Promise<{ tab: TabClient; seen: number }> {
+  const tab = await new Browser(s.base).load(`/room/${room}`);
   const first = await connectLikeRuntime(tab);
-  const seen = await say(s, "r", "seen");
+  const seen = await say(s, room, "seen");
   await first.waitFor((e) => e.id === String(seen));
   first.close();
-  while (s.app.stats().detached === 0) await new Promise((r) => setTimeout(r, 10));
+  await until("a dropped stream is detached", () => s.app.stats().detached !== 0);
+  return { tab, seen };
+}
+
+test("a tab that reconnects gets exactly what it missed, in order; a gap over fillLimit resets its list", async () => {
+  const s = await start({ pageSize: 3, fillLimit: 10 });
+  const { tab, seen } = await seenThenAway(s, "r");
   const missed: number[] = [];
   for (let i = 0; i < 4; i++) missed.push(await say(s, "r", `missed ${i}`));
   assert.equal(s.app.stats().queuedBytes.total, 0, "a detached tab holds nothing");
@@ -228,7 +226,7 @@ test("a tab that reconnects gets exactly what it missed, in order; a gap over fi
   );
   again.close();
   // Away for longer than fillLimit messages: the list is replaced by the last page instead.
-  while (s.app.stats().detached === 0) await new Promise((r) => setTimeout(r, 10));
+  await until("a dropped stream is detached", () => s.app.stats().detached !== 0);
   for (let i = 0; i < 12; i++) await say(s, "r", `long gone ${i}`);
   const last = await say(s, "r", "newest");
   const third = await tab.connect(`&streams=notes:${missed.at(-1)}:6:0`);
@@ -246,12 +244,7 @@ test("a tab that reconnects gets exactly what it missed, in order; a gap over fi
 
 test("a list whose newest message the stream has evicted shows a gap marker, then what is left after the hole", async () => {
   const s = await start({ pageSize: 3, perSubject: 5 });
-  const tab = await new Browser(s.base).load("/room/e");
-  const first = await connectLikeRuntime(tab);
-  const seen = await say(s, "e", "seen");
-  await first.waitFor((e) => e.id === String(seen));
-  first.close();
-  while (s.app.stats().detached === 0) await new Promise((r) => setTimeout(r, 10));
+  const { tab, seen } = await seenThenAway(s, "e");
   // Six more: the room keeps five, so "seen" and the first message after it are gone.
   for (let i = 0; i < 6; i++) await say(s, "e", `later ${i}`);
   const again = await tab.connect(`&streams=notes:${seen}:1:0`);
@@ -273,12 +266,7 @@ test("a list whose newest message the stream has evicted shows a gap marker, the
 
 test("a fill bigger than half the queue cap resets the list instead of overflowing at every reconnect", async () => {
   const s = await start({ pageSize: 3, queueCapBytes: 64 * 1024 });
-  const tab = await new Browser(s.base).load("/room/b");
-  const first = await connectLikeRuntime(tab);
-  const seen = await say(s, "b", "seen");
-  await first.waitFor((e) => e.id === String(seen));
-  first.close();
-  while (s.app.stats().detached === 0) await new Promise((r) => setTimeout(r, 10));
+  const { tab, seen } = await seenThenAway(s, "b");
   let last = 0;
   for (let i = 0; i < 60; i++) last = await say(s, "b", `long ${i} ${"z".repeat(1_000)}`); // ~60 KB in all
   const again = await tab.connect(`&streams=notes:${seen}:1:0`);
@@ -368,7 +356,7 @@ test("a channel patch is rendered once and goes to every member's stream, not to
   const [sa, sb] = [await connectLikeRuntime(a), await connectLikeRuntime(b)];
   const detached = await new Browser(s.base).load("/room/c");
   (await connectLikeRuntime(detached)).close();
-  while (s.app.stats().detached === 0) await new Promise((r) => setTimeout(r, 10));
+  await until("a dropped stream is detached", () => s.app.stats().detached !== 0);
   assert.equal(s.app.channel("room:c").size, 3, "the attached tabs and the detached one");
   assert.equal((await a.action(a.actionOf("hello-all"), { me: "ann" })).status, 204);
   for (const stream of [sa, sb]) {
@@ -416,7 +404,7 @@ test("a tab's server memory does not grow with the messages its feed shows", { t
       );
       sockets.push(socket);
     }
-    while (s.app.stats().connected < n) await new Promise((r) => setTimeout(r, 10));
+    await until(`${n} streams are connected`, () => s.app.stats().connected >= n);
     return sockets;
   };
   const growthWith = async (tabs: number) => {
@@ -424,10 +412,10 @@ test("a tab's server memory does not grow with the messages its feed shows", { t
     const before = heap();
     for (let i = 0; i < 1000; i++) await say(s, "m", `message ${i} ${"x".repeat(100)}`);
     // Wait until every reader had the last one written (nothing queued), then measure.
-    while (s.app.stats().queuedBytes.total > 0) await new Promise((r) => setTimeout(r, 10));
+    await until("every queued byte is written", () => s.app.stats().queuedBytes.total <= 0);
     const after = heap();
     for (const socket of sockets) socket.destroy();
-    while (s.app.stats().tabs > 0) await new Promise((r) => setTimeout(r, 10));
+    await until("every tab is gone", () => s.app.stats().tabs <= 0);
     return after - before;
   };
   const few = await growthWith(20);
@@ -461,10 +449,10 @@ test("a channel knows who is present: attached members, and dropped ones for the
   assert.deepEqual(present(), ["ann", "bob"]);
   const before = changes;
   sb.close();
-  while (app.stats().detached === 0) await new Promise((r) => setTimeout(r, 10));
+  await until("a dropped stream is detached", () => app.stats().detached !== 0);
   assert.deepEqual(present(), ["ann", "bob"], "a dropped stream is still present during the grace");
   // onChange is told when the grace ends (present() already knows by the clock).
-  while (changes === before) await new Promise((r) => setTimeout(r, 20));
+  await until("onChange is told the grace ended", () => changes !== before, 5_000, 20);
   assert.deepEqual(present(), ["ann"]);
   const back = await bob.connect();
   assert.deepEqual(present(), ["ann", "bob"], "back when it reattaches");

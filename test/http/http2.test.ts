@@ -389,8 +389,11 @@ test("an action body over the cap gets its 413 over HTTP/2 without a Connection 
   );
 });
 
-test("keepalives reach idle HTTP/2 streams; app.close() says via-bye on each and closes the connection", async (t) => {
-  const served = await start(t, { keepaliveMs: 100 });
+// A shutdown budget far longer than the test's timeout: close() returning at all shows it did not wait for it.
+test("keepalives reach idle HTTP/2 streams; app.close() says via-bye on each and closes the connection", {
+  timeout: 60_000,
+}, async (t) => {
+  const served = await start(t, { keepaliveMs: 100, shutdownTimeoutMs: 600_000 });
   if (!served) return;
   const browser = new H2Browser(served.url);
   const streams = await Promise.all([1, 2, 3].map(async () => (await browser.load()).connect()));
@@ -399,9 +402,7 @@ test("keepalives reach idle HTTP/2 streams; app.close() says via-bye on each and
   browser.session.on("goaway", () => {
     goaway = true;
   });
-  const t0 = performance.now();
   await served.app.close();
-  assert.ok(performance.now() - t0 < 2_000, `closed in ${Math.round(performance.now() - t0)} ms, not after the budget`);
   for (const s of streams) {
     const bye = await s.waitFor((e) => e.event === "via-bye");
     assert.equal(bye.data.reason, "server shutting down");
@@ -414,12 +415,13 @@ test("keepalives reach idle HTTP/2 streams; app.close() says via-bye on each and
 test("an HTTP/2 connection is kept while it has an open stream, and closed after keepAliveTimeoutMs without one", async (t) => {
   const served = await start(t, { server: { keepAliveTimeoutMs: 300 } });
   if (!served) return;
-  const idle = new H2Browser(served.url);
-  assert.equal((await idle.request("/healthz")).status, 200);
   const busy = new H2Browser(served.url);
   const stream = await (await busy.load()).connect();
+  // The idle connection's last request comes after the busy one's: once the idle one is closed, the
+  // busy one would have been too, were its open stream not keeping it.
+  const idle = new H2Browser(served.url);
+  assert.equal((await idle.request("/healthz")).status, 200);
   assert.ok(await until(() => idle.session.closed || idle.session.destroyed, 3_000), "the idle connection closed");
-  await new Promise((r) => setTimeout(r, 800));
   assert.equal(busy.session.closed || busy.session.destroyed, false, "a connection with an event stream stays");
   assert.equal(stream.closed, false);
   stream.stream.close();
@@ -446,9 +448,10 @@ test("HTTP/1.1 over TLS keeps the server limits: slow headers get a 408, a silen
   const silent = tcpConnect({ port: served.port, host: "127.0.0.1" });
   silent.on("error", () => {});
   const silentClosed = new Promise<void>((resolve) => silent.once("close", () => resolve()));
-  const t0 = performance.now();
-  await Promise.all([slowClosed, silentClosed]);
-  assert.ok(performance.now() - t0 < 3_000, `closed after ${Math.round(performance.now() - t0)} ms`);
+  // Both are closed within 5 s, over ten times the 400 ms limits (without the limits they stay open).
+  let closed = 0;
+  for (const p of [slowClosed, silentClosed]) void p.then(() => closed++);
+  assert.ok(await until(() => closed === 2, 5_000), "both connections were closed");
   assert.match(reply, /^HTTP\/1\.1 408/);
 });
 

@@ -10,8 +10,10 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { Gauge } from "prom-client";
 import { natsServerMissing, startNatsServer } from "../../harness/nats-server.ts";
+import { until } from "../../harness/poll.ts";
 import { Browser, httpRequest } from "../../harness/sse-client.ts";
 import { type AppOptions, createApp, HttpError, openPubSub, type PubSub } from "../../src/index.ts";
+import { Button } from "../support/fixture-app.tsx";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -34,6 +36,11 @@ async function engine(): Promise<PubSub> {
 /** A page with a feed of notes.general, an action that publishes to it, and one that refuses with a 422. */
 async function start(options: AppOptions = {}) {
   const app = createApp({ secret: SECRET, ...options });
+  // The slow action runs until the test releases it (or the app closes), so a test can leave mid-action.
+  const slowGate = { running: 0, release: () => {} };
+  const released = new Promise<void>((resolve) => {
+    slowGate.release = resolve;
+  });
   const feed = options.pubsub
     ? app.feed<string>({ decode: (m) => new TextDecoder().decode(m.data), render: (text) => <li>{text}</li> })
     : undefined;
@@ -45,27 +52,25 @@ async function start(options: AppOptions = {}) {
       throw new HttpError(422, "not like that");
     });
     const slow = c.action(async () => {
-      await new Promise((r) => setTimeout(r, 300));
+      slowGate.running++;
+      await released;
     });
     const list = feed ? await feed.join(c, "notes.general", undefined, { id: "notes" }) : undefined;
     c.view(() => (
       <main>
-        <button type="button" id="post" {...post.onClick()}>
-          post
-        </button>
-        <button type="button" id="refuse" {...refuse.onClick()}>
-          refuse
-        </button>
-        <button type="button" id="slow" {...slow.onClick()}>
-          slow
-        </button>
+        <Button id="post" action={post} label="post" />
+        <Button id="refuse" action={refuse} label="refuse" />
+        <Button id="slow" action={slow} label="slow" />
         <ol id="notes" {...list?.container()} />
       </main>
     ));
   });
-  cleanups.push(() => app.close());
+  cleanups.push(() => {
+    slowGate.release();
+    return app.close();
+  });
   const { url } = await app.listen(0, "127.0.0.1", { handleSignals: false });
-  return { app, base: url };
+  return { app, base: url, slowGate };
 }
 
 /** The samples of a scrape in the Prometheus text format, by series (`name{labels}` as written). */
@@ -89,13 +94,17 @@ async function scrape(url: string, headers: Record<string, string> = {}): Promis
 
 /** Scrapes until `ok` holds for the samples (what is counted when a response closes lands a moment later). */
 async function scrapeUntil(url: string, ok: (s: Map<string, number>) => boolean): Promise<Map<string, number>> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const samples = await scrape(url);
-    if (ok(samples)) return samples;
-    if (Date.now() > deadline) assert.fail(`metrics never got there: ${JSON.stringify([...samples])}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  let samples = new Map<string, number>();
+  await until(
+    () => `the metrics got there: ${JSON.stringify([...samples])}`,
+    async () => {
+      samples = await scrape(url);
+      return ok(samples);
+    },
+    5_000,
+    20,
+  );
+  return samples;
 }
 
 test("/metrics reports tabs, open streams, actions by status, publishes, deliveries and feed lag", async () => {
@@ -208,7 +217,7 @@ test("two apps in one process keep their own metrics, and an app's own metric sh
 });
 
 test("an action whose client goes away before the answer counts as aborted", async () => {
-  const { base } = await start({ metrics: true });
+  const { base, slowGate } = await start({ metrics: true });
   const tab = await new Browser(base).load();
   const stream = await tab.connect();
   const body = JSON.stringify({ signals: tab.signals });
@@ -224,9 +233,11 @@ test("an action whose client goes away before the answer counts as aborted", asy
   });
   req.on("error", () => {});
   req.end(body);
-  // The action runs for 300 ms; the client leaves first.
-  setTimeout(() => req.destroy(), 50);
+  // The action runs until released; the client leaves while it runs.
+  await until("the slow action runs", () => slowGate.running === 1);
+  req.destroy();
   const s = await scrapeUntil(`${base}/metrics`, (s) => s.get('via_actions_total{status="aborted"}') === 1);
+  slowGate.release();
   assert.equal(s.get('via_action_duration_seconds_count{outcome="aborted"}'), 1);
   assert.equal(s.get('via_actions_total{status="204"}'), undefined);
   stream.close();

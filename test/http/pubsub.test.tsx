@@ -3,14 +3,10 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, test } from "node:test";
+import { type TestContext, test } from "node:test";
+import { until } from "../../harness/poll.ts";
 import { Browser } from "../../harness/sse-client.ts";
 import { type App, createApp, openPubSub, type PubSub } from "../../src/index.ts";
-
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
 
 interface Note {
   from: string;
@@ -26,7 +22,8 @@ interface Started {
   seen: Note[];
 }
 
-async function start(ttlMs = 120_000): Promise<Started> {
+/** The app on a fresh engine, closed after the test `t`. */
+async function start(t: TestContext, ttlMs = 120_000): Promise<Started> {
   const dir = await mkdtemp(join(tmpdir(), "via-pubsub-app-"));
   const pubsub = await openPubSub({ dataDir: dir });
   await pubsub.ensureStream({ name: "NOTES", subjects: ["notes.>"], maxMsgsPerSubject: 100 });
@@ -69,7 +66,7 @@ async function start(ttlMs = 120_000): Promise<Started> {
     ));
   });
   const { url } = await app.listen(0, "127.0.0.1", { handleSignals: false });
-  cleanups.push(async () => {
+  t.after(async () => {
     await app.close();
     await pubsub.close();
     await rm(dir, { recursive: true, force: true });
@@ -77,8 +74,8 @@ async function start(ttlMs = 120_000): Promise<Started> {
   return { app, base: url, pubsub, handled: () => handled, decodes: () => decodes, seen };
 }
 
-test("c.publishJson acks with the stream seq and every subscribed tab gets the message as a patch", async () => {
-  const { base } = await start();
+test("c.publishJson acks with the stream seq and every subscribed tab gets the message as a patch", async (t) => {
+  const { base } = await start(t);
   const a = await new Browser(base).load();
   const b = await new Browser(base).load();
   const [sa, sb] = [await a.connect(), await b.connect()];
@@ -95,8 +92,8 @@ test("c.publishJson acks with the stream seq and every subscribed tab gets the m
   sb.close();
 });
 
-test("c.subscribeJson parses a message once for all the tabs that get it and gives them one value", async () => {
-  const { base, pubsub, decodes, seen } = await start();
+test("c.subscribeJson parses a message once for all the tabs that get it and gives them one value", async (t) => {
+  const { base, pubsub, decodes, seen } = await start(t);
   const tabs = await Promise.all([1, 2, 3].map(() => new Browser(base).load()));
   const streams = await Promise.all(tabs.map((t) => t.connect()));
   await pubsub.publish("notes.general", JSON.stringify({ from: "x", text: "once" }));
@@ -107,8 +104,8 @@ test("c.subscribeJson parses a message once for all the tabs that get it and giv
   for (const s of streams) s.close();
 });
 
-test("a message that fails to decode is skipped and the tab keeps receiving", async () => {
-  const { base, pubsub } = await start();
+test("a message that fails to decode is skipped and the tab keeps receiving", async (t) => {
+  const { base, pubsub } = await start(t);
   const a = await new Browser(base).load();
   const s = await a.connect();
   await pubsub.publish("notes.general", "not json {");
@@ -120,8 +117,8 @@ test("a message that fails to decode is skipped and the tab keeps receiving", as
   s.close();
 });
 
-test("a tab's subscriptions end when its context is disposed, and a page render subscribes to nothing", async () => {
-  const { base, pubsub, app, handled } = await start(100);
+test("a tab's subscriptions end when its context is disposed, and a page render subscribes to nothing", async (t) => {
+  const { base, pubsub, app, handled } = await start(t, 100);
   const tab = await new Browser(base).load();
   await pubsub.publish("notes.general", JSON.stringify({ from: "x", text: "before the stream" }));
   const s = await tab.connect();
@@ -129,7 +126,7 @@ test("a tab's subscriptions end when its context is disposed, and a page render 
   await s.waitFor((e) => e.data.selector === "#notes");
   assert.equal(handled(), 1, "only the live context's subscription ran");
   s.close();
-  while (app.tabCount > 0) await new Promise((r) => setTimeout(r, 10));
+  await until("every tab is disposed", () => app.tabCount <= 0);
   // Messages reach subscribers in order: once a probe subscriber has the later "flush", the disposed
   // tab's handler would have run for "after dispose" if it were still subscribed.
   const flushed = new Promise<void>((resolve) => {

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, test } from "node:test";
+import { until } from "../../harness/poll.ts";
 import { Browser } from "../../harness/sse-client.ts";
 import { type App, type AppOptions, createApp } from "../../src/index.ts";
 
@@ -62,7 +63,7 @@ test("app.stats() counts live tabs, open streams and the bytes queued for them",
   assert.equal(app.stats().sessions, 1, "one browser, one session, kept once its tabs are live");
   // b drops its stream: its context waits (detached) and what it is pushed is not queued.
   bs.close();
-  while (app.stats().detached === 0) await new Promise((r) => setTimeout(r, 10));
+  await until("a dropped stream is detached", () => app.stats().detached !== 0);
   assert.equal((await b.action(b.actionOf("push"))).status, 204);
   assert.equal((await a.action(a.actionOf("push"))).status, 204);
   await stream.waitFor((e) => e.data.selector === "#log");
@@ -94,7 +95,7 @@ test("a reader that stops reading: the server holds at most queueCapBytes for it
     `GET /_via/sse?tab=${tab.tab}&path=/ HTTP/1.1\r\nHost: localhost\r\nCookie: ${tab.browser.cookie}\r\n\r\n`,
   );
   socket.pause();
-  while (app.stats().connected === 0) await new Promise((r) => setTimeout(r, 10));
+  await until("a stream is connected", () => app.stats().connected !== 0);
   // One 48 KiB event per action: the kernel's socket buffers (a few MiB on loopback) fill first, then
   // the response buffers, then the queue. Far more than all of that together is sent.
   let max = 0;

@@ -1,10 +1,19 @@
 // A small app that exercises every framework feature the HTTP and browser tests need.
-import { ActionError, type App, type AppOptions, createApp, RateLimiter } from "../../src/index.ts";
+import { type Action, ActionError, type App, type AppOptions, createApp, RateLimiter } from "../../src/index.ts";
 
 export interface FixtureState {
   /** Order in which slow actions started and finished, to prove one-at-a-time execution. */
   trace: string[];
   disposed: number;
+}
+
+/** A button that runs `action` on click (for the tests' own pages too). */
+export function Button(props: { id: string; action: Pick<Action, "onClick">; label: string }) {
+  return (
+    <button type="button" id={props.id} {...props.action.onClick()}>
+      {props.label}
+    </button>
+  );
 }
 
 export function createFixtureApp(options: AppOptions = {}): { app: App; state: FixtureState } {
@@ -37,7 +46,7 @@ export function createFixtureApp(options: AppOptions = {}): { app: App; state: F
     const slow = c.action(async () => {
       const n = count.value;
       state.trace.push(`start ${n}`);
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 20)); // the action's own run time (the app's, not a test's wait)
       state.trace.push(`end ${n}`);
     });
     const boom = c.action(() => {
@@ -79,38 +88,18 @@ export function createFixtureApp(options: AppOptions = {}): { app: App; state: F
           {count.value}
         </output>
         <output id="clicks">{clicks}</output>
-        <button type="button" id="click" {...click.onClick()}>
-          click
-        </button>
-        <button type="button" id="inc" {...inc.onClick()}>
-          +
-        </button>
+        <Button id="click" action={click} label="click" />
+        <Button id="inc" action={inc} label="+" />
         <input id="text" {...text.bind()} {...copy.onKeyDown("Enter")} />
-        <button type="button" id="copy" {...copy.onClick()}>
-          copy
-        </button>
+        <Button id="copy" action={copy} label="copy" />
         <p id="echo">{echo.value}</p>
-        <button type="button" id="broadcast" {...broadcast.onClick()}>
-          broadcast
-        </button>
-        <button type="button" id="slow" {...slow.onClick()}>
-          slow
-        </button>
-        <button type="button" id="boom" {...boom.onClick()}>
-          boom
-        </button>
-        <button type="button" id="user-error" {...userError.onClick()}>
-          user error
-        </button>
-        <button type="button" id="limited" {...limited.onClick()}>
-          limited
-        </button>
-        <button type="button" id="big" {...big.onClick()}>
-          big
-        </button>
-        <button type="button" id="tick" {...tick.onClick()}>
-          tick
-        </button>
+        <Button id="broadcast" action={broadcast} label="broadcast" />
+        <Button id="slow" action={slow} label="slow" />
+        <Button id="boom" action={boom} label="boom" />
+        <Button id="user-error" action={userError} label="user error" />
+        <Button id="limited" action={limited} label="limited" />
+        <Button id="big" action={big} label="big" />
+        <Button id="tick" action={tick} label="tick" />
         <span id="ticks">{String(pushes)}</span>
         <ul id="feed" />
         <div id="log" />
