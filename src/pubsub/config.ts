@@ -1,8 +1,9 @@
-// Stream config validation and defaults, JetStream's rules (docs/reference/nats-facts.md §6). Engine-neutral: the NATS
-// engine may reuse it so both engines refuse the same configs with the same error class.
-import { PubSubError, StreamConfigError, SubjectError } from "./errors.ts";
+// Stream config validation and defaults, JetStream's rules (docs/reference/nats-facts.md §6). Engine-neutral:
+// both engines check configs through it (via contract.ts), so they refuse the same configs with the same
+// error and message.
+import { StreamConfigError, SubjectError } from "./errors.ts";
 import { parsePattern } from "./subjects.ts";
-import type { Headers, ResolvedStreamConfig, StreamConfig } from "./types.ts";
+import type { ResolvedStreamConfig, StreamConfig } from "./types.ts";
 
 /** One token of [A-Za-z0-9_-], like a JetStream stream name, capped so it stays a sane identifier. */
 export const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -71,26 +72,4 @@ export function resolveStreamConfig(config: StreamConfig): ResolvedStreamConfig 
     duplicateWindow,
     replicas,
   };
-}
-
-/** history() never returns more than this many messages per call on either engine; page with afterSeq/beforeSeq. */
-export const MAX_HISTORY = 1000;
-
-// Printable ASCII except ':' (the NATS header syntax), so a header means the same on both engines.
-const HEADER_KEY = /^[!-9;-~]+$/;
-
-/** Validates message headers the same way for both engines; returns them as entries. */
-export function checkHeaders(headers: Headers | undefined): Array<[string, string]> {
-  if (headers === undefined) return [];
-  if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
-    throw new TypeError("headers must be an object of string values");
-  }
-  const entries = Object.entries(headers);
-  for (const [k, v] of entries) {
-    if (!HEADER_KEY.test(k))
-      throw new PubSubError(`header name ${JSON.stringify(k)} must be printable ASCII without ':'`);
-    if (typeof v !== "string" || /[\r\n]/.test(v))
-      throw new PubSubError(`header ${k} must be a string without CR or LF`);
-  }
-  return entries;
 }

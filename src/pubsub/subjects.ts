@@ -95,6 +95,23 @@ export function patternsOverlap(a: string, b: string): boolean {
   }
 }
 
+/**
+ * Is every subject matching `p` also matched by `s`? (`p` ⊆ `s`, both valid patterns.) Tells whether a
+ * stream captures everything a subscription can receive.
+ */
+export function patternCovers(s: string, p: string): boolean {
+  const st = s.split(".");
+  const pt = p.split(".");
+  for (let i = 0; ; i++) {
+    if (i === st.length) return i === pt.length;
+    if (st[i] === ">") return i < pt.length;
+    if (i === pt.length) return false;
+    if (pt[i] === ">") return false;
+    if (st[i] === "*") continue;
+    if (pt[i] !== st[i]) return false;
+  }
+}
+
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 /**

@@ -1,6 +1,7 @@
 // The one pub/sub interface that apps and the framework use. Two engines implement it:
 // the embedded engine (in-process router + SQLite stream store) and the NATS JetStream engine.
-// The conformance suite in test/pubsub/ pins the behaviour both must share.
+// The conformance suite (src/testing/conformance.ts, run on both by test/pubsub/) pins the behaviour
+// both must share; the argument checks and error messages both give are in contract.ts.
 
 /** Message headers. Keys are case-sensitive; values are strings. */
 export type Headers = Record<string, string>;

@@ -6,16 +6,18 @@ import { describe } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { runConformance } from "via-ts/testing";
 import { type NatsCluster, natsServerMissing, startNatsCluster, waitForJetStream } from "../../harness/nats-server.ts";
-import { connectNats, type NatsPubSub } from "../../src/pubsub/nats/engine.ts";
+import { connectNats } from "../../src/pubsub/nats/engine.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
+import { natsProbe } from "../../src/testing/nats.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** After a full-cluster restart every stream must elect a leader before it can be read or written. */
-async function waitForStreamLeaders(engine: NatsPubSub, timeoutMs = 30_000): Promise<void> {
-  const jsm = await jetstreamManager(engine.connection, { checkAPI: false, timeout: 2000 });
+async function waitForStreamLeaders(engine: PubSub, timeoutMs = 30_000): Promise<void> {
+  const probe = natsProbe(engine);
+  const jsm = await jetstreamManager(probe.connection, { checkAPI: false, timeout: 2000 });
   const deadline = Date.now() + timeoutMs;
-  for (const { stream } of engine.feedStats()) {
+  for (const { stream } of probe.feedStats()) {
     for (;;) {
       try {
         const si = await jsm.streams.info(stream);
@@ -51,9 +53,8 @@ if (missing) {
       const c = cluster;
       await Promise.all(c.nodes.map((_, i) => c.killNode(i)));
       await Promise.all(c.nodes.map((_, i) => c.restartNode(i)));
-      const nats = engine as NatsPubSub;
-      await waitForJetStream(nats.connection);
-      await waitForStreamLeaders(nats);
+      await waitForJetStream(natsProbe(engine).connection);
+      await waitForStreamLeaders(engine);
       return engine;
     },
     restartKeepsSubscriptions: true,

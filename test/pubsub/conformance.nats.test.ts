@@ -4,8 +4,9 @@
 import { describe } from "node:test";
 import { runConformance } from "via-ts/testing";
 import { type NatsServer, natsServerMissing, startNatsServer, waitForJetStream } from "../../harness/nats-server.ts";
-import { connectNats, type NatsPubSub } from "../../src/pubsub/nats/engine.ts";
+import { connectNats } from "../../src/pubsub/nats/engine.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
+import { natsProbe } from "../../src/testing/nats.ts";
 
 const missing = natsServerMissing();
 if (missing) {
@@ -25,7 +26,7 @@ if (missing) {
       if (!server) throw new Error("restart before open");
       await server.restart();
       // "Return the same engine once it can publish again": its connection is back and JetStream answers.
-      await waitForJetStream((engine as NatsPubSub).connection);
+      await waitForJetStream(natsProbe(engine).connection);
       return engine;
     },
     restartKeepsSubscriptions: true,

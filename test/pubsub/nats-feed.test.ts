@@ -8,9 +8,10 @@ import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { type NatsServer, natsServerMissing, startNatsServer } from "../../harness/nats-server.ts";
 import { until } from "../../harness/poll.ts";
-import { connectNats, type NatsPubSub } from "../../src/pubsub/nats/engine.ts";
+import { connectNats } from "../../src/pubsub/nats/engine.ts";
 import { ATTEMPT, attemptTimeout, Bell, backoff, RETRY, sleepOrWake } from "../../src/pubsub/nats/retry.ts";
-import type { Delivery } from "../../src/pubsub/types.ts";
+import type { Delivery, PubSub } from "../../src/pubsub/types.ts";
+import { natsProbe } from "../../src/testing/nats.ts";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -43,7 +44,7 @@ describe("nats engine feed: when its consumer fails, and when the stream moved o
 }, () => {
   let server: NatsServer;
   let admin: NatsConnection;
-  const engines: NatsPubSub[] = [];
+  const engines: PubSub[] = [];
   const proxies: TcpProxy[] = [];
 
   before(async () => {
@@ -63,12 +64,12 @@ describe("nats engine feed: when its consumer fails, and when the stream moved o
     const jsm = await jetstreamManager(admin);
     await jsm.streams.add({ name: "NOCONS", subjects: ["nocons.>"], allow_direct: true, max_consumers: 1 });
     await jsm.consumers.add("NOCONS", { durable_name: "hog", ack_policy: AckPolicy.Explicit });
-    const ps = (await connectNats({ servers: server.url })) as NatsPubSub;
+    const ps = await connectNats({ servers: server.url });
     engines.push(ps);
     const seen: number[] = [];
     ps.subscribe("nocons.>", (m) => seen.push(m.seq!));
     await waitUntil(
-      () => ps.feedOf("NOCONS") !== undefined,
+      () => natsProbe(ps).feedOf("NOCONS") !== undefined,
       5_000,
       () => "the engine to find the stream",
     );
@@ -92,7 +93,7 @@ describe("nats engine feed: when its consumer fails, and when the stream moved o
     const ownMs = Date.now() - t0;
 
     assert.deepEqual(seen, range(1, own), "every message, in order, once");
-    const feed = ps.feedOf("NOCONS")!;
+    const feed = natsProbe(ps).feedOf("NOCONS")!;
     assert.equal(feed.consumersCreated, 0, "no consumer was ever made");
     assert.ok(feed.readDirect >= own, `${feed.readDirect} read by direct get`);
     assert.ok(ownMs < 1_000, `own publish to delivery took ${ownMs} ms`);
@@ -101,8 +102,8 @@ describe("nats engine feed: when its consumer fails, and when the stream moved o
   test("Subscriber_afterTheFeedSkippedMessagesTheStreamEvicted_isToldWithItsNextMessage", async () => {
     const proxy = await startTcpProxy(server.port);
     proxies.push(proxy);
-    const behind = (await connectNats({ servers: proxy.url })) as NatsPubSub;
-    const writer = (await connectNats({ servers: server.url })) as NatsPubSub;
+    const behind = await connectNats({ servers: proxy.url });
+    const writer = await connectNats({ servers: server.url });
     engines.push(behind, writer);
     const cfg = { name: "GAPS", subjects: ["gaps.>"], maxMsgsPerSubject: 5 };
     await behind.ensureStream(cfg);
@@ -119,7 +120,7 @@ describe("nats engine feed: when its consumer fails, and when the stream moved o
     // Cut off while the room moves on past its limit: seqs 4-8 are stored and evicted before it is back.
     proxy.cut();
     await waitUntil(
-      () => !behind.status().connected,
+      () => !behind.status!().connected,
       5_000,
       () => "the disconnect",
     );

@@ -10,9 +10,11 @@ import { pino } from "pino";
 import { type NatsServer, natsServerMissing, startNatsCluster, startNatsServer } from "../../harness/nats-server.ts";
 import { until } from "../../harness/poll.ts";
 import { PublishTimeoutError } from "../../src/pubsub/errors.ts";
-import { connectNats, type NatsPubSub, patternCovers } from "../../src/pubsub/nats/engine.ts";
+import { connectNats } from "../../src/pubsub/nats/engine.ts";
 import { WINDOW_SIZE } from "../../src/pubsub/nats/window.ts";
-import type { Delivery, PublishAck } from "../../src/pubsub/types.ts";
+import { patternCovers } from "../../src/pubsub/subjects.ts";
+import type { Delivery, PublishAck, PubSub } from "../../src/pubsub/types.ts";
+import { natsProbe } from "../../src/testing/nats.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const dec = new TextDecoder();
@@ -21,7 +23,7 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 const waitUntil = (cond: () => boolean, timeoutMs: number, what: () => string) => until(what, cond, timeoutMs, 2);
 
 async function open(servers: string | string[], extra: { publishRetryMs?: number; name?: string } = {}) {
-  return (await connectNats({ servers, ...extra })) as NatsPubSub;
+  return connectNats({ servers, ...extra });
 }
 
 async function consumerNames(nc: NatsConnection, stream: string): Promise<string[]> {
@@ -58,8 +60,8 @@ const missing = natsServerMissing();
 describe("nats engine (single server)", { skip: missing }, () => {
   let server: NatsServer;
   let admin: NatsConnection;
-  const engines: NatsPubSub[] = [];
-  const track = (ps: NatsPubSub) => {
+  const engines: PubSub[] = [];
+  const track = (ps: PubSub) => {
     engines.push(ps);
     return ps;
   };
@@ -103,7 +105,7 @@ describe("nats engine (single server)", { skip: missing }, () => {
     const jsz = (await (await fetch(`${server.monitorUrl}/jsz?consumers=true`)).json()) as { consumers: number };
     assert.equal(jsz.consumers, 1);
     // Every pattern lies inside the stream's subjects: no core subscription at all (no double traffic).
-    assert.equal(ps.coreSubscriptionCount, 0);
+    assert.equal(natsProbe(ps).coreSubscriptionCount, 0);
     for (const off of offs) off();
     await ps.close();
     assert.deepEqual(await consumerNames(admin, "FANOUT"), [], "close() deletes the feed consumer");
@@ -114,7 +116,11 @@ describe("nats engine (single server)", { skip: missing }, () => {
     await ps.ensureStream({ name: "MIXED", subjects: ["mix.room.*"] });
     const got: Delivery[] = [];
     ps.subscribe("mix.>", (m) => got.push(m));
-    assert.equal(ps.coreSubscriptionCount, 1, "mix.> is wider than the stream: it needs a core subscription");
+    assert.equal(
+      natsProbe(ps).coreSubscriptionCount,
+      1,
+      "mix.> is wider than the stream: it needs a core subscription",
+    );
     await ps.publish("mix.room.a", "stored");
     await ps.publish("mix.lobby", "core");
     await ps.publish("mix.room.b", "stored too");
@@ -237,7 +243,7 @@ describe("nats engine (single server)", { skip: missing }, () => {
     // The engine's debug log says when an attempt timed out; two such lines mean a retry was on the wire.
     const log: string[] = [];
     const logger = pino({ level: "debug" }, { write: (line: string) => void log.push(line) });
-    const ps = track((await connectNats({ servers: server.url, logger })) as NatsPubSub);
+    const ps = track(await connectNats({ servers: server.url, logger }));
     await ps.ensureStream({ name: "LOSTACK", subjects: ["lost.>"] });
     // A second client watches the wire: every attempt that reaches the server is also a core message.
     const wire = await connect({ servers: server.url });
@@ -366,7 +372,7 @@ describe("nats engine (single server)", { skip: missing }, () => {
       5000,
       () => `${got.length}/2`,
     );
-    await a.deleteStream("EPOCH");
+    await a.deleteStream!("EPOCH");
     await a.ensureStream({ name: "EPOCH", subjects: ["epoch.>"] });
     await a.publish("epoch.a", "new-1");
     await waitUntil(
@@ -386,7 +392,7 @@ describe("nats engine (single server)", { skip: missing }, () => {
     await ps.ensureStream({ name: "GONE", subjects: ["gone.>"] });
     const got: Array<[string, number | undefined]> = [];
     ps.subscribe("gone.a", (m) => got.push([dec.decode(m.data), m.seq]));
-    assert.equal(ps.coreSubscriptionCount, 0, "covered by the stream: delivered by its feed");
+    assert.equal(natsProbe(ps).coreSubscriptionCount, 0, "covered by the stream: delivered by its feed");
     await ps.publish("gone.a", "stored-1");
     await ps.publish("gone.a", "stored-2");
     // Live delivery trails the ack a little; what is not delivered when the stream is deleted is gone with it.
@@ -395,7 +401,7 @@ describe("nats engine (single server)", { skip: missing }, () => {
       5000,
       () => JSON.stringify(got),
     );
-    await ps.deleteStream("GONE");
+    await ps.deleteStream!("GONE");
     assert.equal(await ps.publish("gone.a", "core"), null);
     await ps.ensureStream({ name: "GONE", subjects: ["gone.>"] });
     assert.equal((await ps.publish("gone.a", "new-1"))?.seq, 1);
@@ -417,7 +423,7 @@ describe("nats engine (single server)", { skip: missing }, () => {
 describe("nats engine (3-node cluster)", { skip: missing }, () => {
   test("StreamLeaderKill_underTraffic_losesNoAckedMessage", { timeout: 90_000 }, async (t) => {
     const cluster = await startNatsCluster(3);
-    const engines: NatsPubSub[] = [];
+    const engines: PubSub[] = [];
     try {
       // Publisher and subscriber on different nodes, each able to fail over to the others.
       const pub = await open(cluster.urls, { publishRetryMs: 30_000 });

@@ -1,5 +1,6 @@
 // The embedded engine: an in-process subject router in front of a SQLite stream store, one process,
-// no server. Implements the same PubSub contract as the NATS engine (src/testing/conformance.ts).
+// no server. Implements the same PubSub contract as the NATS engine (src/testing/conformance.ts), with
+// the same argument checks and handler calls (src/pubsub/contract.ts).
 //
 // Delivery model (decided here, relied on by the conformance suite):
 // - Handlers never run inside the caller's stack. Live messages are delivered from the group-commit
@@ -18,17 +19,21 @@ import { mkdirSync } from "node:fs";
 import { join, resolve as resolvePath } from "node:path";
 import Database from "better-sqlite3";
 import { type Logger, silentLogger } from "../../log.ts";
-import { checkHeaders, MAX_HISTORY, resolveStreamConfig } from "../config.ts";
-
-export { MAX_HISTORY };
-
+import {
+  assertOpen,
+  checkHistory,
+  checkPublish,
+  checkStreamName,
+  checkSubscribe,
+  invokeHandler,
+  MAX_HISTORY,
+  resolveStreamConfig,
+} from "../contract.ts";
 import { PubSubClosedError, PubSubError } from "../errors.ts";
 import { SubjectRouter } from "../router.ts";
-import { isLiteral, matchesPattern, parsePattern, parsePublishSubject } from "../subjects.ts";
 import type {
   Delivery,
   Handler,
-  Headers,
   HistoryQuery,
   PublishAck,
   PublishOptions,
@@ -40,8 +45,12 @@ import type {
   SubscribeOptions,
   Unsubscribe,
 } from "../types.ts";
+import { ExpiryTimers } from "./expiry.ts";
 import { acquireDataDirLock, type DataDirLock } from "./lock.ts";
 import { type Append, Store, type StreamState } from "./store.ts";
+import { replayFromDisk, Subscription } from "./subscription.ts";
+
+export { MAX_HISTORY };
 
 export interface EmbeddedOptions {
   /** Directory for the database and the lock file; created if missing. */
@@ -49,12 +58,8 @@ export interface EmbeddedOptions {
   logger?: Logger;
 }
 
-/** Messages read per replay step; between steps the event loop runs (other I/O is not starved). */
-const REPLAY_PAGE = 256;
 const DB_FILE = "pubsub.sqlite";
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const HOUSEKEEPING_MS = 60_000;
-const encoder = new TextEncoder();
 
 interface PendingPublish {
   append: Append;
@@ -65,25 +70,6 @@ interface PendingPublish {
 type Outcome =
   | { ok: true; ack: PublishAck | null; delivery: Delivery | undefined; epoch: string | undefined }
   | { ok: false; err: unknown };
-
-interface Position {
-  epoch: string;
-  /** Last seq delivered (or skipped as not matching) to this subscription. */
-  seq: number;
-}
-
-class Subscription {
-  closed = false;
-  /** Per stream: where this subscription stands. Live messages at or below it are not delivered again. */
-  readonly positions = new Map<string, Position>();
-  /** Streams still being replayed from disk: live messages for them are left to the replay reader. */
-  readonly replaying = new Set<string>();
-  remove: () => void = () => {};
-  constructor(
-    readonly pattern: string,
-    readonly handler: Handler,
-  ) {}
-}
 
 /** Opens (creating if needed) the embedded engine on dataDir, taking its lock. */
 export async function openEmbedded(opts: EmbeddedOptions): Promise<PubSub> {
@@ -114,14 +100,10 @@ function newEpoch(): string {
   return randomBytes(9).toString("base64url");
 }
 
-function headerBytesOf(headers: Headers | undefined): number {
+function headerBytesOf(entries: Array<[string, string]>): number {
   let n = 0;
-  for (const [k, v] of checkHeaders(headers)) n += Buffer.byteLength(k, "utf8") + Buffer.byteLength(v, "utf8");
+  for (const [k, v] of entries) n += Buffer.byteLength(k, "utf8") + Buffer.byteLength(v, "utf8");
   return n;
-}
-
-function isNonNegativeInt(v: unknown): v is number {
-  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
 class EmbeddedPubSub implements PubSub {
@@ -136,7 +118,7 @@ class EmbeddedPubSub implements PubSub {
   #queue: PendingPublish[] = [];
   #flushScheduled = false;
   #closed = false;
-  readonly #expiryTimers = new Map<StreamState, { timer: NodeJS.Timeout; due: number }>();
+  readonly #expiry: ExpiryTimers;
   readonly #housekeeping: NodeJS.Timeout;
 
   constructor(dir: string, db: Database.Database, store: Store, lock: DataDirLock, log: Logger) {
@@ -145,6 +127,7 @@ class EmbeddedPubSub implements PubSub {
     this.#store = store;
     this.#lock = lock;
     this.#log = log;
+    this.#expiry = new ExpiryTimers(store, log);
     this.#housekeep();
     this.#housekeeping = setInterval(() => this.#housekeep(), HOUSEKEEPING_MS).unref();
   }
@@ -152,29 +135,17 @@ class EmbeddedPubSub implements PubSub {
   // ---- publish & group commit -------------------------------------------------------------------
 
   publish(subject: string, data: Uint8Array | string, opts: PublishOptions = {}): Promise<PublishAck | null> {
-    if (this.#closed) return Promise.reject(new PubSubClosedError());
     let append: Append;
     try {
-      parsePublishSubject(subject);
-      const headerBytes = headerBytesOf(opts.headers);
-      if (opts.msgId !== undefined && (typeof opts.msgId !== "string" || opts.msgId.length === 0)) {
-        throw new TypeError("msgId must be a non-empty string");
-      }
-      if (opts.expectLastSubjectSeq !== undefined && !isNonNegativeInt(opts.expectLastSubjectSeq)) {
-        throw new TypeError("expectLastSubjectSeq must be a non-negative integer");
-      }
-      let bytes: Uint8Array;
-      if (typeof data === "string") bytes = encoder.encode(data);
-      else if (data instanceof Uint8Array)
-        bytes = new Uint8Array(data); // copy: the caller may reuse its buffer
-      else throw new TypeError("data must be a Uint8Array or a string");
+      assertOpen(this.#closed);
+      const p = checkPublish(subject, data, opts);
       append = {
         subject,
-        data: bytes,
-        headers: opts.headers ? { ...opts.headers } : undefined,
-        headerBytes,
-        msgId: opts.msgId,
-        expectLastSubjectSeq: opts.expectLastSubjectSeq,
+        data: p.payload,
+        headers: opts.headers ? Object.fromEntries(p.headers) : undefined,
+        headerBytes: headerBytesOf(p.headers),
+        msgId: p.msgId,
+        expectLastSubjectSeq: p.expectLastSubjectSeq,
       };
     } catch (err) {
       return Promise.reject(err);
@@ -258,7 +229,7 @@ class EmbeddedPubSub implements PubSub {
       for (let i = 0; i < ops.length; i++) run(i);
     }
 
-    for (const st of touched) this.#scheduleExpiry(st);
+    for (const st of touched) this.#expiry.schedule(st);
     for (const o of outcomes) if (o.ok && o.delivery) this.#dispatch(o.delivery, o.epoch);
     for (let i = 0; i < ops.length; i++) {
       const o = outcomes[i]!;
@@ -283,32 +254,13 @@ class EmbeddedPubSub implements PubSub {
           sub.positions.set(d.stream, { epoch, seq: d.seq });
         }
       }
-      this.#call(sub, d);
+      invokeHandler(sub.handler, d, this.#log, sub.pattern);
     }
-  }
-
-  #call(sub: Subscription, d: Delivery): void {
-    try {
-      const r = sub.handler(d) as unknown;
-      if (r instanceof Promise) {
-        r.catch((err: unknown) => this.#handlerFailed(sub, d, err));
-      }
-    } catch (err) {
-      this.#handlerFailed(sub, d, err);
-    }
-  }
-
-  #handlerFailed(sub: Subscription, d: Delivery, err: unknown): void {
-    this.#log.error({ err, pattern: sub.pattern, subject: d.subject, seq: d.seq }, "subscription handler threw");
   }
 
   subscribe(pattern: string, handler: Handler, opts: SubscribeOptions = {}): Unsubscribe {
-    if (this.#closed) throw new PubSubClosedError();
-    parsePattern(pattern);
-    if (typeof handler !== "function") throw new TypeError("handler must be a function");
-    const { fromSeq } = opts;
-    if (fromSeq !== undefined && !isNonNegativeInt(fromSeq))
-      throw new TypeError("fromSeq must be a non-negative integer");
+    assertOpen(this.#closed);
+    const fromSeq = checkSubscribe(pattern, handler, opts);
 
     const sub = new Subscription(pattern, handler);
     const streams = this.#store.streamsOverlapping(pattern);
@@ -336,44 +288,7 @@ class EmbeddedPubSub implements PubSub {
   }
 
   #startReplay(sub: Subscription, st: StreamState): void {
-    const literal = isLiteral(sub.pattern);
-    const step = (): void => {
-      if (sub.closed || this.#closed) return;
-      const pos = sub.positions.get(st.name);
-      if (st.deleted || !pos || pos.epoch !== st.epoch) {
-        sub.replaying.delete(st.name);
-        return;
-      }
-      let page: StreamMessage[];
-      try {
-        this.#store.tx(() => this.#store.expire(st, Date.now())); // never replay what has expired
-        page = literal
-          ? this.#store.readSubjectFrom(st, sub.pattern, pos.seq + 1, REPLAY_PAGE)
-          : this.#store.readFrom(st, pos.seq + 1, REPLAY_PAGE);
-      } catch (err) {
-        this.#log.error({ err, pattern: sub.pattern, stream: st.name }, "embedded pubsub: replay read failed");
-        sub.replaying.delete(st.name);
-        return;
-      }
-      for (const m of page) {
-        if (sub.closed || this.#closed) return;
-        pos.seq = m.seq; // also past non-matching rows: they never concern this subscription
-        if (literal || matchesPattern(sub.pattern, m.subject)) {
-          Object.freeze(m.headers);
-          this.#call(sub, Object.freeze(m));
-        }
-      }
-      if (page.length < REPLAY_PAGE) {
-        // Caught up with everything committed so far. Switch to live in this same synchronous step:
-        // nothing can commit in between (commits run in the flush, on this thread), so the next
-        // commit is dispatched live and is above pos.seq.
-        pos.seq = Math.max(pos.seq, st.lastSeq);
-        sub.replaying.delete(st.name);
-      } else {
-        setImmediate(step);
-      }
-    };
-    setImmediate(step);
+    replayFromDisk(sub, st, this.#store, this.#log, () => this.#closed);
   }
 
   // ---- streams ----------------------------------------------------------------------------------
@@ -384,43 +299,26 @@ class EmbeddedPubSub implements PubSub {
     this.#flush(); // publishes called before this are committed under the old config, in call order
     const now = Date.now();
     const { state } = this.#store.tx(() => this.#store.ensure(resolved, newEpoch(), now));
-    this.#clearExpiry(state);
-    this.#scheduleExpiry(state);
+    this.#expiry.clear(state);
+    this.#expiry.schedule(state);
     return this.#store.info(state);
   }
 
   async deleteStream(stream: string): Promise<void> {
     this.#assertOpen();
+    checkStreamName(stream);
     this.#flush();
     const st = this.#store.tx(() => this.#store.delete(stream));
-    this.#clearExpiry(st);
+    this.#expiry.clear(st);
   }
 
   async history(subject: string, query: HistoryQuery): Promise<StreamMessage[]> {
     this.#assertOpen();
-    parsePublishSubject(subject); // one literal subject: a wildcard here throws SubjectError
-    const q = (query ?? {}) as Partial<{ last: number; afterSeq: number; beforeSeq: number; limit: number }>;
-    const seqArg = (n: unknown, what: string): number => {
-      if (!isNonNegativeInt(n)) throw new TypeError(`history: ${what} must be a non-negative integer`);
-      return n;
-    };
-    // Counts are capped, not refused: a caller asking for "everything" gets a page and can continue.
-    const count = (n: unknown, what: string): number => Math.min(seqArg(n, what), MAX_HISTORY);
+    const q = checkHistory(subject, query);
     let read: (st: StreamState) => StreamMessage[];
-    if (q.last !== undefined) {
-      const n = count(q.last, "last");
-      read = (st) => this.#store.readSubjectLast(st, subject, n);
-    } else if (q.afterSeq !== undefined) {
-      const after = seqArg(q.afterSeq, "afterSeq");
-      const n = count(q.limit, "limit");
-      read = (st) => this.#store.readSubjectFrom(st, subject, after + 1, n);
-    } else if (q.beforeSeq !== undefined) {
-      const before = seqArg(q.beforeSeq, "beforeSeq");
-      const n = count(q.limit, "limit");
-      read = (st) => this.#store.readSubjectLast(st, subject, n, before);
-    } else {
-      throw new TypeError("history: query must be {last}, {afterSeq, limit} or {beforeSeq, limit}");
-    }
+    if (q.kind === "last") read = (st) => this.#store.readSubjectLast(st, subject, q.count);
+    else if (q.kind === "after") read = (st) => this.#store.readSubjectFrom(st, subject, q.afterSeq + 1, q.limit);
+    else read = (st) => this.#store.readSubjectLast(st, subject, q.limit, q.beforeSeq);
     this.#flush(); // read your own (unawaited) writes
     const st = this.#store.streamFor(subject);
     if (!st) return []; // no stream captures the subject: nothing is ever stored for it
@@ -430,55 +328,17 @@ class EmbeddedPubSub implements PubSub {
 
   async info(stream: string): Promise<StreamInfo> {
     this.#assertOpen();
+    checkStreamName(stream);
     this.#flush();
     const st = this.#store.require(stream);
     this.#expireOnRead(st);
     return this.#store.info(st);
   }
 
-  // ---- max age ----------------------------------------------------------------------------------
+  // ---- max age (timers: expiry.ts) ---------------------------------------------------------------
 
   #expireOnRead(st: StreamState): void {
-    if (this.#store.tx(() => this.#store.expire(st, Date.now())) > 0) this.#scheduleExpiry(st);
-  }
-
-  /** One timer per stream, due when its oldest message expires, so expiry needs no reads. */
-  #scheduleExpiry(st: StreamState): void {
-    if (this.#closed || st.deleted) return;
-    const maxAge = st.config.maxAge;
-    const current = this.#expiryTimers.get(st);
-    if (maxAge === 0 || st.messages === 0) {
-      this.#clearExpiry(st);
-      return;
-    }
-    const due = st.firstTime + maxAge;
-    if (current && current.due <= due) return; // an earlier sweep will reschedule
-    if (current) clearTimeout(current.timer);
-    // A little slack batches the deletes of messages published close together (≤ 5% of maxAge, ≤ 1 s)
-    // instead of one timer per message under load. Reads never see expired messages regardless.
-    const slack = Math.min(1000, Math.max(5, Math.floor(maxAge / 20)));
-    const timer = setTimeout(
-      () => {
-        this.#expiryTimers.delete(st);
-        if (this.#closed || st.deleted) return;
-        try {
-          this.#store.tx(() => this.#store.expire(st, Date.now()));
-        } catch (err) {
-          this.#log.error({ err, stream: st.name }, "embedded pubsub: expiry sweep failed");
-        }
-        this.#scheduleExpiry(st);
-      },
-      // Node fires timers over 2^31-1 ms (~24.8 days) at once; a capped timer just re-arms when it fires early.
-      Math.min(MAX_TIMER_MS, Math.max(0, due - Date.now()) + slack),
-    );
-    timer.unref(); // expiry must not keep a process alive that has nothing else to do
-    this.#expiryTimers.set(st, { timer, due });
-  }
-
-  #clearExpiry(st: StreamState): void {
-    const current = this.#expiryTimers.get(st);
-    if (current) clearTimeout(current.timer);
-    this.#expiryTimers.delete(st);
+    if (this.#store.tx(() => this.#store.expire(st, Date.now())) > 0) this.#expiry.schedule(st);
   }
 
   /** Expires what aged out while we were down, re-arms timers, and bounds the dedupe table. */
@@ -495,7 +355,7 @@ class EmbeddedPubSub implements PubSub {
     } catch (err) {
       this.#log.error({ err }, "embedded pubsub: housekeeping failed");
     }
-    for (const st of this.#store.all()) this.#scheduleExpiry(st);
+    for (const st of this.#store.all()) this.#expiry.schedule(st);
   }
 
   // ---- lifecycle --------------------------------------------------------------------------------
@@ -506,7 +366,7 @@ class EmbeddedPubSub implements PubSub {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new PubSubClosedError();
+    assertOpen(this.#closed);
   }
 
   async close(): Promise<void> {
@@ -517,8 +377,7 @@ class EmbeddedPubSub implements PubSub {
     } finally {
       this.#closed = true;
       clearInterval(this.#housekeeping);
-      for (const { timer } of this.#expiryTimers.values()) clearTimeout(timer);
-      this.#expiryTimers.clear();
+      this.#expiry.stop();
       for (const sub of [...this.#subs]) sub.remove();
       try {
         this.#db.close();

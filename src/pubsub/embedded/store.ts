@@ -13,8 +13,15 @@
 // Byte accounting: a message counts UTF-8(subject) + Σ UTF-8(header key) + UTF-8(header value) +
 // payload bytes. JetStream adds a fixed per-message overhead on top (16 B memory store, 30 B file store),
 // so the same maxBytes holds a few more messages here than in NATS.
+//
+// Why one file of about 500 lines: it is the one owner of the SQLite schema and of the in-memory counters
+// that mirror it. Every write (append with its limit checks and evictions, expiry, purge on a tightened
+// config, delete) must update rows and counters in the same transaction, and every read relies on the
+// same prepared statements; split by operation, each part would reach into the same tables, statements
+// and counters, and "memory never drifts from disk" would no longer be visible in one place.
 import type Database from "better-sqlite3";
-import { StreamConfigError, StreamLimitError, StreamNotFoundError, WrongLastSequenceError } from "../errors.ts";
+import { subjectsOverlapError } from "../contract.ts";
+import { StreamLimitError, StreamNotFoundError, WrongLastSequenceError } from "../errors.ts";
 import { SubjectRouter } from "../router.ts";
 import { patternsOverlap } from "../subjects.ts";
 import type { Headers, ResolvedStreamConfig, StreamInfo, StreamMessage } from "../types.ts";
@@ -303,11 +310,7 @@ export class Store {
       if (other.name === config.name) continue;
       for (const a of config.subjects) {
         for (const b of other.config.subjects) {
-          if (patternsOverlap(a, b)) {
-            throw new StreamConfigError(
-              `stream ${config.name}: subject ${JSON.stringify(a)} overlaps subject ${JSON.stringify(b)} of stream ${other.name}`,
-            );
-          }
+          if (patternsOverlap(a, b)) throw subjectsOverlapError(config.name, a, b, other.name);
         }
       }
     }

@@ -1,22 +1,13 @@
-// Mapping between our StreamConfig (ms, 0 = unlimited) and JetStream's (ns, -1 = unlimited), the same
-// validation the embedded engine applies, and the mapping of JetStream API errors to our error classes.
+// Mapping between our StreamConfig (ms, 0 = unlimited) and JetStream's (ns, -1 = unlimited), with the
+// same validation the embedded engine applies, and the server-version quirks that concern stream configs.
 import {
   DiscardPolicy,
-  JetStreamApiError,
   type StreamConfig as JsStreamConfig,
   type StreamInfo as JsStreamInfo,
   RetentionPolicy,
   StorageType,
 } from "@nats-io/jetstream";
 import type { MsgHdrsImpl } from "@nats-io/transport-node";
-import { resolveStreamConfig } from "../config.ts";
-import {
-  type PubSubError,
-  StreamConfigError,
-  StreamLimitError,
-  StreamNotFoundError,
-  WrongLastSequenceError,
-} from "../errors.ts";
 import type { ResolvedStreamConfig, StreamInfo } from "../types.ts";
 
 const NS_PER_MS = 1_000_000;
@@ -27,9 +18,6 @@ const NS_PER_MS = 1_000_000;
  * this much headroom for headers. info() subtracts it again so the config round-trips.
  */
 export const MSG_SIZE_HEADER_ALLOWANCE = 4096;
-
-// Validation and defaults are shared with the embedded engine, so both refuse the same configs the same way.
-export { resolveStreamConfig };
 
 const unlimited = (v: number) => (v > 0 ? v : -1);
 
@@ -109,44 +97,4 @@ export function serverHasDiscardNewBytesBug(version: string | undefined): boolea
   if (maj !== 2) return maj < 2;
   if (min !== 10) return min < 10;
   return patch < 5;
-}
-
-export function apiErrorCode(err: unknown): number | undefined {
-  if (err instanceof JetStreamApiError) return err.code;
-  return undefined;
-}
-
-/** Maps a JetStream API error from a publish to our error classes; returns null when it is not one we map. */
-export function mapPublishError(err: unknown, stream: string, subject: string, expected?: number): PubSubError | null {
-  if (!(err instanceof JetStreamApiError)) return null;
-  const desc = err.message ?? "";
-  switch (err.code) {
-    case 10077:
-      if (/per subject/i.test(desc)) return new StreamLimitError(stream, "maxMsgsPerSubject");
-      if (/bytes/i.test(desc)) return new StreamLimitError(stream, "maxBytes");
-      return new StreamLimitError(stream, "maxMsgs");
-    case 10054:
-      return new StreamLimitError(stream, "maxMsgSize");
-    case 10071: {
-      // "wrong last sequence: 21": the server names the actual last seq of the subject.
-      const m = /(\d+)\s*$/.exec(desc);
-      return new WrongLastSequenceError(subject, expected ?? -1, m ? Number(m[1]) : -1);
-    }
-    case 10059:
-      return new StreamNotFoundError(stream);
-    default:
-      return null;
-  }
-}
-
-/** Maps an error from a stream management call (add/update/info/delete). */
-export function mapStreamError(err: unknown, stream: string): unknown {
-  const code = apiErrorCode(err);
-  if (code === 10059) return new StreamNotFoundError(stream);
-  if (code === 10065) return new StreamConfigError(`stream ${stream}: subjects overlap with an existing stream`);
-  if (code === 10058) return new StreamConfigError(`stream ${stream}: name already in use with a different config`);
-  if (code === 10052 || code === 10050 || code === 10051 || code === 10053) {
-    return new StreamConfigError(`stream ${stream}: ${(err as Error).message}`);
-  }
-  return err;
 }

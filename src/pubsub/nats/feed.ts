@@ -26,6 +26,13 @@
 // no progress while this process's own publishes were acknowledged beyond it, the feed drops its consumer,
 // reads on by direct gets at once, and creates a fresh consumer at lastSeq + 1 in the background (short
 // attempts, retried with jitter: retry.ts).
+//
+// Why one file of about 500 lines: the consumer, the direct reads, the stall check and delivery are one
+// state machine over one position (lastSeq), one generation counter and one epoch. Each way of reading
+// decides what to do from the others' state (the reads stop once the consumer is trusted, a consumer is
+// replaced when it falls behind the reads or this process's acks, an epoch change voids a read in
+// flight); split into modules, that state would have to be shared through an interface as wide as the
+// class, and the invariant "each seq delivered once, in order" would no longer be checkable in one place.
 import {
   type Consumer,
   type ConsumerMessages,
@@ -39,7 +46,7 @@ import type { Logger } from "../../log.ts";
 import type { StreamMessage } from "../types.ts";
 import { toStreamMessage } from "./message.ts";
 import { directNext } from "./reader.ts";
-import { ATTEMPT, Bell, backoff, sleepOrWake } from "./retry.ts";
+import { ATTEMPT, Bell, pauseBeforeRetry, sleepOrWake } from "./retry.ts";
 
 /** Pull expiry for the feed's consumer. Idle heartbeats come every expires/2: a dead pull is noticed within ~expires. */
 const FEED_EXPIRES_MS = 3_000;
@@ -300,7 +307,7 @@ export class StreamFeed {
             { stream: this.stream, err: (err as Error).message, attempt: failures },
             "nats feed direct read failed",
           );
-          await sleepOrWake(backoff(failures), this.#woken());
+          await pauseBeforeRetry(failures, this.#woken());
         }
       }
     } finally {
@@ -436,7 +443,7 @@ export class StreamFeed {
           { stream: this.stream, step, err: (err as Error).message, attempt },
           "nats feed consumer create failed",
         );
-        await sleepOrWake(backoff(attempt), this.#woken());
+        await pauseBeforeRetry(attempt, this.#woken());
       }
     }
   }
@@ -457,7 +464,7 @@ export class StreamFeed {
     // throwing callback...), and then the status iterator just ends: without a restart here the feed would
     // stay silent until the next reconnect. A short pause keeps a consume that keeps ending from spinning.
     if (this.#stopped || gen !== this.#gen) return;
-    await sleepOrWake(backoff(1), undefined);
+    await pauseBeforeRetry(1);
     if (!this.#stopped && gen === this.#gen) this.restart("consume ended");
   }
 

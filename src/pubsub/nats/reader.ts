@@ -5,8 +5,8 @@
 // the server says nothing more is pending, never "when it has been quiet for a while".
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { type NatsConnection, nuid } from "@nats-io/transport-node";
-import { PubSubError } from "../errors.ts";
 import type { StreamMessage } from "../types.ts";
+import { DirectGetError, ReadTimeoutError } from "./errors.ts";
 import { fromDirectReply } from "./message.ts";
 
 export interface RangeQuery {
@@ -24,10 +24,6 @@ export interface RangeQuery {
 }
 
 const READ_INACTIVE_MS = 10_000;
-
-export class ReadTimeoutError extends PubSubError {
-  override name = "ReadTimeoutError";
-}
 
 export interface RangeResult {
   msgs: JsMsg[];
@@ -119,17 +115,6 @@ export async function readLastBefore(
 }
 
 const enc = new TextEncoder();
-
-/** A direct get answered with a status other than found / not found (bad request, no stream, ...). */
-export class DirectGetError extends PubSubError {
-  override name = "DirectGetError";
-  constructor(
-    readonly code: number,
-    description: string,
-  ) {
-    super(`direct get: ${code} ${description}`);
-  }
-}
 
 /**
  * The first stored message with seq >= `seq` (matching `filter`, default any subject), or null when the

@@ -1,15 +1,15 @@
 // The NATS engine's one retry policy: how long to wait before trying again, and how long one attempt may
 // take, for every request that can fail transiently (a server restart, a cluster electing a stream
 // leader, a connection moving to another node). Publishes, reads, stream management and the feeds all
-// use it, so "how fast does the engine come back" has one answer, tuned here.
+// use it, and the connection's reconnect schedule is set here too, so "how fast does the engine come
+// back" has one answer, tuned here. Which errors are worth a retry is errors.ts's call.
 //
 // Why short attempts: during a stream-leader election a request is not refused, it is simply never
 // answered; a long timeout then only delays the first attempt after the new leader is up (the election
 // itself took 4.4-9.4 s on the 3-node test cluster, docs/reference/nats-facts.md §3). Why jitter: many
 // processes (and many streams in one) failing at the same moment must not retry in lockstep.
 
-import { JetStreamApiError } from "@nats-io/jetstream";
-import { errors as natsErrors, RequestError } from "@nats-io/transport-node";
+import { isTransient } from "./errors.ts";
 
 export interface RetryPolicy {
   /** The first wait (ms). */
@@ -28,7 +28,26 @@ export const RETRY: RetryPolicy = { baseMs: 100, maxMs: 1_000, jitter: 0.5 };
  * they are short (an unanswered request during an election costs little), and they grow again if the
  * failures go on, so a server that is merely slow is not retried faster than it can answer.
  */
-export const ATTEMPT = { firstMs: 2_000, retryMs: 500, maxMs: 2_000 } as const;
+export const ATTEMPT = { firstMs: 2_000, retryMs: 500, maxMs: 2_000, minMs: 250 } as const;
+
+/**
+ * How long reads and stream management keep retrying through a failover (timeouts, no responders): no
+ * stream can be created, read or updated without a stream (or meta) leader.
+ */
+export const API_RETRY_MS = 15_000;
+
+/**
+ * Default total time a stream publish is retried with the same msg id before PublishTimeoutError
+ * (NatsEngineOptions.publishRetryMs): a stream-leader election after a node dies took 5.1-9.4 s here
+ * (docs/reference/nats-facts.md §3), plus reconnect time.
+ */
+export const PUBLISH_RETRY_MS = 15_000;
+
+/**
+ * The connection's own reconnect schedule (the client library's options). It never gives up: with the
+ * defaults the connection gave up for good after ~21 s of outage (docs/reference/nats-facts.md §7).
+ */
+export const RECONNECT = { maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 250 } as const;
 
 /** The wait before retry number `attempt` (1 = the first retry). */
 export function backoff(attempt: number, policy: RetryPolicy = RETRY): number {
@@ -43,17 +62,16 @@ export function attemptTimeout(attempt: number): number {
 }
 
 /**
- * Transient: worth another try (no answer in time, no responders, the server or stream leader not
- * ready). Anything else is an answer and is not retried.
+ * The timeout for an attempt that must also end before `deadline` (ms since the epoch): never less than
+ * ATTEMPT.minMs, which is about the least a round trip to a busy server needs.
  */
-export function isTransient(err: unknown): boolean {
-  if (err instanceof natsErrors.TimeoutError) return true;
-  if ((err as Error | undefined)?.name === "ReadTimeoutError") return true;
-  // "no responders" surfaces as JetStreamNotEnabled (not exported): server restarting or no stream leader yet.
-  if ((err as Error | undefined)?.name === "JetStreamNotEnabled") return true;
-  if (err instanceof RequestError) return true;
-  if (err instanceof JetStreamApiError) return err.status === 503 || err.code === 10008;
-  return false;
+export function attemptTimeoutBefore(attempt: number, deadline: number): number {
+  return Math.max(ATTEMPT.minMs, Math.min(attemptTimeout(attempt), deadline - Date.now()));
+}
+
+/** Waits before retry number `attempt` (the policy's backoff), or less if `wake` resolves first. True if woken. */
+export function pauseBeforeRetry(attempt: number, wake?: Promise<unknown>): Promise<boolean> {
+  return sleepOrWake(backoff(attempt), wake);
 }
 
 export interface RetryOptions {
