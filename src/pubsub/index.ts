@@ -29,6 +29,9 @@ export async function openPubSub(opts: OpenPubSubOptions = {}): Promise<PubSub> 
   return openEmbedded({ dataDir: opts.dataDir ?? "./data", ...(opts.logger ? { logger: opts.logger } : {}) });
 }
 
+// The checks and error texts every engine shares: another engine that calls them passes the
+// conformance suite's argument tests with the same messages as ours.
+export * as engineContract from "./contract.ts";
 export * from "./errors.ts";
 export { MAX_NAME_BYTES, nameToToken, parsePattern, parsePublishSubject, tokenToName } from "./subjects.ts";
 export type * from "./types.ts";
