@@ -95,6 +95,8 @@ export interface ChatOptions {
    * a tab that was away past them shows where they were. Tests use a small one.
    */
   roomHistory?: number;
+  /** How long a tab whose stream dropped stays in the room's presence (default 5 s). Tests use a short one. */
+  presenceGraceMs?: number;
   app?: AppOptions;
 }
 
@@ -159,7 +161,7 @@ export async function createChat(opts: ChatOptions): Promise<Chat> {
   // History stored under the rooms' old subjects (before readable subjects) is copied over, once.
   await moveOldHistory(pubsub, rooms, log);
   const identities = await IdentityStore.open(pubsub, opts.replicas);
-  const presence = new Presence(app, pubsub, log);
+  const presence = new Presence(app, pubsub, log, opts.presenceGraceMs);
   const engine = pubsub.kind === "nats" ? "NATS" : "Embedded";
   app.stylesheet("pico.css", picoCss());
   app.stylesheet("chat.css", readFileSync(new URL("./chat.css", import.meta.url)));

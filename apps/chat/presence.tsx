@@ -48,7 +48,7 @@ const MAX_INTERVAL_MS = 2_000;
 const SNAPSHOT_MEMBERS = 200;
 /** The roster a page shows names this many people at most; the count is always complete. */
 export const SHOWN_MEMBERS = 50;
-/** A tab whose stream dropped stays "here" this long, so a network blip does not flicker presence. */
+/** A tab whose stream dropped stays "here" this long (by default), so a network blip does not flicker presence. */
 export const PRESENCE_GRACE_MS = 5_000;
 
 const EMPTY: Roster = Object.freeze({ count: 0, members: [] }) as Roster;
@@ -83,6 +83,8 @@ export class Presence {
     private readonly app: App,
     private readonly pubsub: PubSub,
     private readonly log: Logger,
+    /** How long a tab whose stream dropped stays "here". */
+    private readonly graceMs = PRESENCE_GRACE_MS,
   ) {
     this.unsubscribes.push(
       pubsub.subscribe(SNAPSHOT_SUBJECT, (msg) => this.onSnapshot(msg.data)),
@@ -165,7 +167,7 @@ export class Presence {
       const { roster, everyone } = this.compute(room);
       state = {
         channel: undefined,
-        channelOptions: { grace: PRESENCE_GRACE_MS, onChange: () => this.changed(room, true) },
+        channelOptions: { grace: this.graceMs, onChange: () => this.changed(room, true) },
         external: new Map(),
         roster,
         everyone,
