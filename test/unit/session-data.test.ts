@@ -1,4 +1,4 @@
-// Session data is JSON (src/server/session-store.ts): what may be set, what is refused and how the
+// Session data is JSON (src/server/session-data.ts; the store is src/server/session-store.ts): what may be set, what is refused and how the
 // refusal reads, the size cap, what `get` returns; and the store's reads: concurrent loads of one
 // session share one read, a new session reads nothing.
 import assert from "node:assert/strict";
