@@ -1,6 +1,6 @@
-// Session data is JSON (src/server/session-data.ts; the store is src/server/session-store.ts): what may be set, what is refused and how the
-// refusal reads, the size cap, what `get` returns; and the store's reads: concurrent loads of one
-// session share one read, a new session reads nothing.
+// Session data is JSON (src/server/session-data.ts): what may be set, what is refused and how the
+// refusal reads, the size cap, what `get` returns; and the store's reads (src/server/session-store.ts):
+// concurrent loads of one session share one read, a new session reads nothing.
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
