@@ -7,37 +7,29 @@
 // neither engine's heap or JIT state affects the other; repetitions alternate which engine goes first.
 // The nats-server runs on 127.0.0.1 with a temp store (harness/nats-server.ts) and is killed at the
 // end, as are all children, on any exit. Results go to docs/BENCHMARKS.md by hand.
-import { type ChildProcess, fork } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { cpus, loadavg, tmpdir } from "node:os";
+import { fork } from "node:child_process";
+import { existsSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { exitOnSignals, killAtExit, removeDir, tempDir } from "../harness/cleanup.ts";
+import { defineCommand, runMain } from "../harness/cli.ts";
 import { type NatsServer, natsServerBin, startNatsServer } from "../harness/nats-server.ts";
+import { markdownTable, median } from "../harness/stats.ts";
 import type { FillResult, Job, RepResult, Sizes, WorkerMessage } from "./pubsub/worker.ts";
+import { watchdog } from "./shared/run.ts";
 
-const HELP = `Usage: npm run bench:pubsub -- [options]
-
-Embedded engine vs NATS JetStream (a real nats-server on 127.0.0.1), same run, same PubSub interface.
-
-Options:
-  --quick       smoke run: small sizes, one repetition
-  --reps <n>    repetitions per row, the median is reported (default 3)
-  --help        show this help
-`;
-
-const { values } = parseArgs({
-  options: { quick: { type: "boolean" }, reps: { type: "string" }, help: { type: "boolean" } },
+const cli = defineCommand({
+  script: "bench:pubsub",
+  file: "bench/pubsub.ts",
+  title: "bench:pubsub — embedded engine vs NATS JetStream (nats-server on 127.0.0.1)",
+  about: "Embedded engine vs NATS JetStream (a real nats-server on 127.0.0.1), same run, same PubSub interface.",
+  quick: "smoke run: small sizes, one repetition",
+  flags: {
+    reps: { type: "int", help: "repetitions per row, the median is reported", default: 3, quick: 1, min: 1, max: 9 },
+  },
 });
-if (values.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
-const quick = values.quick === true;
-const REPS = values.reps !== undefined ? Number(values.reps) : quick ? 1 : 3;
-if (!Number.isInteger(REPS) || REPS < 1 || REPS > 9) {
-  process.stderr.write(`--reps must be an integer in [1, 9], got ${JSON.stringify(values.reps)}\n`);
-  process.exit(2);
-}
+const quick = cli.quick;
+const REPS = cli.values.reps;
 
 const SIZES: Sizes = quick
   ? {
@@ -74,22 +66,6 @@ const SEED = 20240501;
 const WATCHDOG_MS = 6 * 60_000;
 const WORKER = new URL("./pubsub/worker.ts", import.meta.url);
 
-// ---- hygiene: never leave a worker, the server or a temp dir behind ----
-
-const workers = new Set<ChildProcess>();
-let root: string | undefined;
-let server: NatsServer | undefined;
-process.on("exit", () => {
-  for (const w of workers) w.kill("SIGKILL");
-  if (root) rmSync(root, { recursive: true, force: true });
-  // The support module SIGKILLs its nats-server processes and removes their dirs on exit too.
-});
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => process.exit(130));
-const watchdog = setTimeout(() => {
-  process.stderr.write(`bench:pubsub: still running after ${WATCHDOG_MS / 1000} s, giving up\n`);
-  process.exit(1);
-}, WATCHDOG_MS);
-
 function runWorker<T>(job: Job): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const child = fork(WORKER, [JSON.stringify(job)], {
@@ -98,13 +74,12 @@ function runWorker<T>(job: Job): Promise<T> {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       env: { ...process.env, VIA_LOG_LEVEL: "silent" },
     });
-    workers.add(child);
+    killAtExit(child);
     let answer: WorkerMessage | undefined;
     child.on("message", (m: WorkerMessage) => {
       answer = m;
     });
     child.on("exit", (code, signal) => {
-      workers.delete(child);
       if (answer?.ok) resolve(answer.result as T);
       else if (answer) reject(new Error(`${job.engine} ${job.task}: ${answer.error}`));
       else
@@ -160,22 +135,14 @@ function fmt(v: number, unit: string): string {
   return v.toFixed(0);
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+function targetText(row: Row): string {
+  return row.higherIsBetter ? "≥ 1" : "≤ 1";
 }
 
 function withRange(xs: number[], unit: string): string {
   const m = fmt(median(xs), unit);
   if (xs.length < 2) return m;
   return `${m} (${fmt(Math.min(...xs), unit)}..${fmt(Math.max(...xs), unit)})`;
-}
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
-  return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
 }
 
 // ---- run ----
@@ -185,32 +152,8 @@ function load(): string {
   return loadavg()[0]!.toFixed(2);
 }
 
-function commandLine(): string {
-  const args = process.argv.slice(2).join(" ");
-  if (process.env.npm_lifecycle_event === "bench:pubsub") return `npm run bench:pubsub${args ? ` -- ${args}` : ""}`;
-  return `tsx bench/pubsub.ts${args ? ` ${args}` : ""}`;
-}
-
-async function main(): Promise<number> {
-  const started = Date.now();
-  const cpu = cpus();
-  console.log("bench:pubsub — embedded engine vs NATS JetStream (nats-server on 127.0.0.1)");
-  console.log(`command: ${commandLine()}`);
-  console.log(
-    `node ${process.version} on ${process.platform}/${process.arch}; CPU: ${cpu[0]?.model.trim()} × ${cpu.length} cores`,
-  );
-  const s = SIZES;
-  console.log(
-    `sizes: ${s.seqN} msgs awaited one by one, ${s.winN} msgs ${s.window} in flight, fan-out ${s.fanN} (stream) / ${s.coreN} (core) msgs → ${s.subs} subs, ` +
-      `history ${s.histTotal} msgs over ${s.rooms} rooms, ${s.histCalls} calls per history row; payload 100 B; ` +
-      `${REPS} repetition(s), median reported${REPS > 1 ? " (min..max)" : ""}`,
-  );
-  if (!existsSync(natsServerBin())) {
-    console.error(`nats-server not found at ${natsServerBin()} (install it or set NATS_SERVER_BIN)`);
-    return 2;
-  }
-  root = mkdtempSync(join(tmpdir(), "via-bench-pubsub-"));
-  server = await startNatsServer();
+/** The measurements, against `server` and an embedded data dir under `root`; prints the rows and the table. */
+async function measure(server: NatsServer, root: string, started: number): Promise<number> {
   const version = await fetch(`${server.monitorUrl}/varz`)
     .then((r) => r.json() as Promise<{ version?: string }>)
     .then((v) => v.version ?? "?")
@@ -220,14 +163,16 @@ async function main(): Promise<number> {
   const job = (engine: Engine, task: Job["task"]): Job => ({
     task,
     engine,
-    dataDir: join(root!, "embedded"),
-    natsUrl: server!.url,
+    dataDir: join(root, "embedded"),
+    natsUrl: server.url,
     sizes: SIZES,
     seed: SEED,
   });
 
+  const fills: Record<string, FillResult> = {};
   for (const engine of ["embedded", "nats"] as const) {
     const f = await runWorker<FillResult>(job(engine, "fill"));
+    fills[engine] = f;
     const rate = f.filled
       ? ` in ${(f.ms / 1000).toFixed(1)} s (${fmt((SIZES.histTotal / f.ms) * 1000, "msg/s")} msg/s, 100 in flight)`
       : "";
@@ -249,45 +194,81 @@ async function main(): Promise<number> {
   }
 
   let met = 0;
-  const rows = ROWS.map((row) => {
-    const e = results.embedded.map(row.pick);
-    const n = results.nats.map(row.pick);
-    const ratio = median(e) / median(n);
+  const rowValues = ROWS.map((row) => {
+    const embedded = results.embedded.map(row.pick);
+    const nats = results.nats.map(row.pick);
+    const ratio = median(embedded) / median(nats);
     const pass = row.higherIsBetter ? ratio >= 1 : ratio <= 1;
     if (pass) met++;
-    return [
-      row.label,
-      row.unit,
-      withRange(e, row.unit),
-      withRange(n, row.unit),
-      `${ratio.toFixed(2)}×`,
-      row.higherIsBetter ? "≥ 1" : "≤ 1",
-      pass ? "pass" : "FAIL",
-    ];
+    return { row, embedded, nats, ratio, pass };
   });
+  const header = ["row", "unit", "embedded", "NATS", "embedded/NATS", "target", "result"];
+  const rows = rowValues.map(({ row, embedded, nats, ratio, pass }) => [
+    row.label,
+    row.unit,
+    withRange(embedded, row.unit),
+    withRange(nats, row.unit),
+    `${ratio.toFixed(2)}×`,
+    targetText(row),
+    pass ? "pass" : "FAIL",
+  ]);
+  const tookSeconds = (Date.now() - started) / 1000;
+  const loadAtEnd = load();
   console.log("");
-  console.log(table(["row", "unit", "embedded", "NATS", "embedded/NATS", "target", "result"], rows));
+  console.log(markdownTable(header, rows));
   console.log("");
   console.log(
     `targets met: ${met} of ${ROWS.length} (the embedded engine at least matches NATS on every row); ` +
-      `total time ${((Date.now() - started) / 1000).toFixed(0)} s; load average at end ${load()}`,
+      `total time ${tookSeconds.toFixed(0)} s; load average at end ${loadAtEnd}`,
   );
+  cli.writeJson({
+    sizes: SIZES,
+    reps: REPS,
+    natsServerVersion: version,
+    fills,
+    table: { header, rows },
+    rows: rowValues.map(({ row, embedded, nats, ratio, pass }) => ({
+      row: row.label,
+      unit: row.unit,
+      embedded: { median: median(embedded), min: Math.min(...embedded), max: Math.max(...embedded), reps: embedded },
+      nats: { median: median(nats), min: Math.min(...nats), max: Math.max(...nats), reps: nats },
+      ratio,
+      target: targetText(row),
+      pass,
+    })),
+    targetsMet: met,
+    targets: ROWS.length,
+    tookSeconds,
+    loadAtEnd,
+  });
   return 0;
 }
 
-main()
-  .then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      console.error(err);
-      process.exitCode = 1;
-    },
-  )
-  .finally(async () => {
-    clearTimeout(watchdog);
+async function main(): Promise<number> {
+  const started = Date.now();
+  for (const line of cli.header()) console.log(line);
+  const s = SIZES;
+  console.log(
+    `sizes: ${s.seqN} msgs awaited one by one, ${s.winN} msgs ${s.window} in flight, fan-out ${s.fanN} (stream) / ${s.coreN} (core) msgs → ${s.subs} subs, ` +
+      `history ${s.histTotal} msgs over ${s.rooms} rooms, ${s.histCalls} calls per history row; payload 100 B; ` +
+      `${REPS} repetition(s), median reported${REPS > 1 ? " (min..max)" : ""}`,
+  );
+  if (!existsSync(natsServerBin())) {
+    console.error(`nats-server not found at ${natsServerBin()} (install it or set NATS_SERVER_BIN)`);
+    return 2;
+  }
+  exitOnSignals();
+  const stopWatchdog = watchdog("bench:pubsub", WATCHDOG_MS);
+  const root = tempDir("via-bench-pubsub-");
+  let server: NatsServer | undefined;
+  try {
+    server = await startNatsServer();
+    return await measure(server, root, started);
+  } finally {
+    stopWatchdog();
     await server?.stop();
-    if (root) rmSync(root, { recursive: true, force: true });
-    root = undefined;
-  });
+    removeDir(root);
+  }
+}
+
+runMain(main);

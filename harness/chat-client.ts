@@ -7,10 +7,20 @@
 // dropped stream is recovered the way a real tab recovers it. Like the runtime it keeps the signals
 // the server patches (`client.signals`, sent with every action: the chat's outbox of unconfirmed sends)
 // and, after a reconnect, fires the view's `data-on-reconnect` action when its signal holds something.
-import { unescapeHtml } from "../src/server/html.ts";
-import { actionIn, Browser, type EventStream, type HttpResult, type SseEvent, type TabClient } from "./sse-client.ts";
+import {
+  actionIn,
+  actionOn,
+  listTrim,
+  type MessageState,
+  messageItems,
+  messageList,
+  showsLoadOlder,
+  viewRenderHash,
+} from "./chat-markup.ts";
+import { sleep } from "./cleanup.ts";
+import { Browser, type EventStream, type HttpResult, type SseEvent, type TabClient } from "./sse-client.ts";
 
-export type MessageState = "sending" | "failed" | "sent";
+export type { MessageState };
 
 export interface ShownMessage {
   /** The message id (the element is #m-<id>). */
@@ -22,38 +32,21 @@ export interface ShownMessage {
   state: MessageState;
 }
 
-const LI = /<li(?: data-via-pos="(\d+)")? class="chat-message([^"]*)" id="m-([^"]+)">([\s\S]*?)<\/li>/g;
-const AUTHOR = /<strong class="author">([\s\S]*?)<\/strong>/;
-const TEXT = /<p class="text">([\s\S]*?)<\/p>/;
-const LIST_OPEN = /<ol id="messages" data-via-stream=""( data-via-more="")?>/;
-
 /** Every chat message element in an HTML fragment, in document order. */
 export function parseMessages(html: string): ShownMessage[] {
-  const out: ShownMessage[] = [];
-  for (const m of html.matchAll(LI)) {
-    const classes = m[2]!.split(" ");
-    const state: MessageState = classes.includes("sending")
-      ? "sending"
-      : classes.includes("failed")
-        ? "failed"
-        : "sent";
-    out.push({
-      id: m[3]!,
-      ...(m[1] ? { seq: Number(m[1]) } : {}),
-      author: unescapeHtml(AUTHOR.exec(m[4]!)?.[1] ?? ""),
-      text: unescapeHtml(TEXT.exec(m[4]!)?.[1] ?? ""),
-      state,
-    });
-  }
-  return out;
+  return messageItems(html, true).map((m) => ({
+    id: m.id,
+    ...(m.pos ? { seq: m.pos } : {}),
+    author: m.author!,
+    text: m.text,
+    state: m.state,
+  }));
 }
 
 /** The items of the #messages list in a page (or a view render). */
 function listItems(html: string): ShownMessage[] {
-  const open = LIST_OPEN.exec(html);
-  if (!open) return [];
-  const rest = html.slice(open.index + open[0].length);
-  return parseMessages(rest.slice(0, rest.indexOf("</ol>")));
+  const list = messageList(html);
+  return list ? parseMessages(list.items) : [];
 }
 
 export class ChatTab {
@@ -86,7 +79,7 @@ export class ChatTab {
     this.viewHash = client.viewHash;
     this.messages = listItems(client.html);
     this.lastChanged = this.messages;
-    this.hasOlder = client.html.includes('id="load-older"');
+    this.hasOlder = showsLoadOlder(client.html);
   }
 
   /** Loads `/room/<room>` in `browser` (a new browser session by default) and opens its stream. */
@@ -141,17 +134,9 @@ export class ChatTab {
 
   /** What src/client/actions.ts does when the stream is back: the view's `data-on-reconnect` action. */
   private fireReconnectTrigger(): void {
-    const raw = /data-on-reconnect="([^"]*)"/.exec(this.view)?.[1];
-    if (raw === undefined) return;
-    const text = unescapeHtml(raw);
-    let action = text;
-    let when: unknown;
-    if (text.startsWith("{")) {
-      const spec = JSON.parse(text) as { action?: unknown; if?: unknown };
-      if (typeof spec.action !== "string") return;
-      action = spec.action;
-      when = spec.if;
-    }
+    const spec = actionOn(this.view, "reconnect");
+    if (!spec) return;
+    const { action, if: when } = spec;
     if (typeof when === "string" && !holdsSomething(this.client.signals[when])) return;
     this.reconnectAction = this.client.action(action, this.client.signals).catch(() => undefined);
   }
@@ -180,7 +165,7 @@ export class ChatTab {
         );
       }
       const s = this.stream;
-      if (!s || s.ended) await new Promise((r) => setTimeout(r, Math.min(left, 20)));
+      if (!s || s.ended) await sleep(Math.min(left, 20));
       else await s.waitFor(() => true, left, s.events.length).catch(() => undefined);
     }
   }
@@ -247,12 +232,12 @@ export class ChatTab {
     const mode = e.data.mode ?? "outer";
     if (selector === undefined) {
       // A view render: the list element comes empty and the browser keeps its items.
-      const hash = /^<div id="via-view" data-via-hash="([^"]*)"/.exec(html)?.[1];
+      const hash = viewRenderHash(html);
       if (!hash) return undefined;
       this.view = html;
       this.viewHash = hash;
       const hadOlder = this.hasOlder;
-      this.hasOlder = html.includes('id="load-older"');
+      this.hasOlder = showsLoadOlder(html);
       return hadOlder !== this.hasOlder ? [] : undefined;
     }
     if (selector === "#messages") {
@@ -269,11 +254,10 @@ export class ChatTab {
       }
       return undefined;
     }
-    const trim = /^#messages > :nth-(last-)?child\(-n\+(\d+)\)$/.exec(selector);
+    const trim = listTrim(selector);
     if (trim && mode === "remove") {
-      const n = Number(trim[2]);
-      if (trim[1]) this.messages.splice(Math.max(0, this.messages.length - n), n);
-      else this.messages.splice(0, n);
+      if (trim.fromEnd) this.messages.splice(Math.max(0, this.messages.length - trim.count), trim.count);
+      else this.messages.splice(0, trim.count);
       return [];
     }
     return undefined;

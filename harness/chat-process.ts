@@ -3,6 +3,7 @@
 // Every process started here is killed when the test process exits, even after a failed test.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { killAtExit, sleep } from "./cleanup.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MAIN = "apps/chat/main.ts";
@@ -56,17 +57,6 @@ export interface ChatProcess {
   kill9(): Promise<void>;
 }
 
-const live = new Set<ChildProcess>();
-process.once("exit", () => {
-  for (const p of live) {
-    try {
-      p.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-});
-
 /** Compiles the chat to dist/ (`npm run build`); throws with the compiler's output if that fails. */
 export function buildChat(): void {
   const result = spawnSync(process.execPath, ["scripts/build.mjs"], { cwd: ROOT, encoding: "utf8" });
@@ -114,8 +104,7 @@ function spawnOnce(opts: ChatProcessOptions): Promise<ChatProcess> {
     delete env[name];
   Object.assign(env, opts.env);
   const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-  live.add(proc);
-  proc.once("exit", () => live.delete(proc));
+  killAtExit(proc);
   let out = "";
   let pending = "";
   const timeoutMs = opts.timeoutMs ?? 30_000;
@@ -196,7 +185,7 @@ export async function startChatProcess(opts: ChatProcessOptions = {}): Promise<C
       // A fixed port can still be held for a moment by the process that just stopped.
       const busy = /EADDRINUSE/.test((err as Error).message);
       if (!busy || !opts.port || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
   }
 }

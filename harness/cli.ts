@@ -35,9 +35,30 @@ export interface BooleanFlag {
   type: "boolean";
   help: string;
 }
-export type Flag = IntFlag | StringFlag | ChoiceFlag | BooleanFlag;
+/** Several of `choices`, comma-separated (`--systems raw,nats`); the value keeps the order given. */
+export interface ListFlag<C extends string = string> {
+  type: "list";
+  help: string;
+  choices: readonly C[];
+  /** The value when the flag is not given. */
+  default: readonly C[];
+  /** Also takes `all`: every choice, in the declared order. */
+  all?: boolean;
+  arg?: string;
+}
+/** An integer flag without a fixed default: undefined when not given (the help says what applies then). */
+export interface OptionalIntFlag {
+  type: "optional-int";
+  help: string;
+  min: number;
+  max: number;
+  arg?: string;
+}
+export type Flag = IntFlag | StringFlag | ChoiceFlag | BooleanFlag | ListFlag | OptionalIntFlag;
 
-type ValueOf<F> = F extends IntFlag
+type ValueOf<F> = F extends ListFlag<infer C> ? C[] : F extends OptionalIntFlag ? number | undefined : ValueOfSingle<F>;
+
+type ValueOfSingle<F> = F extends IntFlag
   ? number
   : F extends BooleanFlag
     ? boolean
@@ -71,6 +92,8 @@ export interface Command<F extends Record<string, Flag>> {
   help: string;
   /** The lines a report starts with: the title, the command as typed, node and CPU. */
   header(): string[];
+  /** The --json file, if one was given. */
+  jsonFile: string | undefined;
   /** Writes `results` (with the command and the machine) to the --json file, if one was given. */
   writeJson(results: unknown): void;
 }
@@ -80,7 +103,9 @@ const COLUMN = 22;
 
 function flagLabel(name: string, flag: Flag): string {
   if (flag.type === "boolean") return `--${name}`;
-  return `--${name} <${flag.arg ?? (flag.type === "int" ? "n" : flag.type === "choice" ? "x" : "s")}>`;
+  const arg =
+    flag.arg ?? (flag.type === "int" || flag.type === "optional-int" ? "n" : flag.type === "string" ? "s" : "x");
+  return `--${name} <${arg}>`;
 }
 
 function flagHelp(flag: Flag): string {
@@ -90,6 +115,9 @@ function flagHelp(flag: Flag): string {
   }
   if (flag.type === "choice") return `${flag.choices.join(" | ")}: ${flag.help} (default ${flag.default})`;
   if (flag.type === "string" && flag.default !== undefined) return `${flag.help} (default ${flag.default})`;
+  if (flag.type === "list") {
+    return `comma-separated, of ${flag.choices.join(",")}${flag.all ? ", or all" : ""}: ${flag.help} (default ${flag.all && flag.default.length === flag.choices.length ? "all" : flag.default.join(",")})`;
+  }
   return flag.help;
 }
 
@@ -174,6 +202,10 @@ export function defineCommand<const F extends Record<string, Flag>>(
         usageError(`--${name} must be one of ${flag.choices.join(", ")}, got ${JSON.stringify(v)}`, help);
       }
       values[name] = v;
+    } else if (flag.type === "list") {
+      values[name] = given === undefined ? [...flag.default] : listValue(name, flag, given as string, help);
+    } else if (flag.type === "optional-int") {
+      values[name] = given === undefined ? undefined : intValue(name, flag, given as string, help);
     } else {
       const fallback = quick && flag.quick !== undefined ? flag.quick : flag.default;
       if (given === undefined) values[name] = fallback;
@@ -192,6 +224,7 @@ export function defineCommand<const F extends Record<string, Flag>>(
     values: values as Values<F>,
     quick,
     help,
+    jsonFile,
     header: () => {
       const cpu = cpus();
       return [
@@ -209,6 +242,26 @@ export function defineCommand<const F extends Record<string, Flag>>(
       );
     },
   };
+}
+
+function intValue(name: string, flag: { min: number; max: number }, given: string, help: string): number {
+  const n = Number(given);
+  if (!Number.isInteger(n) || n < flag.min || n > flag.max) {
+    usageError(`--${name} must be an integer in [${flag.min}, ${flag.max}], got ${JSON.stringify(given)}`, help);
+  }
+  return n;
+}
+
+function listValue(name: string, flag: ListFlag, given: string, help: string): string[] {
+  const items = given.split(",").map((s) => s.trim());
+  if (flag.all && items.includes("all")) return [...flag.choices];
+  for (const item of items) {
+    if (!flag.choices.includes(item)) {
+      const takes = `${flag.choices.join(", ")}${flag.all ? " (or all)" : ""}`;
+      usageError(`--${name} takes a list of ${takes}; got ${JSON.stringify(item)}`, help);
+    }
+  }
+  return items;
 }
 
 /** How the script was started, as a person would type it again: `npm run <script> -- …` or `tsx <file> …`. */
@@ -234,52 +287,4 @@ export function runMain(main: () => Promise<number>): void {
       process.exit(1);
     },
   );
-}
-
-// ---- Being replaced by defineCommand: the scripts not yet moved to it still use these. ----
-
-/** An integer flag within [min, max]; a bad value exits with status 2 and says why. */
-export function intOption(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    process.stderr.write(`--${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
-export function engineOption(raw: string | undefined, fallback: "embedded" | "nats" | "both"): EngineName[] {
-  const value = raw ?? fallback;
-  if (value === "both" || value === "embedded" || value === "nats") return enginesOf(value);
-  process.stderr.write(`--engine must be embedded, nats or both, got ${JSON.stringify(value)}\n`);
-  process.exit(2);
-}
-
-export function header(title: string, npmScript: string, file: string): string[] {
-  const cpu = cpus();
-  return [
-    title,
-    `command: ${commandLine(npmScript, file)}`,
-    `node ${process.version}; CPU: ${cpu[0]?.model.trim()} × ${cpu.length} cores`,
-  ];
-}
-
-export { exitOnSignals } from "./cleanup.ts";
-
-export function parseFlags<O extends NonNullable<Parameters<typeof parseArgs>[0]>["options"] & object>(
-  help: string,
-  options: O,
-): ReturnType<typeof parseArgs<{ options: O; strict: true }>>["values"] {
-  let parsed: { values: Record<string, unknown> };
-  try {
-    parsed = parseArgs({ options: { ...options, help: { type: "boolean" } }, strict: true });
-  } catch (err) {
-    usageError((err as Error).message, help);
-  }
-  if (parsed.values.help === true) {
-    process.stdout.write(help);
-    process.exit(0);
-  }
-  return parsed.values as ReturnType<typeof parseArgs<{ options: O; strict: true }>>["values"];
 }

@@ -2,13 +2,13 @@
 // loopback. Every process is killed and every temp dir removed when the test calls stop(), and again
 // (synchronously) when the test process exits, so a failed or interrupted test leaves nothing behind.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { killAtExit, removeDir, sleep, tempDir } from "./cleanup.ts";
 
 export function natsServerBin(): string {
   return process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
@@ -56,21 +56,28 @@ export function freePort(): Promise<number> {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-// Everything still alive when the process exits gets killed here, so a crashed test leaves no orphans.
-const liveProcs = new Set<ChildProcess>();
-const liveDirs = new Set<string>();
-process.once("exit", () => {
-  for (const p of liveProcs) {
+/**
+ * Polls a nats-server's /healthz (every `everyMs`) until it answers 200, which it does only once
+ * JetStream is ready to take requests. False at the deadline or as soon as `gone()` says the process
+ * exited.
+ */
+export async function untilHealthy(
+  monitorPort: number,
+  deadline: number,
+  gone: () => boolean,
+  everyMs = 50,
+): Promise<boolean> {
+  while (Date.now() < deadline && !gone()) {
     try {
-      p.kill("SIGKILL");
+      const res = await fetch(`http://127.0.0.1:${monitorPort}/healthz`, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) return true;
     } catch {
-      // already gone
+      // not listening yet
     }
+    await sleep(everyMs);
   }
-  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
-});
+  return false;
+}
 
 /** One nats-server process that can be killed and started again with the same ports and store. */
 class ServerProcess {
@@ -92,27 +99,16 @@ class ServerProcess {
     proc.stderr?.on("data", (d: Buffer) => {
       stderr += d.toString();
     });
-    liveProcs.add(proc);
+    killAtExit(proc);
     this.proc = proc;
     let exited = false;
     proc.once("exit", () => {
       exited = true;
-      liveProcs.delete(proc);
     });
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (exited) {
-        this.proc = null;
-        throw new Error(`nats-server exited during startup: ${stderr.trim()} ${this.tail()}`);
-      }
-      try {
-        // /healthz answers 200 only once JetStream is ready to take requests.
-        const res = await fetch(`http://127.0.0.1:${this.monitorPort}/healthz`, { signal: AbortSignal.timeout(1000) });
-        if (res.ok) return;
-      } catch {
-        // not listening yet
-      }
-      await sleep(50);
+    if (await untilHealthy(this.monitorPort, Date.now() + timeoutMs, () => exited)) return;
+    if (exited) {
+      this.proc = null;
+      throw new Error(`nats-server exited during startup: ${stderr.trim()} ${this.tail()}`);
     }
     await this.kill9();
     throw new Error(`nats-server not healthy after ${timeoutMs} ms: ${this.tail()}`);
@@ -219,8 +215,7 @@ export interface NatsServer {
 
 /** One JetStream-enabled nats-server on 127.0.0.1 with a fresh store dir. */
 export async function startNatsServer(): Promise<NatsServer> {
-  const dir = mkdtempSync(join(tmpdir(), "via-nats-"));
-  liveDirs.add(dir);
+  const dir = tempDir("via-nats-");
   let port = 0;
   let monitorPort = 0;
   let sp: ServerProcess;
@@ -236,8 +231,7 @@ export async function startNatsServer(): Promise<NatsServer> {
       );
     });
   } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    liveDirs.delete(dir);
+    removeDir(dir);
     throw err;
   }
   let stopped = false;
@@ -268,8 +262,7 @@ export async function startNatsServer(): Promise<NatsServer> {
       if (stopped) return;
       stopped = true;
       await sp.kill9();
-      rmSync(dir, { recursive: true, force: true });
-      liveDirs.delete(dir);
+      removeDir(dir);
     },
   };
 }
@@ -303,16 +296,14 @@ export interface NatsCluster {
 
 /** A 3-node JetStream cluster on loopback (config per docs/reference/nats-facts.md §3; `server_name` is required for clustered JetStream). */
 export async function startNatsCluster(size = 3): Promise<NatsCluster> {
-  const dir = mkdtempSync(join(tmpdir(), "via-nats-cluster-"));
-  liveDirs.add(dir);
+  const dir = tempDir("via-nats-cluster-");
   const procs: ServerProcess[] = [];
   const names: string[] = [];
   const clientPorts: number[] = [];
   const monitorPorts: number[] = [];
   const cleanup = async () => {
     await Promise.all(procs.map((p) => p.kill9()));
-    rmSync(dir, { recursive: true, force: true });
-    liveDirs.delete(dir);
+    removeDir(dir);
   };
   try {
     // All ports are chosen up front because every config lists every route.

@@ -3,7 +3,11 @@
 
 import type { IncomingMessage } from "node:http";
 import { request } from "node:http";
-import { unescapeHtml } from "../src/server/html.ts";
+import { actionIn, bootOf, viewHashOf } from "./chat-markup.ts";
+import { sleep } from "./cleanup.ts";
+import { feedEvents, sseParseState } from "./sse-parse.ts";
+
+export { actionIn };
 
 export interface SseEvent {
   event: string;
@@ -69,7 +73,13 @@ export class EventStream {
   ended = false;
   /** Called with each event as it is parsed (before waiters wake). */
   onEvent: ((e: SseEvent) => void) | undefined;
-  private buffer = "";
+  /** Splits the stream into events; each becomes an SseEvent as it completes. */
+  private readonly parse = sseParseState((block) => {
+    for (const e of parseEvents(block)) {
+      this.events.push(e);
+      this.onEvent?.(e);
+    }
+  });
   private waiters: Array<() => void> = [];
   private res: IncomingMessage | undefined;
   private req: ReturnType<typeof request> | undefined;
@@ -103,16 +113,7 @@ export class EventStream {
 
   private onData(chunk: string): void {
     this.raw += chunk;
-    this.buffer += chunk;
-    let idx = this.buffer.indexOf("\n\n");
-    while (idx >= 0) {
-      for (const e of parseEvents(this.buffer.slice(0, idx + 2))) {
-        this.events.push(e);
-        this.onEvent?.(e);
-      }
-      this.buffer = this.buffer.slice(idx + 2);
-      idx = this.buffer.indexOf("\n\n");
-    }
+    feedEvents(this.parse, chunk);
     this.wake();
   }
 
@@ -143,7 +144,7 @@ export class EventStream {
     const deadline = Date.now() + timeoutMs;
     while (!this.ended) {
       if (Date.now() > deadline) throw new Error("stream did not end");
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
     }
   }
 
@@ -171,16 +172,6 @@ export class EventStream {
   }
 }
 
-/** The action id that element #`elementId` in `html` fires on `event`. */
-export function actionIn(html: string, elementId: string, event = "click"): string {
-  const re = new RegExp(`<[^>]*id="${elementId}"[^>]*>`);
-  const tag = re.exec(html)?.[0];
-  const m = tag && new RegExp(`data-on-${event}="([^"]*)"`).exec(tag);
-  if (!m) throw new Error(`no data-on-${event} on #${elementId}`);
-  const spec = unescapeHtml(m[1]!);
-  return spec.startsWith("{") ? (JSON.parse(spec) as { action: string }).action : spec;
-}
-
 /** A browser stand-in: one cookie jar, any number of tabs. */
 export class Browser {
   cookie = "";
@@ -191,9 +182,8 @@ export class Browser {
     if (res.status !== 200) throw new Error(`page ${path} → ${res.status} ${res.body}`);
     const setCookie = res.headers["set-cookie"]?.[0];
     if (setCookie) this.cookie = setCookie.split(";")[0]!;
-    const m = /<meta name="via-boot" content="([^"]*)">/.exec(res.body);
-    if (!m) throw new Error("page has no via-boot meta");
-    const boot = JSON.parse(unescapeHtml(m[1]!)) as { tab: string; signals: Record<string, unknown>; v: string };
+    const boot = bootOf(res.body);
+    if (!boot) throw new Error("page has no via-boot meta");
     return new TabClient(this, path, boot.tab, boot.signals, boot.v, res.body);
   }
 }
@@ -211,7 +201,7 @@ export class TabClient {
 
   /** The view hash the page carries (`data-via-hash` of #via-view), as the runtime reports it. */
   get viewHash(): string | undefined {
-    return /<div id="via-view" data-via-hash="([^"]*)"/.exec(this.html)?.[1];
+    return viewHashOf(this.html);
   }
 
   /** The stream URL the runtime would open for this page: tab, path, version, the view's hash. */

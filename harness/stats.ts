@@ -40,3 +40,9 @@ export function markdownTable(head: readonly string[], rows: ReadonlyArray<reado
   const line = (cells: readonly string[]) => `| ${widths.map((w, i) => (cells[i] ?? "").padEnd(w)).join(" | ")} |`;
   return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
 }
+
+/** "12-340 ms": the rounded least and greatest of `xs` (then the unit, if any); "-" when there are none. */
+export function span(xs: readonly number[], unit = ""): string {
+  if (xs.length === 0) return "-";
+  return `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))}${unit ? ` ${unit}` : ""}`;
+}

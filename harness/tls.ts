@@ -3,10 +3,10 @@
 // with certificate checks off. Without openssl those tests skip loudly; under CI=true they fail.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
+import { tempDir } from "./cleanup.ts";
 
 export interface TestCert {
   cert: Buffer;
@@ -29,8 +29,7 @@ export function selfSignedCert(): TestCert | null {
     made = null;
     return made;
   }
-  const dir = mkdtempSync(join(tmpdir(), "via-tls-"));
-  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir("via-tls-");
   const certFile = join(dir, "cert.pem");
   const keyFile = join(dir, "key.pem");
   const result = spawnSync(

@@ -14,7 +14,8 @@ import { randomBytes } from "node:crypto";
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { escapeHtml } from "../../src/server/html.ts";
-import { serveIpc } from "../sse/ipc.ts";
+import { appendEvent, startEventStream } from "../shared/event-stream.ts";
+import { serveIpc } from "../shared/ipc.ts";
 
 const MAX_BODY = 8192;
 const KEEPALIVE_MS = 15_000;
@@ -79,13 +80,7 @@ const server = createServer((req, res) => {
     return;
   }
   if (req.method === "GET" && url.pathname === "/sse") {
-    res.writeHead(200, {
-      "Content-Type": "text/event-stream",
-      "Cache-Control": "no-cache, no-transform",
-      Connection: "keep-alive",
-      "X-Accel-Buffering": "no",
-    });
-    res.flushHeaders();
+    startEventStream(res);
     const room = roomOf(url.searchParams.get("room") ?? "");
     room.streams.add(res);
     streams++;
@@ -107,12 +102,11 @@ const server = createServer((req, res) => {
     });
     req.on("end", () => {
       const id = ++nextId;
-      const event =
-        "event: datastar-patch-elements\n" +
-        `id: ${id}\n` +
-        "data: selector #messages\n" +
-        "data: mode append\n" +
-        `data: elements <li data-via-pos="${id}" class="chat-message" id="m-${id}"><p class="text">${escapeHtml(body)}</p></li>\n\n`;
+      const event = appendEvent(
+        id,
+        "#messages",
+        `<li data-via-pos="${id}" class="chat-message" id="m-${id}"><p class="text">${escapeHtml(body)}</p></li>`,
+      );
       for (const stream of room.streams) stream.write(event);
       res.writeHead(204).end();
     });

@@ -1,7 +1,6 @@
-// Shared bits of bench:chat: the systems under test, the message text every system carries, the
-// latency histogram the client processes fill and the orchestrator merges, and /proc readers that
-// measure every server process the same way.
-import { readFileSync } from "node:fs";
+// What bench:chat's orchestrator and its client processes share: the systems under test, the message
+// text every system carries, and the latency histogram the client processes fill and the orchestrator
+// merges.
 
 /** The systems a run compares; each runs as its own server process (nats: plus a nats-server). */
 export const SYSTEMS = ["raw", "socketio", "embedded", "nats"] as const;
@@ -56,9 +55,6 @@ export function parseMessageText(text: string): { seq: number; sentAt: number } 
   const m = TEXT_RE.exec(text);
   return m ? { seq: Number(m[1]), sentAt: Number(m[2]) } : undefined;
 }
-
-/** Wall-clock ms with sub-ms resolution; comparable across processes on one machine. */
-export { wallNow } from "../sse/ipc.ts";
 
 // ---- latency histogram ----
 
@@ -116,38 +112,4 @@ export interface HistogramData {
   n: number;
   max: number;
   sum: number;
-}
-
-// ---- /proc: the same measurement for every process ----
-
-/** Resident set size of a process in bytes (VmRSS in /proc/<pid>/status); NaN if unreadable. */
-export function readRss(pid: number): number {
-  try {
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) * 1024 : Number.NaN;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** CPU time (user + system) a process has used so far, ms (from /proc/<pid>/stat; 100 ticks/s on Linux). */
-export function readCpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after "(comm)": state is field 3; utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** Write-family system calls a process has made so far (syscw in /proc/<pid>/io: write, writev…); NaN if unreadable. */
-export function readWriteSyscalls(pid: number): number {
-  try {
-    const m = /^syscw:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"));
-    return m ? Number(m[1]) : Number.NaN;
-  } catch {
-    return Number.NaN;
-  }
 }

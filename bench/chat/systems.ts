@@ -3,15 +3,15 @@
 // harness/chat-process.ts) on the embedded engine with a temp data dir, or on a fresh
 // nats-server (harness/nats-server.ts). Every server process preloads server-hook.mjs, which
 // answers the orchestrator's control requests (forced GC and heap figures, CPU profile) the same way
-// in every server. Everything started here is also ended, and every temp dir removed, on exit.
-import { mkdtempSync, rmSync } from "node:fs";
+// in every server. Everything started here is also ended, and every temp dir removed, on exit
+// (harness/cleanup.ts).
 import { createConnection } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildChat, startChatProcess } from "../../harness/chat-process.ts";
+import { removeDir, tempDir } from "../../harness/cleanup.ts";
 import { startNatsServer } from "../../harness/nats-server.ts";
-import { Child } from "../sse/ipc.ts";
+import { Child } from "../shared/ipc.ts";
 import type { System } from "./shared.ts";
 
 export interface RunningSystem {
@@ -31,26 +31,6 @@ const SCRIPTS = {
   clients: new URL("./clients.ts", import.meta.url),
 };
 const HOOK = fileURLToPath(new URL("./server-hook.mjs", import.meta.url));
-
-// Temp dirs and child processes still alive at exit; chat-process.ts and nats-server.ts end their
-// own processes (and nats-server.ts removes its dirs) on exit too.
-const liveDirs = new Set<string>();
-const liveChildren = new Set<Child>();
-process.on("exit", () => {
-  for (const c of liveChildren) c.killNow();
-  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  liveDirs.add(dir);
-  return dir;
-}
-
-function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
-  liveDirs.delete(dir);
-}
 
 // Where the servers' control sockets live; every child inherits it through the environment.
 const controlDir = tempDir("via-bench-ctl-");
@@ -103,16 +83,9 @@ export function gcAndMeasure(pid: number, pauseMs: number): Promise<HeapFigures>
   return control<HeapFigures>(pid, { cmd: "gc", pauseMs });
 }
 
-/** A bench/chat child process (server or client) on the IPC channel of bench/sse/ipc.ts. */
+/** A bench/chat child process (server or client) on the IPC channel of bench/shared/ipc.ts. */
 export function spawnChild<Info>(name: string, script: keyof typeof SCRIPTS, execArgv: string[] = []): Child<Info> {
-  const child = new Child<Info>(name, SCRIPTS[script], { execArgv, readyTimeoutMs: 60_000 });
-  liveChildren.add(child);
-  return child;
-}
-
-export async function stopChild(child: Child): Promise<void> {
-  await child.kill();
-  liveChildren.delete(child);
+  return new Child<Info>(name, SCRIPTS[script], { execArgv, readyTimeoutMs: 60_000 });
 }
 
 /** The chat's log lines at warn level or above (pino JSON, level ≥ 40), the last few of them. */
@@ -166,7 +139,7 @@ export async function startSystem(system: System, rooms: string[]): Promise<Runn
     const child = spawnChild<{ port: number }>(`${system} server`, system, [`--import=${HOOK}`]);
     const { port } = await child.ready;
     // Its output goes to ours as it comes.
-    return { pid: child.pid!, port, diagnostics: () => "", stop: () => stopChild(child) };
+    return { pid: child.pid!, port, diagnostics: () => "", stop: () => child.kill() };
   }
   if (system === "embedded") {
     const dataDir = tempDir("via-bench-chat-");

@@ -1,5 +1,6 @@
 // The measurements of bench:pubsub, written once against the PubSub interface and run on both engines
 // by bench/pubsub/worker.ts. Every function bounds its work in count and time.
+import { ascending, percentile } from "../../harness/stats.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
 
 /** 100-byte payload (ASCII), the size nats-facts §4 measured with. */
@@ -143,15 +144,8 @@ export interface LatencyStats {
   p99: number;
 }
 
-/** Nearest-rank percentile of an ascending array. */
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
-  return sorted[i]!;
-}
-
 export function stats(samples: number[]): LatencyStats {
-  const s = [...samples].sort((a, b) => a - b);
+  const s = ascending(samples);
   return { p50: percentile(s, 0.5), p99: percentile(s, 0.99) };
 }
 

@@ -1,6 +1,8 @@
 // One bench:pubsub job in a fresh process (so one engine's heap, JIT state and GC debt never leak into the
 // other's numbers): opens one engine, runs the job given as JSON in argv[2], sends the result over the
 // IPC channel and exits. Started by bench/pubsub.ts; exits by itself when the parent goes away.
+
+import { sleep } from "../../harness/cleanup.ts";
 import { openEmbedded } from "../../src/pubsub/embedded/engine.ts";
 import { connectNats } from "../../src/pubsub/nats/engine.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
@@ -69,7 +71,7 @@ const JOB_TIMEOUT_MS = 150_000;
 const gc = (globalThis as { gc?: () => void }).gc;
 const settle = async () => {
   gc?.();
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
 };
 
 async function open(job: Job): Promise<PubSub> {

@@ -3,8 +3,10 @@
 //
 // A via "tab" is what a browser tab costs the server: a page GET without a cookie (a new session; we
 // read the session cookie, the via-boot tab id and the view's hash) and then the event stream with
-// that cookie and that hash, as the runtime opens it (the live context is built then). A raw "tab" is just the stream. Parsing is minimal: the SSE body is scanned for
-// `data-t="<send wall ms>:<seq>"`, which every fan-out element carries; nothing else is decoded.
+// that cookie and that hash, as the runtime opens it (the live context is built then). A raw "tab" is
+// just the stream. Parsing is minimal: the SSE body is scanned for `data-t="<send wall ms>:<seq>"`,
+// which every fan-out element carries; nothing else is decoded (not even the events: splitting them
+// would cost more than the scan).
 //
 // Transports (`--h2`): "http" is plain HTTP/1.1, a connection per stream; "https" is HTTP/1.1 over TLS
 // (a TLS connection per stream, as a server with TLS serves clients without HTTP/2); "h2" is HTTP/2
@@ -16,8 +18,12 @@ import { type ClientHttp2Session, connect as h2connect } from "node:http2";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { connect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { unescapeHtml } from "../../src/server/html.ts";
-import { STAMP_ATTR, serveIpc, wallNow } from "./ipc.ts";
+import { bootOf, viewHashOf } from "../../harness/chat-markup.ts";
+import { sleep } from "../../harness/cleanup.ts";
+import { getRequest, takeStreamHead } from "../../harness/sse-parse.ts";
+import { percentile } from "../../harness/stats.ts";
+import { serveIpc, wallNow } from "../shared/ipc.ts";
+import { STAMP_ATTR } from "./fanout.ts";
 
 export type Transport = "http" | "https" | "h2";
 
@@ -157,11 +163,7 @@ function openStream(
     sock.setEncoding("latin1");
     sock.setNoDelay(true);
     sock.on(tls ? "secureConnect" : "connect", () => {
-      sock.write(
-        `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nAccept: text/event-stream\r\n` +
-          (cookie ? `Cookie: ${cookie}\r\n` : "") +
-          "\r\n",
-      );
+      sock.write(getRequest(`${HOST}:${port}`, path, "text/event-stream", cookie));
     });
     sock.on("data", (chunk: string) => {
       if (settled) {
@@ -169,19 +171,17 @@ function openStream(
         return;
       }
       head += chunk;
-      const end = head.indexOf("\r\n\r\n");
-      if (end < 0) {
-        if (head.length > 16_384) fail(new Error("response head too large"));
+      let rest: string | undefined;
+      try {
+        rest = takeStreamHead(head)?.rest;
+      } catch (err) {
+        fail(err as Error);
         return;
       }
-      if (!head.startsWith("HTTP/1.1 200")) {
-        fail(new Error(`stream: ${head.slice(0, head.indexOf("\r\n"))}`));
-        return;
-      }
+      if (rest === undefined) return;
       settled = true;
       clearTimeout(timer);
       resolve(s);
-      const rest = head.slice(end + 4);
       if (rest) onBody(s, rest);
     });
     sock.on("error", (err) => fail(err));
@@ -205,11 +205,9 @@ interface Page {
 function parsePage(status: number | undefined, setCookie: string[] | undefined, body: string): Page {
   if (status !== 200) throw new Error(`page GET → ${status}`);
   const cookie = setCookie?.[0]?.split(";")[0];
-  const m = /<meta name="via-boot" content="([^"]*)">/.exec(body);
-  if (!cookie || !m) throw new Error("page without a session cookie or via-boot meta");
-  const boot = JSON.parse(unescapeHtml(m[1]!)) as { tab: string; v: string };
-  const hash = /<div id="via-view" data-via-hash="([^"]*)"/.exec(body)?.[1];
-  return { cookie, tab: boot.tab, v: boot.v, hash };
+  const boot = bootOf(body);
+  if (!cookie || !boot) throw new Error("page without a session cookie or via-boot meta");
+  return { cookie, tab: boot.tab, v: boot.v, hash: viewHashOf(body) };
 }
 
 /** A first page load without a cookie: a new session (the tab's context is built when its stream attaches). */
@@ -366,14 +364,9 @@ function reset(args: ResetArgs): void {
   wallAtReset = performance.now();
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 async function collect(args: CollectArgs): Promise<CollectResult> {
   const deadline = performance.now() + args.timeoutMs;
-  while (count < args.expected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (count < args.expected && performance.now() < deadline) await sleep(20);
   const cpu = process.cpuUsage(cpuAtReset);
   const n = Math.min(count, latencies.length);
   const sorted = latencies.slice(0, n).sort();
@@ -385,8 +378,8 @@ async function collect(args: CollectArgs): Promise<CollectResult> {
     duplicates,
     outOfOrder,
     closedStreams,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
     max: n > 0 ? sorted[n - 1]! : Number.NaN,
     mean: n > 0 ? sum / n : Number.NaN,
     firstArrival,

@@ -7,16 +7,7 @@ import { parseArgs } from "node:util";
 import { createApp, createLogger } from "../../src/index.ts";
 import { renderHtml } from "../../src/server/html.ts";
 import { patchElements } from "../../src/server/sse/encoder.ts";
-import {
-  type FanoutArgs,
-  type FanoutResult,
-  heapSnapshot,
-  PAYLOAD_TEXT,
-  runTicks,
-  serveIpc,
-  settledMemory,
-  stamp,
-} from "./ipc.ts";
+import { PAYLOAD_TEXT, serveFanout, stamp } from "./fanout.ts";
 
 // Thousands of streams from one machine: per-address limits off.
 const app = createApp({ title: "bench:sse", logger: createLogger("silent"), clientLimits: false });
@@ -54,18 +45,13 @@ function sampleEventBytes(): number {
   return Buffer.byteLength(patchElements(html, { selector: "#feed", mode: "append", eventId: "100" }));
 }
 
-serveIpc(
-  {
-    memory: (args) => settledMemory((args as { settleMs: number }).settleMs),
-    heapSnapshot,
-    status: () => ({ tabs: app.tabCount, listeners: listeners.size }),
-    fanout: async (args): Promise<FanoutResult> => {
-      const run = await runTicks(args as FanoutArgs, (seq) => {
-        const t = stamp(seq);
-        for (const fn of listeners) fn(t);
-      });
-      return { ...run, receivers: listeners.size, eventBytes: sampleEventBytes() };
-    },
+serveFanout({
+  port,
+  status: () => ({ tabs: app.tabCount, listeners: listeners.size }),
+  receivers: () => listeners.size,
+  publish: (seq) => {
+    const t = stamp(seq);
+    for (const fn of listeners) fn(t);
   },
-  { port },
-);
+  eventBytes: sampleEventBytes,
+});

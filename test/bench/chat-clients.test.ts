@@ -6,21 +6,11 @@
 // in one session, opens one shared stream and attaches each tab to it under its own slot, and each event
 // on that stream counts for the tab whose slot the last `via-tab` named.
 import assert from "node:assert/strict";
-import { createServer, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, test } from "node:test";
-import type {
-  BrowsersArgs,
-  BrowsersResult,
-  ConnectArgs,
-  ConnectResult,
-  Counters,
-  FinishArgs,
-  FinishResult,
-  OpenLoopArgs,
-  SendResult,
-} from "../../bench/chat/clients.ts";
-import { Child } from "../../bench/sse/ipc.ts";
+import type * as Api from "../../bench/chat/client-api.ts";
+import { Child } from "../../bench/shared/ipc.ts";
 
 const TAB_IDS = ["A".repeat(43), "B".repeat(43)];
 const HASH = "hash0123456789ab";
@@ -33,6 +23,66 @@ function item(id: string, text: string, cls: string, pos?: number): string {
     `</header><p class="text">${text.replaceAll("&", "&amp;")}</p></div></li>`
   );
 }
+/** A room page as the chat renders it: the boot meta, the view's hash, #messages with one old item, Send. */
+function roomPage(tab: string, signals: Record<string, unknown>, more: boolean): string {
+  const boot = JSON.stringify({ tab, signals, v: "v1" }).replaceAll('"', "&quot;");
+  return (
+    `<html><head><meta name="via-boot" content="${boot}"></head><body><div id="via-view" data-via-hash="${HASH}">` +
+    `<ol id="messages" data-via-stream=""${more ? ' data-via-more=""' : ""}>${item("old", "#0 t=1.000 old", "", 7)}</ol>` +
+    `<button type="button" id="send" data-on-click="a2">Send</button></div></body></html>`
+  );
+}
+
+/** The seq a say action's statement carries (`#<seq> t=…`), and the statement. */
+function said(body: string): { text: string; seq: number } {
+  const text = (JSON.parse(body) as { signals: { statement: string } }).signals.statement;
+  return { text, seq: Number(/^#(\d+) /.exec(text)![1]) };
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    let body = "";
+    req.on("data", (c) => {
+      body += c;
+    });
+    req.on("end", () => resolve(body));
+  });
+}
+
+/** Starts the stand-in and a client process against it; both end after the test (`cleanup` first). */
+async function startClients(server: Server, cleanup: () => void): Promise<{ port: number; child: Child }> {
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  const child = new Child("clients", new URL("../../bench/chat/clients.ts", import.meta.url));
+  after(async () => {
+    await child.call("stop").catch(() => {});
+    await child.kill();
+    cleanup();
+    server.close();
+  });
+  await child.ready;
+  return { port, child };
+}
+
+/** One open loop of `count` messages from tab 0, every 20 ms; the statuses of the sends. */
+async function sendFromTab0(child: Child, count: number): Promise<number[]> {
+  const sends = await child.call<Api.SendResult>("openLoop", {
+    startAt: performance.timeOrigin + performance.now(),
+    intervalMs: 20,
+    firstSeq: 1,
+    count,
+    totalTabs: 1,
+    measuredFrom: 1,
+  } satisfies Api.OpenLoopArgs);
+  return sends.records.map((r) => r[3]);
+}
+
+/** The loss check of seqs 1…count, all sent by tab 0 in room 0. */
+function finishAll(child: Child, count: number): Promise<Api.FinishResult> {
+  const messages = Array.from({ length: count }, (_, i): [number, number, number] => [i + 1, 0, 0]);
+  return child.call<Api.FinishResult>("finish", { messages, timeoutMs: 500 } satisfies Api.FinishArgs);
+}
+
 function append(html: string, eventId?: number): string {
   return (
     "event: datastar-patch-elements\n" +
@@ -49,13 +99,8 @@ test("bench:chat clients: stored copies, upserts, duplicates and losses", { time
     const url = new URL(req.url ?? "/", "http://localhost");
     if (req.method === "GET" && url.pathname === "/room/Lobby") {
       const tab = TAB_IDS[pages++ % 2]!;
-      const boot = JSON.stringify({ tab, signals: { statement: "", nick: "X" }, v: "v1" }).replaceAll('"', "&quot;");
       res.writeHead(200, { "Content-Type": "text/html", "Set-Cookie": `via_session=s${pages}; Path=/` });
-      res.end(
-        `<html><head><meta name="via-boot" content="${boot}"></head><body><div id="via-view" data-via-hash="${HASH}">` +
-          `<ol id="messages" data-via-stream="" data-via-more="">${item("old", "#0 t=1.000 old", "", 7)}</ol>` +
-          `<button type="button" id="send" data-on-click="a2">Send</button></div></body></html>`,
-      );
+      res.end(roomPage(tab, { statement: "", nick: "X" }, true));
       return;
     }
     if (req.method === "GET" && url.pathname === "/_via/sse") {
@@ -66,14 +111,9 @@ test("bench:chat clients: stored copies, upserts, duplicates and losses", { time
       return;
     }
     if (req.method === "POST" && url.pathname === "/_via/action/a2") {
-      let body = "";
-      req.on("data", (c) => {
-        body += c;
-      });
-      req.on("end", () => {
+      void readBody(req).then((body) => {
         const tab = req.headers["via-tab"] as string;
-        const text = (JSON.parse(body) as { signals: { statement: string } }).signals.statement;
-        const seq = Number(/^#(\d+) /.exec(text)![1]);
+        const { text, seq } = said(body);
         res.writeHead(streams.has(tab) ? 204 : 410).end();
         const sender = streams.get(TAB_IDS[0]!)!;
         const other = streams.get(TAB_IDS[1]!)!;
@@ -99,18 +139,11 @@ test("bench:chat clients: stored copies, upserts, duplicates and losses", { time
     }
     res.writeHead(404).end();
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
-  const child = new Child("clients", new URL("../../bench/chat/clients.ts", import.meta.url));
-  after(async () => {
-    await child.call("stop").catch(() => {});
-    await child.kill();
+  const { port, child } = await startClients(server, () => {
     for (const s of streams.values()) s.destroy();
-    server.close();
   });
-  await child.ready;
 
-  const connect = await child.call<ConnectResult>("connect", {
+  const connect = await child.call<Api.ConnectResult>("connect", {
     protocol: "via",
     port,
     rooms: ["Lobby"],
@@ -120,7 +153,7 @@ test("bench:chat clients: stored copies, upserts, duplicates and losses", { time
     ],
     concurrency: 1,
     timeoutMs: 5_000,
-  } satisfies ConnectArgs);
+  } satisfies Api.ConnectArgs);
   assert.equal(connect.open, 2);
   // As the runtime: the view's hash and the list (newest position 7, 1 item, older ones exist).
   for (const q of streamQueries) {
@@ -130,33 +163,15 @@ test("bench:chat clients: stored copies, upserts, duplicates and losses", { time
     assert.equal(q.get("v"), "v1");
   }
 
-  const sends = await child.call<SendResult>("openLoop", {
-    startAt: performance.timeOrigin + performance.now(),
-    intervalMs: 20,
-    firstSeq: 1,
-    count: 3,
-    totalTabs: 1,
-    measuredFrom: 1,
-  } satisfies OpenLoopArgs);
-  assert.deepEqual(
-    sends.records.map((r) => r[3]),
-    [204, 204, 204],
-  );
-  const fin = await child.call<FinishResult>("finish", {
-    messages: [
-      [1, 0, 0],
-      [2, 0, 0],
-      [3, 0, 0],
-    ],
-    timeoutMs: 500,
-  } satisfies FinishArgs);
+  assert.deepEqual(await sendFromTab0(child, 3), [204, 204, 204]);
+  const fin = await finishAll(child, 3);
   assert.equal(fin.expectedDeliveries, 3);
   assert.equal(fin.duplicates, 1, "the text of #2 under a second id");
   assert.equal(fin.lostDeliveries, 1, "#3 never reached tab 1");
   assert.deepEqual(fin.lostSeqs, [3]);
   assert.deepEqual(fin.unconfirmed, [], "the sender saw every message stored");
   assert.equal(fin.hist.n, 3, "deliveries: #1 once (its upsert is not one), #2 twice");
-  const counters = await child.call<Counters>("counters");
+  const counters = await child.call<Api.Counters>("counters");
   assert.equal(counters.upserts, 2, "the sender's ack after the stored copy, and #1 re-sent to tab 1");
   assert.equal(counters.unexpected, 0, counters.unexpectedSample);
 });
@@ -178,16 +193,11 @@ test("bench:chat clients: a browser's tabs on one shared stream, each event rout
     if (req.method === "GET" && url.pathname === "/room/Lobby") {
       pageCookies.push(cookie);
       const tab = tabIds[pages++]!;
-      const boot = JSON.stringify({ tab, signals: { statement: "" }, v: "v1" }).replaceAll('"', "&quot;");
       res.writeHead(200, {
         "Content-Type": "text/html",
         ...(cookie ? {} : { "Set-Cookie": "via_session=b1; Path=/" }),
       });
-      res.end(
-        `<html><head><meta name="via-boot" content="${boot}"></head><body><div id="via-view" data-via-hash="${HASH}">` +
-          `<ol id="messages" data-via-stream="">${item("old", "#0 t=1.000 old", "", 7)}</ol>` +
-          `<button type="button" id="send" data-on-click="a2">Send</button></div></body></html>`,
-      );
+      res.end(roomPage(tab, { statement: "" }, false));
       return;
     }
     if (req.method === "GET" && url.pathname === "/_via/mux") {
@@ -197,11 +207,7 @@ test("bench:chat clients: a browser's tabs on one shared stream, each event rout
       mux = res;
       return;
     }
-    let body = "";
-    req.on("data", (c) => {
-      body += c;
-    });
-    req.on("end", () => {
+    void readBody(req).then((body) => {
       if (req.method === "POST" && url.pathname === "/_via/attach") {
         attaches.push({ query: url.searchParams, cookie, viaRequest: String(req.headers["via-request"] ?? "") });
         slotOf.set(url.searchParams.get("tab")!, Number(url.searchParams.get("slot")));
@@ -209,8 +215,7 @@ test("bench:chat clients: a browser's tabs on one shared stream, each event rout
         return;
       }
       if (req.method === "POST" && url.pathname === "/_via/action/a2") {
-        const text = (JSON.parse(body) as { signals: { statement: string } }).signals.statement;
-        const seq = Number(/^#(\d+) /.exec(text)![1]);
+        const { text, seq } = said(body);
         res.writeHead(204).end();
         const sender = slotOf.get(req.headers["via-tab"] as string)!;
         const other = sender === 1 ? 2 : 1;
@@ -230,26 +235,17 @@ test("bench:chat clients: a browser's tabs on one shared stream, each event rout
       res.writeHead(404).end();
     });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
-  const child = new Child("clients", new URL("../../bench/chat/clients.ts", import.meta.url));
-  after(async () => {
-    await child.call("stop").catch(() => {});
-    await child.kill();
-    mux?.destroy();
-    server.close();
-  });
-  await child.ready;
+  const { port, child } = await startClients(server, () => mux?.destroy());
 
   // One browser: tabs 0 and 1 (tab 0 sends).
-  const connect = await child.call<BrowsersResult>("connectBrowsers", {
+  const connect = await child.call<Api.BrowsersResult>("connectBrowsers", {
     port,
     rooms: ["Lobby"],
     browsers: [[0, 0, [0, 1]]],
     shared: true,
     concurrency: 1,
     timeoutMs: 5_000,
-  } satisfies BrowsersArgs);
+  } satisfies Api.BrowsersArgs);
   assert.equal(connect.open, 2);
   assert.equal(connect.streamSockets, 1, "one shared stream for the browser");
   assert.deepEqual(pageCookies, ["", "via_session=b1"], "the second page is the same session's");
@@ -268,31 +264,14 @@ test("bench:chat clients: a browser's tabs on one shared stream, each event rout
     assert.equal(a.query.get("v"), "v1");
   }
 
-  const sends = await child.call<SendResult>("openLoop", {
-    startAt: performance.timeOrigin + performance.now(),
-    intervalMs: 20,
-    firstSeq: 1,
-    count: 2,
-    totalTabs: 1,
-    measuredFrom: 1,
-  } satisfies OpenLoopArgs);
-  assert.deepEqual(
-    sends.records.map((r) => r[3]),
-    [204, 204],
-  );
-  const fin = await child.call<FinishResult>("finish", {
-    messages: [
-      [1, 0, 0],
-      [2, 0, 0],
-    ],
-    timeoutMs: 500,
-  } satisfies FinishArgs);
+  assert.deepEqual(await sendFromTab0(child, 2), [204, 204]);
+  const fin = await finishAll(child, 2);
   assert.equal(fin.expectedDeliveries, 2, "tab 1 gets both; tab 0 sent them");
   assert.equal(fin.hist.n, 1, "#1 reached tab 1 on its lane");
   assert.deepEqual(fin.lostSeqs, [2], "#2 came on the sender's lane only");
   assert.deepEqual(fin.unconfirmed, [], "the sender saw both stored, on its own lane");
   assert.equal(fin.duplicates, 0);
-  const counters = await child.call<Counters>("counters");
+  const counters = await child.call<Api.Counters>("counters");
   assert.equal(counters.laneEnds, 1);
   assert.equal(counters.closed, 1, "tab 1's lane ended");
   assert.equal(counters.unexpected, 0, counters.unexpectedSample);

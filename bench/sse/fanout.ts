@@ -1,14 +1,11 @@
-// Shared bits of bench:sse: the request/reply protocol over the IPC channel between the orchestrator
-// (bench/sse.ts) and its child processes, the wall clock both sides stamp with, and the payload.
+// What bench:sse's servers share: the payload every fan-out message carries and the stamp the
+// clients time it by, the fan-out schedule with its CPU, publish-time and GC figures, the memory
+// readings, and the orchestrator's commands around them (serveFanout).
 
-import { type ChildProcess, fork } from "node:child_process";
 import { constants, PerformanceObserver } from "node:perf_hooks";
 import { getHeapSpaceStatistics, writeHeapSnapshot } from "node:v8";
-
-/** Wall-clock ms with sub-ms resolution; comparable across processes on one machine. */
-export function wallNow(): number {
-  return performance.timeOrigin + performance.now();
-}
+import { sleep } from "../../harness/cleanup.ts";
+import { serveIpc, wallNow } from "../shared/ipc.ts";
 
 /** The ~100-byte text every fan-out message carries (plain ASCII: nothing to escape). */
 export const PAYLOAD_TEXT =
@@ -68,149 +65,13 @@ export interface FanoutResult {
   eventBytes: number;
 }
 
-interface Request {
-  id: number;
-  cmd: string;
-  args?: unknown;
-}
-
-interface Reply {
-  id: number;
-  ok: boolean;
-  result?: unknown;
-  error?: string;
-}
-
-interface Ready {
-  ready: true;
-  info: unknown;
-}
-
-type Handler = (args: unknown) => unknown;
-
-/** Child side: answer the orchestrator's requests, announce readiness, and die with the parent. */
-export function serveIpc(handlers: Record<string, Handler>, info: unknown): void {
-  const send = (m: Reply | Ready) => process.send?.(m);
-  process.on("message", (m: Request) => {
-    const handler = handlers[m.cmd];
-    Promise.resolve()
-      .then(() => {
-        if (!handler) throw new Error(`unknown command ${m.cmd}`);
-        return handler(m.args);
-      })
-      .then(
-        (result) => send({ id: m.id, ok: true, result }),
-        (err: unknown) => send({ id: m.id, ok: false, error: err instanceof Error ? err.stack : String(err) }),
-      );
-  });
-  // The orchestrator went away (crashed, killed): nothing left to do here. On SIGTERM exit normally,
-  // so --cpu-prof and friends (via NODE_OPTIONS) get to write their files.
-  process.on("disconnect", () => process.exit(0));
-  process.on("SIGTERM", () => process.exit(0));
-  send({ ready: true, info });
-}
-
-/** Orchestrator side: one child process running a bench/sse/ script, with typed request/reply calls. */
-export class Child<Info = unknown> {
-  private readonly proc: ChildProcess;
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  private exited = false;
-  readonly ready: Promise<Info>;
-
-  constructor(
-    readonly name: string,
-    script: URL,
-    opts: { execArgv?: string[]; args?: string[]; readyTimeoutMs?: number } = {},
-  ) {
-    this.proc = fork(script, opts.args ?? [], {
-      // Inherit the TypeScript loader tsx runs us with, plus whatever the caller adds (--expose-gc).
-      execArgv: [...process.execArgv, ...(opts.execArgv ?? [])],
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-      env: { ...process.env, VIA_LOG_LEVEL: "silent" },
-    });
-    this.ready = new Promise<Info>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${name}: not ready after ${opts.readyTimeoutMs ?? 30_000} ms`)),
-        opts.readyTimeoutMs ?? 30_000,
-      );
-      this.proc.on("message", (m: Reply | Ready) => {
-        if ("ready" in m) {
-          clearTimeout(timer);
-          resolve(m.info as Info);
-          return;
-        }
-        const p = this.pending.get(m.id);
-        if (!p) return;
-        this.pending.delete(m.id);
-        if (m.ok) p.resolve(m.result);
-        else p.reject(new Error(`${name}: ${m.error}`));
-      });
-      this.proc.on("exit", (code, signal) => {
-        this.exited = true;
-        clearTimeout(timer);
-        const err = new Error(`${name} exited (code ${code}, signal ${signal})`);
-        reject(err);
-        for (const p of this.pending.values()) p.reject(err);
-        this.pending.clear();
-      });
-    });
-    // A rejection nobody awaited yet (the child died before anyone asked) must not crash us.
-    this.ready.catch(() => {});
-  }
-
-  get pid(): number | undefined {
-    return this.proc.pid;
-  }
-
-  call<T>(cmd: string, args?: unknown, timeoutMs = 60_000): Promise<T> {
-    if (this.exited) return Promise.reject(new Error(`${this.name} already exited`));
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`${this.name}: ${cmd} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v as T);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.proc.send({ id, cmd, args } satisfies Request);
-    });
-  }
-
-  /** Ends the child (SIGTERM, then SIGKILL after 3 s) and waits for it to go. */
-  kill(): Promise<void> {
-    if (this.exited) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const hard = setTimeout(() => this.proc.kill("SIGKILL"), 3000);
-      this.proc.once("exit", () => {
-        clearTimeout(hard);
-        resolve();
-      });
-      this.proc.kill("SIGTERM");
-    });
-  }
-
-  /** Synchronous best effort, for process exit handlers. */
-  killNow(): void {
-    if (!this.exited) this.proc.kill("SIGKILL");
-  }
-}
-
 /** Server-side memory after forced GCs and a settle delay (the server runs with --expose-gc). */
 export async function settledMemory(settleMs: number): Promise<MemorySample> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error("run the server with --expose-gc");
   for (let i = 0; i < 3; i++) {
     gc();
-    await new Promise((r) => setTimeout(r, settleMs / 3));
+    await sleep(settleMs / 3);
   }
   gc();
   const m = process.memoryUsage();
@@ -259,7 +120,7 @@ export async function runTicks(
   for (let seq = 1; seq <= total; seq++) {
     const due = start + (seq - 1) * interval;
     const wait = due - performance.now();
-    await new Promise((r) => setTimeout(r, Math.max(0, wait)));
+    await sleep(Math.max(0, wait));
     const measured = seq > args.warmupTicks;
     if (seq === args.warmupTicks + 1) {
       cpu0 = process.cpuUsage();
@@ -274,7 +135,7 @@ export async function runTicks(
     if (measured) publishMs.push(performance.now() - t0);
   }
   // Let the last message's writes (socket writes after the microtasks) happen before reading the CPU.
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
   const cpu = process.cpuUsage(cpu0);
   gcObserver.disconnect();
   publishMs.sort((a, b) => a - b);
@@ -298,4 +159,34 @@ export async function runTicks(
 export function heapSnapshot(args: unknown): string {
   const { dir, name } = args as { dir: string; name: string };
   return writeHeapSnapshot(`${dir}/${name}.heapsnapshot`);
+}
+
+/** What one bench:sse server under test supplies; the IPC commands around it are the same for every server. */
+export interface FanoutServer {
+  /** Its listening port (the orchestrator's clients connect to it). */
+  port: number;
+  /** Counts of what it holds (streams, tabs), for the log. */
+  status(): Record<string, number>;
+  /** Tabs a published message reaches now. */
+  receivers(): number;
+  /** Sends fan-out message `seq` to every tab. */
+  publish(seq: number): void;
+  /** Bytes one delivery costs on the wire (the encoded event one tab gets). */
+  eventBytes(): number;
+}
+
+/** Answers the orchestrator's commands (memory, heap snapshot, status, fan-out) for `server`. */
+export function serveFanout(server: FanoutServer): void {
+  serveIpc(
+    {
+      memory: (args) => settledMemory((args as { settleMs: number }).settleMs),
+      heapSnapshot,
+      status: () => server.status(),
+      fanout: async (args): Promise<FanoutResult> => {
+        const run = await runTicks(args as FanoutArgs, (seq) => server.publish(seq));
+        return { ...run, receivers: server.receivers(), eventBytes: server.eventBytes() };
+      },
+    },
+    { port: server.port },
+  );
 }
