@@ -7,22 +7,27 @@ import { createWriteStream, existsSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { killAtExit } from "../harness/cleanup.ts";
+import { defineCommand, runMain } from "../harness/cli.ts";
+import { freePort, natsServerBin, untilHealthy } from "../harness/nats-server.ts";
 
-const HELP = `Usage: npm run demo:cluster [-- --help]
-
-Starts a local NATS JetStream server and two chat instances that share it:
+const cli = defineCommand({
+  script: "demo:cluster",
+  file: "scripts/demo-cluster.ts",
+  title: "demo:cluster — two chat instances sharing one NATS JetStream server",
+  about: `Starts a local NATS JetStream server and two chat instances that share it:
 
   nats-server   nats://127.0.0.1:4222 (a free port if 4222 is taken), store in ./data/demo-nats
   instance 1    http://127.0.0.1:7331
   instance 2    http://127.0.0.1:7332
 
 Open the two URLs in two browsers (or one normal and one private window): messages, history and
-presence are shared live. Ctrl-C stops everything.
-
-The nats-server binary is /usr/sbin/nats-server (Debian: apt-get install nats-server), or the path
-in NATS_SERVER_BIN. The chat's own log level is VIA_LOG_LEVEL (default info).
-`;
+presence are shared live. Ctrl-C stops everything.`,
+  footer: `The nats-server binary is /usr/sbin/nats-server (Debian: apt-get install nats-server), or the path
+in NATS_SERVER_BIN. The chat's own log level is VIA_LOG_LEVEL (default info). With --json, the URLs are
+written to the file once everything is up.`,
+  flags: {},
+});
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const STORE = join(ROOT, "data", "demo-nats");
@@ -31,18 +36,6 @@ const NATS_PORT = 4222;
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 
-let values: { help?: boolean };
-try {
-  ({ values } = parseArgs({ options: { help: { type: "boolean" } } }));
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n\n${HELP}`);
-  process.exit(2);
-}
-if (values.help) {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
-
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 function portFree(port: number): Promise<boolean> {
@@ -50,18 +43,6 @@ function portFree(port: number): Promise<boolean> {
     const srv = createServer();
     srv.once("error", () => resolve(false));
     srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
-  });
-}
-
-function anyFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
   });
 }
 
@@ -79,6 +60,8 @@ let stopping = false;
 function start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Child {
   // Own process group: Ctrl-C reaches only this script, which stops the children in order.
   const proc = spawn(command, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  // Last resort (an uncaught error): no child outlives this script.
+  killAtExit(proc);
   const exited = new Promise<void>((resolve) => {
     proc.once("exit", (code, signal) => {
       if (!stopping) {
@@ -155,6 +138,12 @@ async function stop(child: Child): Promise<void> {
   clearTimeout(force);
 }
 
+/** Resolves with the exit status once the demo has stopped (after Ctrl-C, or a child's or the start's failure). */
+let stopped: (code: number) => void = () => {};
+const finished = new Promise<number>((resolve) => {
+  stopped = resolve;
+});
+
 let shuttingDown: Promise<void> | undefined;
 function shutdown(code: number): Promise<void> {
   shuttingDown ??= (async () => {
@@ -164,7 +153,7 @@ function shutdown(code: number): Promise<void> {
     await Promise.all(chats.map(stop));
     await Promise.all(nats.map(stop));
     say(code === 0 ? "Stopped." : "Stopped after an error.");
-    process.exit(code);
+    stopped(code);
   })();
   return shuttingDown;
 }
@@ -175,33 +164,29 @@ for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     void shutdown(0);
   });
 }
-// Last resort (e.g. an uncaught error): no child outlives this script.
-process.on("exit", () => {
-  for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
-});
-
 // ---- main ----
 
-async function main(): Promise<void> {
-  const bin = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-server";
+/** Starts nats-server and the two chats; false (and nothing started) if the machine is not ready for it. */
+async function startDemo(): Promise<boolean> {
+  const bin = natsServerBin();
   if (!existsSync(bin)) {
     process.stderr.write(
       `nats-server not found at ${bin}.\n` +
         "Install it with:  sudo apt-get install nats-server   (Debian/Ubuntu)\n" +
         "or point NATS_SERVER_BIN at a nats-server binary.\n",
     );
-    process.exit(1);
+    return false;
   }
   for (const port of CHAT_PORTS) {
     if (!(await portFree(port))) {
       process.stderr.write(`Port ${port} is already in use (is \`npm start\` or another demo running?).\n`);
-      process.exit(1);
+      return false;
     }
   }
 
-  const natsPort = (await portFree(NATS_PORT)) ? NATS_PORT : await anyFreePort();
+  const natsPort = (await portFree(NATS_PORT)) ? NATS_PORT : await freePort();
   if (natsPort !== NATS_PORT) say(`Port ${NATS_PORT} is taken; nats-server uses ${natsPort} instead.`);
-  const monitorPort = await anyFreePort();
+  const monitorPort = await freePort();
   const natsUrl = `nats://127.0.0.1:${natsPort}`;
   mkdirSync(STORE, { recursive: true });
   const natsLog = join(STORE, "nats-server.log");
@@ -246,24 +231,16 @@ async function main(): Promise<void> {
   say("Open them in two browsers (or a normal and a private window): rooms, history and presence are shared.");
   say(`nats-server: ${natsUrl}, log in ${natsLog}. Press Ctrl-C to stop everything.`);
   say("");
+  cli.writeJson({ natsUrl, natsLog, store: STORE, instances: urls.map((m) => m[1]) });
+  return true;
 }
 
 async function waitForNats(nats: Child, monitorPort: number): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
   let exited = false;
   void nats.exited.then(() => {
     exited = true;
   });
-  while (Date.now() < deadline && !exited) {
-    try {
-      // /healthz answers 200 once JetStream can take requests.
-      const res = await fetch(`http://127.0.0.1:${monitorPort}/healthz`, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  if (await untilHealthy(monitorPort, Date.now() + START_TIMEOUT_MS, () => exited, 100)) return;
   throw new Error(
     exited
       ? `nats-server exited during start-up (see ${join(STORE, "nats-server.log")})`
@@ -271,7 +248,15 @@ async function waitForNats(nats: Child, monitorPort: number): Promise<void> {
   );
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`demo:cluster: ${(err as Error).message}\n`);
-  void shutdown(1);
-});
+/** Runs until the demo stops; its status is the exit status. */
+async function main(): Promise<number> {
+  try {
+    if (!(await startDemo())) return 1;
+  } catch (err) {
+    process.stderr.write(`demo:cluster: ${(err as Error).message}\n`);
+    void shutdown(1);
+  }
+  return finished;
+}
+
+runMain(main);

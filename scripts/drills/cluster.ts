@@ -6,8 +6,9 @@
 // tab (whole history paged in) are checked. Exits non-zero on any failure. Machinery: scripts/drills/nats-drill.ts.
 import { exitOnSignals } from "../../harness/cleanup.ts";
 import { defineCommand, runMain } from "../../harness/cli.ts";
-import { known, median } from "../../harness/stats.ts";
-import { clusterTable, finalTable, runCluster, stats } from "./nats-drill.ts";
+import { known, median, medianMax } from "../../harness/stats.ts";
+import { natsTrafficFlags, natsTrafficOptions } from "./command.ts";
+import { clusterTable, everyObserverAt, finalTable, runCluster, since } from "./nats-drill.ts";
 
 const cli = defineCommand({
   script: "drill:cluster",
@@ -25,34 +26,10 @@ tab gets every acknowledged message once and in order, and how long the failover
       min: 1,
       max: 1000,
     },
-    writers: { type: "int", help: "writer tabs", default: 10, min: 1, max: 100 },
-    interval: {
-      type: "int",
-      arg: "ms",
-      help: "pause between one writer's messages (200: 5 messages/s each, 50/s in the room with 10 writers; the room keeps its last 1,000)",
-      default: 200,
-      min: 20,
-      max: 60_000,
-    },
-    observers: { type: "int", help: "observer tabs", default: 3, quick: 2, min: 1, max: 50 },
-    up: {
-      type: "int",
-      arg: "ms",
-      help: "writing time between a rejoin and the next kill",
-      default: 3_000,
-      quick: 1_500,
-      min: 0,
-      max: 600_000,
-    },
+    ...natsTrafficFlags("writing time between a rejoin and the next kill"),
   },
 });
-const opts = {
-  kills: cli.values.kills,
-  writers: cli.values.writers,
-  intervalMs: cli.values.interval,
-  observers: cli.values.observers,
-  upMs: cli.values.up,
-};
+const opts = { kills: cli.values.kills, ...natsTrafficOptions(cli.values) };
 exitOnSignals();
 
 async function main(): Promise<number> {
@@ -64,16 +41,14 @@ async function main(): Promise<number> {
   const out = await runCluster({ ...opts, recoveryLimitMs: 60_000, log: (l) => console.log(l) });
   if (out.error) console.log(`\ndrill did not complete: ${out.error}`);
   console.log(`\n${clusterTable(out.records)}\n`);
-  const observers = out.records.map((r) =>
-    r.observersAt.some((x) => x === undefined) ? undefined : Math.max(...(r.observersAt as number[])) - r.failedAt,
-  );
-  const ack = out.records.map((r) => (r.firstAckAt === undefined ? undefined : r.firstAckAt - r.failedAt));
+  const observers = out.records.map((r) => since(r.failedAt, everyObserverAt(r)));
+  const ack = out.records.map((r) => since(r.failedAt, r.firstAckAt));
   const afterElection = out.records.map((r, i) =>
     observers[i] === undefined || r.electedMs === undefined ? undefined : observers[i]! - r.electedMs,
   );
   console.log(
-    `kill → every observer: ${stats(observers)}; kill → first ack: ${stats(ack)}; ` +
-      `election → every observer: ${stats(afterElection)}`,
+    `kill → every observer: ${medianMax(observers)}; kill → first ack: ${medianMax(ack)}; ` +
+      `election → every observer: ${medianMax(afterElection)}`,
   );
   // The targets (docs/RELIABILITY.md): every observer receiving within 1 s of the election (median) and
   // within 15 s of the kill (max).

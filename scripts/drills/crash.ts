@@ -5,135 +5,142 @@
 // on the observer tabs that stayed open through every restart. Embedded engine (a data dir) and NATS JetStream (a real nats-server that stays up). See
 // scripts/drills/crash/drill.ts. The engine-level drill is `npm run drill:engine-crash`.
 // Exits non-zero if anything acknowledged is lost, duplicated or reordered (or the drill could not complete).
-import { existsSync } from "node:fs";
-import { engineOption, exitOnSignals, header, intOption, parseFlags } from "../../harness/cli.ts";
-import { natsServerBin } from "../../harness/nats-server.ts";
-import { type ChatEngine, type CrashDrillResult, runCrashDrill, summary } from "./crash/drill.ts";
+import { exitOnSignals } from "../../harness/cleanup.ts";
+import { defineCommand, enginesOf, runMain } from "../../harness/cli.ts";
+import { markdownTable, span } from "../../harness/stats.ts";
+import { engineFlag, runPerEngine, sendIntervalFlag } from "./command.ts";
+import { type CrashDrillResult, runCrashDrill, summary } from "./crash/drill.ts";
 
-const HELP = `Usage: npm run drill:crash -- [options]
-
-Kills the chat server with SIGKILL under a storm of writer tabs, restarts it on the same port and data,
+const cli = defineCommand({
+  script: "drill:crash",
+  file: "scripts/drills/crash.ts",
+  title: "drill:crash — kill -9 of the chat server under a storm of writers, then check every acked message",
+  about: `Kills the chat server with SIGKILL under a storm of writer tabs, restarts it on the same port and data,
 and checks every acknowledged message: present once, in each writer's order (on a fresh tab, in the
 stream, and on the observer tabs, which reconnect after every restart); and every send the chat answered:
 stored once, or shown "not sent" in its writer's tab, never silently missing. On NATS every kill comes
-between Send's answer and the stream's ack (nats-server paused first; then resumed, or killed too).
-
-Options:
-  --engine <e>     embedded | nats | both (default both)
-  --kills <n>      kill -9 count per engine (default 6; --quick 3)
-  --writers <n>    writer tabs, one browser session each (default 10)
-  --observers <n>  observer tabs (default 3)
-  --interval <ms>  pause between one writer's sends (default 200: 5 messages/s each)
-  --kill-anytime   NATS: kill at a random moment instead of between answers and acks
-  --quick          fewer kills
-  --help           show this help
-`;
-
-const values = parseFlags(HELP, {
-  engine: { type: "string" },
-  kills: { type: "string" },
-  writers: { type: "string" },
-  observers: { type: "string" },
-  interval: { type: "string" },
-  "kill-anytime": { type: "boolean" },
-  quick: { type: "boolean" },
+between Send's answer and the stream's ack (nats-server paused first; then resumed, or killed too).`,
+  quick: "fewer kills",
+  flags: {
+    engine: engineFlag("both"),
+    kills: { type: "int", help: "kill -9 count per engine", default: 6, quick: 3, min: 1, max: 30 },
+    writers: { type: "int", help: "writer tabs, one browser session each", default: 10, min: 1, max: 50 },
+    observers: { type: "int", help: "observer tabs", default: 3, min: 1, max: 50 },
+    interval: sendIntervalFlag,
+    "kill-anytime": { type: "boolean", help: "NATS: kill at a random moment instead of between answers and acks" },
+  },
 });
+const { kills, writers, observers, interval } = cli.values;
+const killAnytime = cli.values["kill-anytime"];
+const engines = enginesOf(cli.values.engine);
 
-const quick = values.quick === true;
-const KILLS = intOption("kills", values.kills, quick ? 3 : 6, 1, 30);
-const WRITERS = intOption("writers", values.writers, 10, 1, 50);
-const OBSERVERS = intOption("observers", values.observers, 3, 1, 50);
-const INTERVAL = intOption("interval", values.interval, 200, 100, 10_000);
-const ENGINES: ChatEngine[] = engineOption(values.engine, "both");
-
-// Children and temp dirs are killed/removed by the exit handlers of the drill and the test supports.
 exitOnSignals();
 
-async function main(): Promise<number> {
-  for (const line of header(
-    "drill:crash — kill -9 of the chat server under a storm of writers, then check every acked message",
-    "drill:crash",
-    "scripts/drills/crash.ts",
-  ))
-    console.log(line);
-  console.log(
-    `${ENGINES.join(" + ")}: ${KILLS} kills, ${WRITERS} writers (a send every ${INTERVAL} ms each, chat --send-rate 10), ` +
-      `${OBSERVERS} observers; kill after a random number of acks plus 0-250 ms (sooner if a send is in flight; ` +
-      `on NATS${values["kill-anytime"] ? " too" : ": with nats-server paused, so sends are answered and not stored"}), down 0-300 ms\n`,
-  );
-  const results: CrashDrillResult[] = [];
-  let failed = false;
-  for (const engine of ENGINES) {
-    if (engine === "nats" && !existsSync(natsServerBin())) {
-      console.log(`nats: SKIPPED, no nats-server binary at ${natsServerBin()}\n`);
-      failed = true;
-      continue;
-    }
-    console.log(
-      `${engine}: kill -9 of the chat process` +
-        (engine !== "nats"
-          ? ""
-          : values["kill-anytime"]
-            ? " (nats-server stays up)"
-            : " between answers and acks (nats-server paused, then resumed or killed as well)"),
-    );
-    try {
-      const r = await runCrashDrill({
-        engine,
-        kills: KILLS,
-        writers: WRITERS,
-        observers: OBSERVERS,
-        intervalMs: INTERVAL,
-        betweenAnswerAndAck: values["kill-anytime"] !== true,
-        log: (line) => console.log(line),
-      });
-      results.push(r);
-      console.log(`${summary(r)}\n`);
-      if (!r.pass) failed = true;
-      for (const [what, c] of [
-        ["fresh tab", r.tab],
-        ["stream", r.stream],
-        ...r.observers.map((o, i) => [`observer ${i + 1}`, o] as const),
-      ] as const) {
-        if (c.lost.length > 0) console.log(`  ${what} lost: ${c.lost.slice(0, 20).join(", ")}`);
-        if (c.duplicated.length > 0) console.log(`  ${what} duplicated: ${c.duplicated.slice(0, 20).join(", ")}`);
-        if (c.reordered.length > 0) console.log(`  ${what} reordered: ${c.reordered.slice(0, 20).join(", ")}`);
-      }
-    } catch (err) {
-      failed = true;
-      console.log(
-        `${engine}: drill did not complete: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-      );
-    }
-  }
-  const range = (xs: number[]) =>
-    xs.length === 0 ? "-" : `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))}`;
-  console.log(
-    "| engine | kills | acked | lost | duplicated | reordered | unacked but stored | answered, not yet stored at a kill | " +
-      "accepted, never stored | accepted, missing from its tab | shown not sent | chat start (ms) | " +
-      "restart → all tabs receiving (ms) | result |",
-  );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-  for (const r of results) {
-    const all = [r.tab, r.stream, ...r.observers];
-    const lost = Math.max(...all.map((c) => c.lost.length));
-    const dup = Math.max(...all.map((c) => c.duplicated.length));
-    const reo = Math.max(...all.map((c) => c.reordered.length));
-    console.log(
-      `| ${r.engine} | ${r.kills.length} | ${r.acked} | ${lost} | ${dup} | ${reo} | ${r.stream.unackedPresent} | ` +
-        `${r.answeredUnstored > 0 ? r.answeredUnstored : "-"} | ${r.acceptedNotStored} | ${r.acceptedMissing.length} | ` +
-        `${r.notSent} | ${range(r.kills.map((k) => k.startMs))} | ${range(r.kills.map((k) => k.allReceiveMs))} | ` +
-        `${r.pass ? "pass" : "FAIL"} |`,
-    );
-  }
-  console.log(failed ? "\nFAIL" : "\nevery acknowledged message present once, in order: PASS");
-  return failed ? 1 : 0;
+/** The least and the greatest of `xs`; null when there are none. */
+const extent = (xs: number[]) => (xs.length === 0 ? null : { min: Math.min(...xs), max: Math.max(...xs) });
+const showExtent = (e: { min: number; max: number } | null) => (e ? span([e.min, e.max]) : "-");
+
+/** The figures of one engine's row in the table (and in the JSON). */
+function figures(r: CrashDrillResult) {
+  const all = [r.tab, r.stream, ...r.observers];
+  return {
+    engine: r.engine,
+    kills: r.kills.length,
+    acked: r.acked,
+    lost: Math.max(...all.map((c) => c.lost.length)),
+    duplicated: Math.max(...all.map((c) => c.duplicated.length)),
+    reordered: Math.max(...all.map((c) => c.reordered.length)),
+    unackedButStored: r.stream.unackedPresent,
+    answeredNotYetStoredAtAKill: r.answeredUnstored,
+    acceptedNeverStored: r.acceptedNotStored,
+    acceptedMissingFromItsTab: r.acceptedMissing.length,
+    shownNotSent: r.notSent,
+    chatStartMs: extent(r.kills.map((k) => k.startMs)),
+    restartToAllTabsReceivingMs: extent(r.kills.map((k) => k.allReceiveMs)),
+    pass: r.pass,
+  };
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+async function main(): Promise<number> {
+  for (const line of cli.header()) console.log(line);
+  console.log(
+    `${engines.join(" + ")}: ${kills} kills, ${writers} writers (a send every ${interval} ms each, chat --send-rate 10), ` +
+      `${observers} observers; kill after a random number of acks plus 0-250 ms (sooner if a send is in flight; ` +
+      `on NATS${killAnytime ? " too" : ": with nats-server paused, so sends are answered and not stored"}), down 0-300 ms\n`,
+  );
+  const runs = await runPerEngine(engines, {
+    needsNatsServer: true,
+    intro: (engine) =>
+      `${engine}: kill -9 of the chat process` +
+      (engine !== "nats"
+        ? ""
+        : killAnytime
+          ? " (nats-server stays up)"
+          : " between answers and acks (nats-server paused, then resumed or killed as well)"),
+    run: (engine) =>
+      runCrashDrill({
+        engine,
+        kills,
+        writers,
+        observers,
+        intervalMs: interval,
+        betweenAnswerAndAck: !killAnytime,
+        log: (line) => console.log(line),
+      }),
+    summary,
+    details: (r) =>
+      (
+        [
+          ["fresh tab", r.tab],
+          ["stream", r.stream],
+          ...r.observers.map((o, i) => [`observer ${i + 1}`, o] as const),
+        ] as const
+      ).flatMap(([what, c]) =>
+        (["lost", "duplicated", "reordered"] as const)
+          .filter((k) => c[k].length > 0)
+          .map((k) => `  ${what} ${k}: ${c[k].slice(0, 20).join(", ")}`),
+      ),
+  });
+  const rows = runs.results.map(figures);
+  console.log(
+    markdownTable(
+      [
+        "engine",
+        "kills",
+        "acked",
+        "lost",
+        "duplicated",
+        "reordered",
+        "unacked but stored",
+        "answered, not yet stored at a kill",
+        "accepted, never stored",
+        "accepted, missing from its tab",
+        "shown not sent",
+        "chat start (ms)",
+        "restart → all tabs receiving (ms)",
+        "result",
+      ],
+      rows.map((f) => [
+        f.engine,
+        String(f.kills),
+        String(f.acked),
+        String(f.lost),
+        String(f.duplicated),
+        String(f.reordered),
+        String(f.unackedButStored),
+        f.answeredNotYetStoredAtAKill > 0 ? String(f.answeredNotYetStoredAtAKill) : "-",
+        String(f.acceptedNeverStored),
+        String(f.acceptedMissingFromItsTab),
+        String(f.shownNotSent),
+        showExtent(f.chatStartMs),
+        showExtent(f.restartToAllTabsReceivingMs),
+        f.pass ? "pass" : "FAIL",
+      ]),
+    ),
+  );
+  cli.writeJson({ pass: runs.pass, engines: rows, results: runs.results, incomplete: runs.incomplete });
+  console.log(runs.pass ? "\nevery acknowledged message present once, in order: PASS" : "\nFAIL");
+  return runs.pass ? 0 : 1;
+}
+
+runMain(main);

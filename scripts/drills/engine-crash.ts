@@ -4,90 +4,82 @@
 // nats-server is killed while the writers publish through the NATS engine. See scripts/drills/engine-crash/drill.ts.
 // The chat-level drill (kill -9 of the chat server itself) is `npm run drill:crash`, scripts/drills/crash.ts.
 // Exits non-zero if any count is not 0 (or the drill could not complete).
-import { engineOption, exitOnSignals, header, intOption, parseFlags } from "../../harness/cli.ts";
-import { type DrillEngine, type DrillResult, runDrill, summary } from "./engine-crash/drill.ts";
+import { exitOnSignals } from "../../harness/cleanup.ts";
+import { defineCommand, enginesOf, runMain } from "../../harness/cli.ts";
+import { markdownTable } from "../../harness/stats.ts";
+import { engineFlag, runPerEngine } from "./command.ts";
+import { runDrill, summary } from "./engine-crash/drill.ts";
 
-const HELP = `Usage: npm run drill:engine-crash -- [options]
-
-Options:
-  --engine <e>    embedded | nats | both (default both)
-  --kills <n>     kill -9 count per engine (default 8; --quick 5)
-  --writers <n>   concurrent writers, one message in flight each (default 8; --quick 4)
-  --quick         shorter run: fewer writers, shorter uptime between kills
-  --help          show this help
-`;
-
-const values = parseFlags(HELP, {
-  engine: { type: "string" },
-  kills: { type: "string" },
-  writers: { type: "string" },
-  quick: { type: "boolean" },
+const cli = defineCommand({
+  script: "drill:engine-crash",
+  file: "scripts/drills/engine-crash.ts",
+  title: "drill:engine-crash — kill -9 of the engine under write load, then check every acknowledged message",
+  about: `Kills the process that holds the data (the embedded engine's child process, or nats-server) with
+SIGKILL while writers publish, restarts it on the same storage, and checks that every acknowledged
+message is stored exactly once, at the seq of its ack, in each writer's order.`,
+  quick: "shorter run: fewer writers, shorter uptime between kills",
+  flags: {
+    engine: engineFlag("both"),
+    kills: { type: "int", help: "kill -9 count per engine", default: 8, quick: 5, min: 1, max: 100 },
+    writers: {
+      type: "int",
+      help: "concurrent writers, one message in flight each",
+      default: 8,
+      quick: 4,
+      min: 1,
+      max: 256,
+    },
+  },
 });
-
-const quick = values.quick === true;
-const KILLS = intOption("kills", values.kills, quick ? 5 : 8, 1, 100);
-const WRITERS = intOption("writers", values.writers, quick ? 4 : 8, 1, 256);
-const ENGINES: DrillEngine[] = engineOption(values.engine, "both");
-const MAX_UP_MS = quick ? 600 : 1_500;
+const { kills, writers } = cli.values;
+const engines = enginesOf(cli.values.engine);
+const maxUpMs = cli.quick ? 600 : 1_500;
 // Per engine: restarts take ~0.5-1.5 s each here, so this is several times what a run needs.
-const TIME_LIMIT_MS = 60_000 + KILLS * 10_000;
+const timeLimitMs = 60_000 + kills * 10_000;
 
-// Children and temp dirs are killed/removed by exit handlers in drill.ts and harness/nats-server.ts.
 exitOnSignals();
 
 async function main(): Promise<number> {
-  for (const line of header(
-    "drill:engine-crash — kill -9 of the engine under write load, then check every acknowledged message",
-    "drill:engine-crash",
-    "scripts/drills/engine-crash.ts",
-  ))
-    console.log(line);
+  for (const line of cli.header()) console.log(line);
   console.log(
-    `${ENGINES.join(" + ")}: ${KILLS} kills, ${WRITERS} writers (one message in flight each, msg id per message, ` +
-      `retried with the same id until acked), kill after a random 0-${MAX_UP_MS} ms of writing\n`,
+    `${engines.join(" + ")}: ${kills} kills, ${writers} writers (one message in flight each, msg id per message, ` +
+      `retried with the same id until acked), kill after a random 0-${maxUpMs} ms of writing\n`,
   );
-  const results: DrillResult[] = [];
-  let failed = false;
-  for (const engine of ENGINES) {
-    const what = engine === "embedded" ? "the engine's child process" : "nats-server";
-    console.log(`${engine}: kill -9 of ${what}`);
-    try {
-      const r = await runDrill({
-        engine,
-        kills: KILLS,
-        writers: WRITERS,
-        maxUpMs: MAX_UP_MS,
-        timeLimitMs: TIME_LIMIT_MS,
-        log: (line) => console.log(line),
-      });
-      results.push(r);
-      console.log(`${summary(r)}\n`);
-      if (!r.pass) failed = true;
-    } catch (err) {
-      failed = true;
-      console.log(
-        `${engine}: drill did not complete: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-      );
-    }
-  }
+  const runs = await runPerEngine(engines, {
+    intro: (engine) => `${engine}: kill -9 of ${engine === "embedded" ? "the engine's child process" : "nats-server"}`,
+    run: (engine) => runDrill({ engine, kills, writers, maxUpMs, timeLimitMs, log: (line) => console.log(line) }),
+    summary,
+  });
+  const counts = ["lost", "duplicated", "reordered", "wrongSeq", "unexpected"] as const;
   console.log(
-    "| engine | kills | writers | acked | stored | lost | duplicated | reordered | wrong-seq | unexpected | result |",
+    markdownTable(
+      [
+        "engine",
+        "kills",
+        "writers",
+        "acked",
+        "stored",
+        "lost",
+        "duplicated",
+        "reordered",
+        "wrong-seq",
+        "unexpected",
+        "result",
+      ],
+      runs.results.map((r) => [
+        r.engine,
+        String(r.kills.length),
+        String(r.writers),
+        String(r.acked),
+        String(r.stored),
+        ...counts.map((k) => String(r[k])),
+        r.pass ? "pass" : "FAIL",
+      ]),
+    ),
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
-  for (const r of results) {
-    console.log(
-      `| ${r.engine} | ${r.kills.length} | ${r.writers} | ${r.acked} | ${r.stored} | ${r.lost} | ${r.duplicated} | ` +
-        `${r.reordered} | ${r.wrongSeq} | ${r.unexpected} | ${r.pass ? "pass" : "FAIL"} |`,
-    );
-  }
-  console.log(failed ? "\nFAIL" : "\nall counts 0: PASS");
-  return failed ? 1 : 0;
+  cli.writeJson({ pass: runs.pass, engines: runs.results, incomplete: runs.incomplete });
+  console.log(runs.pass ? "\nall counts 0: PASS" : "\nFAIL");
+  return runs.pass ? 0 : 1;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -29,14 +29,18 @@ import { pino } from "pino";
 import { CHAT_STREAM, CHAT_SUBJECTS } from "../../apps/chat/rooms.ts";
 import { ChatTab, type ShownMessage } from "../../harness/chat-client.ts";
 import { type ChatProcess, startChatProcess } from "../../harness/chat-process.ts";
+import { sleep } from "../../harness/cleanup.ts";
 import { startNatsCluster, startNatsServer } from "../../harness/nats-server.ts";
+import { markdownTable } from "../../harness/stats.ts";
 import { connectNats } from "../../src/pubsub/nats/engine.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
 import { unescapeHtml } from "../../src/server/html.ts";
+import { describeError, now } from "./clock.ts";
 import {
   checkList,
   checkPassed,
   describeCheck,
+  few,
   type ListCheck,
   labelOf,
   listStart,
@@ -50,27 +54,9 @@ const ROOM_HISTORY = 1000;
 const CHAT_CONNECTION_NAME = "via-ts";
 const POLL_MS = 25;
 
-const now = () => performance.timeOrigin + performance.now();
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 // ---------------------------------------------------------------------------------------------- output
 
-/** A Markdown table. */
-export function table(head: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
-  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
-}
-
 const ms = (v: number | undefined) => (v === undefined ? "—" : String(Math.round(v)));
-const few = (xs: readonly string[], n = 5) =>
-  xs.length === 0 ? "0" : `${xs.length} (${xs.slice(0, n).join(", ")}${xs.length > n ? ", …" : ""})`;
-
-export function stats(values: Array<number | undefined>): string {
-  const v = values.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
-  if (v.length === 0) return "—";
-  const median = v[Math.floor((v.length - 1) / 2)]!;
-  return `median ${Math.round(median)} ms, max ${Math.round(v.at(-1)!)} ms (${v.length})`;
-}
 
 // ------------------------------------------------------------------------------ the stream, from outside
 
@@ -793,14 +779,24 @@ export function recoveryPassed(r: Recovery): boolean {
   );
 }
 
+/** When the last observer received again; undefined if one never did. */
+export function everyObserverAt(r: Recovery): number | undefined {
+  return r.observersAt.some((x) => x === undefined) ? undefined : Math.max(...(r.observersAt as number[]));
+}
+
+/** `at` minus `from`, undefined where either is. */
+export function since(from: number | undefined, at: number | undefined): number | undefined {
+  return at === undefined || from === undefined ? undefined : at - from;
+}
+
 function recoveryLine(r: Recovery): string {
-  const all = r.observersAt.some((x) => x === undefined) ? undefined : Math.max(...(r.observersAt as number[]));
+  const all = everyObserverAt(r);
   const from = r.backAt ?? r.failedAt;
   const word = r.backAt !== undefined ? "back" : "kill";
   return (
-    `    every observer again ${ms(all === undefined ? undefined : all - from)} ms after ${word}` +
-    `${r.backAt !== undefined ? ` (${ms(all === undefined ? undefined : all - r.failedAt)} ms after the stop)` : ""}` +
-    `, first new ack ${ms(r.firstAckAt === undefined ? undefined : r.firstAckAt - from)} ms; ` +
+    `    every observer again ${ms(since(from, all))} ms after ${word}` +
+    `${r.backAt !== undefined ? ` (${ms(since(r.failedAt, all))} ms after the stop)` : ""}` +
+    `, first new ack ${ms(since(from, r.firstAckAt))} ms; ` +
     `${r.sentWhileDown} sent while down, all on every observer ` +
     `${r.sentWhileDownShownAt === undefined ? `NEVER (missing ${few(r.sentWhileDownMissing)})` : `${ms(r.sentWhileDownShownAt - from)} ms after ${word}`}` +
     `; Retry pressed ${r.retried}; acked lost ${few(r.lostBefore)}; reordered ${few(r.reordered, 3)}`
@@ -809,20 +805,12 @@ function recoveryLine(r: Recovery): string {
 
 // ------------------------------------------------------------------------------------ nats-bounce drill
 
-export interface BounceOptions {
+export interface BounceOptions extends UnderFailuresOptions {
   bounces: number;
   /** How long nats-server stays down (ms). */
   outageMs: number;
   /** SIGKILL instead of SIGTERM. */
   kill: boolean;
-  writers: number;
-  observers: number;
-  /** Pause between one writer's sends (default 200 ms). */
-  intervalMs?: number;
-  /** Writing time between a recovery and the next bounce (ms). */
-  upMs: number;
-  recoveryLimitMs?: number;
-  log?: (line: string) => void;
 }
 
 export interface BounceRecord extends Recovery {
@@ -857,25 +845,94 @@ async function untilListening(port: number, deadline: number): Promise<number | 
   return undefined;
 }
 
-/** A single nats-server with JetStream on disk, restarted under chat traffic. */
-export async function runNatsBounce(o: BounceOptions): Promise<DrillOutcome<BounceRecord>> {
+/** What both NATS drills take: the traffic, its pace, and how long a recovery may take. */
+export interface UnderFailuresOptions {
+  writers: number;
+  observers: number;
+  /** Pause between one writer's sends (default 200 ms). */
+  intervalMs?: number;
+  /** Writing time between a recovery and the next failure (ms). */
+  upMs: number;
+  recoveryLimitMs?: number;
+  log?: (line: string) => void;
+}
+
+/** A recovery's line, then what the chat and the drill's engine logged meanwhile, and the drill's notes. */
+function logRecovery(log: (line: string) => void, r: Recovery): void {
+  log(recoveryLine(r));
+  for (const l of r.chatLog) log(`      chat: ${l}`);
+  for (const l of r.drillLog) log(`      drill's engine: ${l}`);
+  for (const l of r.notes) log(`      note: ${l}`);
+}
+
+/**
+ * The chat and its traffic on `servers`, `failures` failures (each caused and measured by `fail`, with
+ * writing time after it), then the end checks. Stops the chat and then `stopServers` in any case.
+ */
+async function underFailures<R extends Recovery>(
+  o: UnderFailuresOptions,
+  run: {
+    servers: string[];
+    replicas?: number;
+    stopServers: () => Promise<void>;
+    failures: number;
+    /** The line that says where everything runs. */
+    where: (drill: ChatDrill) => string;
+    /** Failure `k` (from 1) and its recovery. */
+    fail: (drill: ChatDrill, k: number) => Promise<R>;
+    /** Why the drill cannot go on after this record, if it cannot (the record is kept). */
+    stopAfter?: (record: R) => string | undefined;
+  },
+): Promise<DrillOutcome<R>> {
   const log = o.log ?? (() => {});
-  const server = await startNatsServer();
-  const records: BounceRecord[] = [];
+  const records: R[] = [];
   let drill: ChatDrill | undefined;
   try {
     drill = await ChatDrill.start({
-      servers: [server.url],
+      servers: run.servers,
+      ...(run.replicas ? { replicas: run.replicas } : {}),
       writers: o.writers,
       observers: o.observers,
       ...(o.intervalMs ? { intervalMs: o.intervalMs } : {}),
       ...(o.recoveryLimitMs ? { recoveryLimitMs: o.recoveryLimitMs } : {}),
       log,
     });
-    log(`nats-server pid ${server.pid} on ${server.url}, store ${server.storeDir}; chat on ${drill.chat.url}`);
+    log(run.where(drill));
     await drill.warmUp(o.writers * 3, o.upMs);
-    const signal = o.kill ? "SIGKILL" : "SIGTERM";
-    for (let b = 1; b <= o.bounces; b++) {
+    for (let k = 1; k <= run.failures; k++) {
+      const record = await run.fail(drill, k);
+      records.push(record);
+      const stop = run.stopAfter?.(record);
+      if (stop) throw new Error(stop);
+      if (k < run.failures) await drill.waitAcks(o.writers, o.upMs);
+    }
+    await drill.waitAcks(o.writers, Math.min(o.upMs, 1_000));
+    const final = await drill.finish();
+    for (const l of final.lines) log(l);
+    const pass = final.pass && records.length === run.failures && records.every(recoveryPassed);
+    if (!pass) log(`the chat process's log: ${drill.saveChatLog()}`);
+    return { records, final, pass };
+  } catch (err) {
+    if (drill) log(`the chat process's log: ${drill.saveChatLog()}`);
+    return { records, error: describeError(err), pass: false };
+  } finally {
+    await drill?.close();
+    await run.stopServers();
+  }
+}
+
+/** A single nats-server with JetStream on disk, restarted under chat traffic. */
+export async function runNatsBounce(o: BounceOptions): Promise<DrillOutcome<BounceRecord>> {
+  const log = o.log ?? (() => {});
+  const server = await startNatsServer();
+  const signal = o.kill ? "SIGKILL" : "SIGTERM";
+  return underFailures(o, {
+    servers: [server.url],
+    stopServers: () => server.stop(),
+    failures: o.bounces,
+    where: (drill) =>
+      `nats-server pid ${server.pid} on ${server.url}, store ${server.storeDir}; chat on ${drill.chat.url}`,
+    async fail(drill, b) {
       const before = drill.snapshot();
       const pid = server.pid;
       if (o.kill) await server.kill9();
@@ -894,32 +951,32 @@ export async function runNatsBounce(o: BounceOptions): Promise<DrillOutcome<Boun
           `${Math.round(backAt - t0)} ms after the start, /healthz 200 after ${Math.round(healthyAt - t0)} ms (pid ${server.pid})`,
       );
       const r = await drill.measure({ before, failedAt, backAt });
-      const rec: BounceRecord = { ...r, pid, signal, downMs: t0 - failedAt, startMs: backAt - t0 };
-      records.push(rec);
-      log(recoveryLine(r));
-      for (const l of r.chatLog) log(`      chat: ${l}`);
-      for (const l of r.drillLog) log(`      drill's engine: ${l}`);
-      for (const l of r.notes) log(`      note: ${l}`);
-      if (b < o.bounces) await drill.waitAcks(o.writers, o.upMs);
-    }
-    await drill.waitAcks(o.writers, Math.min(o.upMs, 1_000));
-    const final = await drill.finish();
-    for (const l of final.lines) log(l);
-    const pass = final.pass && records.length === o.bounces && records.every(recoveryPassed);
-    if (!pass) log(`the chat process's log: ${drill.saveChatLog()}`);
-    return { records, final, pass };
-  } catch (err) {
-    const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    if (drill) log(`the chat process's log: ${drill.saveChatLog()}`);
-    return { records, error, pass: false };
-  } finally {
-    await drill?.close();
-    await server.stop();
-  }
+      logRecovery(log, r);
+      return { ...r, pid, signal, downMs: t0 - failedAt, startMs: backAt - t0 };
+    },
+  });
+}
+
+/** The heads of outageCells' columns; `from` names the moment its times are measured from. */
+function outageHead(from: string): string[] {
+  return ["sent while down", `${from} → all of them shown ms`, "Retry", "acked lost", "reordered"];
+}
+
+/** The cells both tables end a recovery's row with: what was sent while down and when it showed, Retry, losses. */
+function outageCells(r: Recovery, from: number): string[] {
+  return [
+    String(r.sentWhileDown),
+    r.sentWhileDownShownAt === undefined
+      ? `MISSING ${r.sentWhileDownMissing.length}`
+      : ms(r.sentWhileDownShownAt - from),
+    String(r.retried),
+    String(r.lostBefore.length),
+    String(r.reordered.length),
+  ];
 }
 
 export function bounceTable(records: readonly BounceRecord[]): string {
-  return table(
+  return markdownTable(
     [
       "bounce",
       "signal",
@@ -927,29 +984,19 @@ export function bounceTable(records: readonly BounceRecord[]): string {
       "back → every observer ms",
       "stop → every observer ms",
       "back → first ack ms",
-      "sent while down",
-      "back → all of them shown ms",
-      "Retry",
-      "acked lost",
-      "reordered",
+      ...outageHead("back"),
     ],
     records.map((r, i) => {
-      const all = r.observersAt.some((x) => x === undefined) ? undefined : Math.max(...(r.observersAt as number[]));
+      const all = everyObserverAt(r);
       const back = r.backAt ?? r.failedAt;
       return [
         String(i + 1),
         r.signal,
         ms(r.downMs),
-        ms(all === undefined ? undefined : all - back),
-        ms(all === undefined ? undefined : all - r.failedAt),
-        ms(r.firstAckAt === undefined ? undefined : r.firstAckAt - back),
-        String(r.sentWhileDown),
-        r.sentWhileDownShownAt === undefined
-          ? `MISSING ${r.sentWhileDownMissing.length}`
-          : ms(r.sentWhileDownShownAt - back),
-        String(r.retried),
-        String(r.lostBefore.length),
-        String(r.reordered.length),
+        ms(since(back, all)),
+        ms(since(r.failedAt, all)),
+        ms(since(back, r.firstAckAt)),
+        ...outageCells(r, back),
       ];
     }),
   );
@@ -957,15 +1004,8 @@ export function bounceTable(records: readonly BounceRecord[]): string {
 
 // ---------------------------------------------------------------------------------------- cluster drill
 
-export interface ClusterOptions {
+export interface ClusterOptions extends UnderFailuresOptions {
   kills: number;
-  writers: number;
-  observers: number;
-  /** Pause between one writer's sends (default 200 ms). */
-  intervalMs?: number;
-  upMs: number;
-  recoveryLimitMs?: number;
-  log?: (line: string) => void;
 }
 
 export interface KillRecord extends Recovery {
@@ -985,22 +1025,15 @@ export interface KillRecord extends Recovery {
 export async function runCluster(o: ClusterOptions): Promise<DrillOutcome<KillRecord>> {
   const log = o.log ?? (() => {});
   const cluster = await startNatsCluster(3);
-  const records: KillRecord[] = [];
-  let drill: ChatDrill | undefined;
   const names = (idx: number[]) => (idx.length === 0 ? "none" : idx.map((i) => cluster.nodes[i]!.name).join("+"));
-  try {
-    drill = await ChatDrill.start({
-      servers: cluster.urls,
-      replicas: 3,
-      writers: o.writers,
-      observers: o.observers,
-      ...(o.intervalMs ? { intervalMs: o.intervalMs } : {}),
-      ...(o.recoveryLimitMs ? { recoveryLimitMs: o.recoveryLimitMs } : {}),
-      log,
-    });
-    log(`cluster ${cluster.nodes.map((n) => `${n.name} ${n.url} pid ${n.pid}`).join(", ")}; chat on ${drill.chat.url}`);
-    await drill.warmUp(o.writers * 3, o.upMs);
-    for (let k = 1; k <= o.kills; k++) {
+  return underFailures(o, {
+    servers: cluster.urls,
+    replicas: 3,
+    stopServers: () => cluster.stop(),
+    failures: o.kills,
+    where: (drill) =>
+      `cluster ${cluster.nodes.map((n) => `${n.name} ${n.url} pid ${n.pid}`).join(", ")}; chat on ${drill.chat.url}`,
+    async fail(drill, k) {
       const leader = await cluster.waitStreamCurrent(CHAT_STREAM);
       const chatOn = await cluster.nodesWithClient(CHAT_CONNECTION_NAME);
       const before = drill.snapshot();
@@ -1022,10 +1055,7 @@ export async function runCluster(o: ClusterOptions): Promise<DrillOutcome<KillRe
       const r = await drill.measure({ before, failedAt });
       const { name: newLeader, at: electedAt } = await elected;
       const chatOnAfter = names(await cluster.nodesWithClient(CHAT_CONNECTION_NAME));
-      log(recoveryLine(r));
-      for (const l of r.chatLog) log(`      chat: ${l}`);
-      for (const l of r.drillLog) log(`      drill's engine: ${l}`);
-      for (const l of r.notes) log(`      note: ${l}`);
+      logRecovery(log, r);
       const t0 = now();
       let rejoinMs: number | undefined;
       try {
@@ -1033,13 +1063,13 @@ export async function runCluster(o: ClusterOptions): Promise<DrillOutcome<KillRe
         await cluster.waitStreamCurrent(CHAT_STREAM, o.recoveryLimitMs ?? 60_000);
         rejoinMs = now() - t0;
         log(
-          `    new leader ${newLeader} seen ${ms(electedAt === undefined ? undefined : electedAt - failedAt)} ms after the kill, ` +
+          `    new leader ${newLeader} seen ${ms(since(failedAt, electedAt))} ms after the kill, ` +
             `chat now on ${chatOnAfter}; ${cluster.nodes[leader]!.name} restarted and current in ${ms(rejoinMs)} ms`,
         );
       } catch (err) {
         log(`    ${cluster.nodes[leader]!.name} did not rejoin: ${(err as Error).message}`);
       }
-      records.push({
+      return {
         ...r,
         ...(electedAt !== undefined ? { electedMs: electedAt - failedAt } : {}),
         leader: cluster.nodes[leader]!.name,
@@ -1047,28 +1077,14 @@ export async function runCluster(o: ClusterOptions): Promise<DrillOutcome<KillRe
         newLeader,
         chatOnAfter,
         ...(rejoinMs !== undefined ? { rejoinMs } : {}),
-      });
-      if (rejoinMs === undefined) throw new Error(`${cluster.nodes[leader]!.name} did not rejoin`);
-      if (k < o.kills) await drill.waitAcks(o.writers, o.upMs);
-    }
-    await drill.waitAcks(o.writers, Math.min(o.upMs, 1_000));
-    const final = await drill.finish();
-    for (const l of final.lines) log(l);
-    const pass = final.pass && records.length === o.kills && records.every(recoveryPassed);
-    if (!pass) log(`the chat process's log: ${drill.saveChatLog()}`);
-    return { records, final, pass };
-  } catch (err) {
-    const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    if (drill) log(`the chat process's log: ${drill.saveChatLog()}`);
-    return { records, error, pass: false };
-  } finally {
-    await drill?.close();
-    await cluster.stop();
-  }
+      };
+    },
+    stopAfter: (r) => (r.rejoinMs === undefined ? `${r.leader} did not rejoin` : undefined),
+  });
 }
 
 export function clusterTable(records: readonly KillRecord[]): string {
-  return table(
+  return markdownTable(
     [
       "kill",
       "leader killed",
@@ -1078,31 +1094,21 @@ export function clusterTable(records: readonly KillRecord[]): string {
       "kill → first ack ms",
       "kill → every observer ms",
       "elected → every observer ms",
-      "sent while down",
-      "kill → all of them shown ms",
-      "Retry",
-      "acked lost",
-      "reordered",
+      ...outageHead("kill"),
       "rejoin ms",
     ],
     records.map((r, i) => {
-      const all = r.observersAt.some((x) => x === undefined) ? undefined : Math.max(...(r.observersAt as number[]));
+      const all = everyObserverAt(r);
       return [
         String(i + 1),
         r.leader,
         r.chatOn,
         r.newLeader,
         ms(r.electedMs),
-        ms(r.firstAckAt === undefined ? undefined : r.firstAckAt - r.failedAt),
-        ms(all === undefined ? undefined : all - r.failedAt),
-        ms(all === undefined || r.electedMs === undefined ? undefined : all - r.failedAt - r.electedMs),
-        String(r.sentWhileDown),
-        r.sentWhileDownShownAt === undefined
-          ? `MISSING ${r.sentWhileDownMissing.length}`
-          : ms(r.sentWhileDownShownAt - r.failedAt),
-        String(r.retried),
-        String(r.lostBefore.length),
-        String(r.reordered.length),
+        ms(since(r.failedAt, r.firstAckAt)),
+        ms(since(r.failedAt, all)),
+        ms(r.electedMs === undefined ? undefined : since(r.failedAt + r.electedMs, all)),
+        ...outageCells(r, r.failedAt),
         ms(r.rejoinMs),
       ];
     }),
@@ -1114,7 +1120,7 @@ export function finalTable(f: FinalReport | undefined): string {
   if (!f) return "end checks: not reached";
   const obs = f.observers;
   const sum = (k: "lost" | "duplicated" | "reordered") => obs.reduce((s, c) => s + c[k].length, 0);
-  return table(
+  return markdownTable(
     [
       "accepted",
       "acked",

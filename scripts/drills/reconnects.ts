@@ -5,103 +5,116 @@
 // both show: the server keeps each list to the room's newest ~1,000), and every message a writer saw
 // acknowledged from its list's oldest item on.
 // See scripts/drills/reconnects/drill.ts. Exits non-zero on a failed check.
-import { existsSync } from "node:fs";
-import { engineOption, exitOnSignals, header, intOption, parseFlags } from "../../harness/cli.ts";
-import { natsServerBin } from "../../harness/nats-server.ts";
-import { type ChatEngine, type ReconnectsResult, runReconnectsDrill, summary } from "./reconnects/drill.ts";
+import { exitOnSignals } from "../../harness/cleanup.ts";
+import { defineCommand, enginesOf, runMain } from "../../harness/cli.ts";
+import { markdownTable } from "../../harness/stats.ts";
+import { engineFlag, runPerEngine } from "./command.ts";
+import { runReconnectsDrill, summary } from "./reconnects/drill.ts";
 
-const HELP = `Usage: npm run drill:reconnects -- [options]
-
-Options:
-  --engine <e>     embedded | nats | both (default embedded)
-  --drops <n>      client-side drops and reconnects of the dropping tab (default 100; --quick 30)
-  --writers <n>    writer tabs (default 5)
-  --interval <ms>  pause between one writer's sends (default 300)
-  --max-up <ms>    the tab stays connected 50 ms to this long between drops (default 350)
-  --max-gap <ms>   and away 0 ms to this long before reconnecting (default 300)
-  --quick          fewer drops
-  --help           show this help
-`;
-
-const values = parseFlags(HELP, {
-  engine: { type: "string" },
-  drops: { type: "string" },
-  writers: { type: "string" },
-  interval: { type: "string" },
-  "max-up": { type: "string" },
-  "max-gap": { type: "string" },
-  quick: { type: "boolean" },
+const cli = defineCommand({
+  script: "drill:reconnects",
+  file: "scripts/drills/reconnects.ts",
+  title: "drill:reconnects — one tab dropped and reconnected again and again during traffic",
+  about: `Drops one tab's stream from the client side again and again during chat traffic and reconnects it like
+the browser runtime; before every drop and at the end it must show every message once and in order,
+the same list as an observer that never dropped.`,
+  quick: "fewer drops",
+  flags: {
+    engine: engineFlag("embedded"),
+    drops: {
+      type: "int",
+      help: "client-side drops and reconnects of the dropping tab",
+      default: 100,
+      quick: 30,
+      min: 1,
+      max: 10_000,
+    },
+    writers: { type: "int", help: "writer tabs", default: 5, min: 1, max: 50 },
+    interval: { type: "int", arg: "ms", help: "pause between one writer's sends", default: 300, min: 100, max: 10_000 },
+    "max-up": {
+      type: "int",
+      arg: "ms",
+      help: "the tab stays connected 50 ms to this long between drops",
+      default: 350,
+      min: 50,
+      max: 60_000,
+    },
+    "max-gap": {
+      type: "int",
+      arg: "ms",
+      help: "and away 0 ms to this long before reconnecting",
+      default: 300,
+      min: 0,
+      max: 60_000,
+    },
+  },
 });
-const quick = values.quick === true;
-const DROPS = intOption("drops", values.drops, quick ? 30 : 100, 1, 10_000);
-const WRITERS = intOption("writers", values.writers, 5, 1, 50);
-const INTERVAL = intOption("interval", values.interval, 300, 100, 10_000);
-const MAX_UP = intOption("max-up", values["max-up"], 350, 50, 60_000);
-const MAX_GAP = intOption("max-gap", values["max-gap"], 300, 0, 60_000);
-const ENGINES: ChatEngine[] = engineOption(values.engine, "embedded");
+const { drops, writers, interval } = cli.values;
+const maxUp = cli.values["max-up"];
+const maxGap = cli.values["max-gap"];
+const engines = enginesOf(cli.values.engine);
 
 exitOnSignals();
 
 async function main(): Promise<number> {
-  for (const line of header(
-    "drill:reconnects — one tab dropped and reconnected again and again during traffic",
-    "drill:reconnects",
-    "scripts/drills/reconnects.ts",
-  ))
-    console.log(line);
+  for (const line of cli.header()) console.log(line);
   console.log(
-    `${ENGINES.join(" + ")}: ${DROPS} drops (up 50-${MAX_UP} ms, away 0-${MAX_GAP} ms), ${WRITERS} writers ` +
-      `(a send every ${INTERVAL} ms each), 1 observer that never drops\n`,
+    `${engines.join(" + ")}: ${drops} drops (up 50-${maxUp} ms, away 0-${maxGap} ms), ${writers} writers ` +
+      `(a send every ${interval} ms each), 1 observer that never drops\n`,
   );
-  const results: ReconnectsResult[] = [];
-  let failed = false;
-  for (const engine of ENGINES) {
-    if (engine === "nats" && !existsSync(natsServerBin())) {
-      console.log(`nats: SKIPPED, no nats-server binary at ${natsServerBin()}\n`);
-      failed = true;
-      continue;
-    }
-    try {
-      const r = await runReconnectsDrill({
+  const runs = await runPerEngine(engines, {
+    needsNatsServer: true,
+    run: (engine) =>
+      runReconnectsDrill({
         engine,
-        drops: DROPS,
-        writers: WRITERS,
-        intervalMs: INTERVAL,
-        maxUpMs: MAX_UP,
-        maxGapMs: MAX_GAP,
+        drops,
+        writers,
+        intervalMs: interval,
+        maxUpMs: maxUp,
+        maxGapMs: maxGap,
         log: (line) => console.log(line),
-      });
-      results.push(r);
-      console.log(`${summary(r)}\n`);
-      if (!r.pass) failed = true;
-    } catch (err) {
-      failed = true;
-      console.log(
-        `${engine}: drill did not complete: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-      );
-    }
-  }
+      }),
+    summary,
+  });
   console.log(
-    "| engine | drops | gaps that missed messages | room messages | shown | missing | extra | duplicated | reordered | " +
-      "same as observer | acked | lost acked | caught up median / max (ms) | result |",
+    markdownTable(
+      [
+        "engine",
+        "drops",
+        "gaps that missed messages",
+        "room messages",
+        "shown",
+        "missing",
+        "extra",
+        "duplicated",
+        "reordered",
+        "same as observer",
+        "acked",
+        "lost acked",
+        "caught up median / max (ms)",
+        "result",
+      ],
+      runs.results.map((r) => [
+        r.engine,
+        String(r.drops),
+        `${r.missedWhileAway} (${r.messagesWhileAway} msgs)`,
+        String(r.roomMessages),
+        String(r.shown),
+        String(r.missing.length),
+        String(r.extra.length),
+        String(r.duplicated.length),
+        String(r.reordered.length),
+        r.sameAsObserver ? "yes" : "NO",
+        String(r.acks.acked),
+        String(r.acks.lost.length),
+        `${r.catchUpMs.median.toFixed(0)} / ${r.catchUpMs.max.toFixed(0)}`,
+        r.pass ? "pass" : "FAIL",
+      ]),
+    ),
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-  for (const r of results) {
-    console.log(
-      `| ${r.engine} | ${r.drops} | ${r.missedWhileAway} (${r.messagesWhileAway} msgs) | ${r.roomMessages} | ${r.shown} | ` +
-        `${r.missing.length} | ${r.extra.length} | ${r.duplicated.length} | ${r.reordered.length} | ` +
-        `${r.sameAsObserver ? "yes" : "NO"} | ${r.acks.acked} | ${r.acks.lost.length} | ` +
-        `${r.catchUpMs.median.toFixed(0)} / ${r.catchUpMs.max.toFixed(0)} | ${r.pass ? "pass" : "FAIL"} |`,
-    );
-  }
-  console.log(failed ? "\nFAIL" : "\nevery message, once, in order after every reconnect: PASS");
-  return failed ? 1 : 0;
+  cli.writeJson({ pass: runs.pass, engines: runs.results, incomplete: runs.incomplete });
+  console.log(runs.pass ? "\nevery message, once, in order after every reconnect: PASS" : "\nFAIL");
+  return runs.pass ? 0 : 1;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

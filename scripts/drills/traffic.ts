@@ -8,7 +8,9 @@
 // from its oldest item on: an acknowledged message whose stream position is older than that is not
 // expected on it, one whose position no tab ever showed is always expected (see `ListStart`).
 import { ChatTab, type ShownMessage } from "../../harness/chat-client.ts";
+import { sleep } from "../../harness/cleanup.ts";
 import { Browser } from "../../harness/sse-client.ts";
+import { now } from "./clock.ts";
 
 export interface TrafficOptions {
   /** The chat's URL; a restarted server must come back on the same one. */
@@ -31,9 +33,6 @@ export function labelOf(text: string): { writer: number; n: number } | undefined
   const m = LABEL.exec(text);
   return m ? { writer: Number(m[1]), n: Number(m[2]) } : undefined;
 }
-
-const now = () => performance.timeOrigin + performance.now();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A tab kept connected: reconnects after a drop, reloads when the server has no page for it. */
 class LiveTab {
@@ -229,9 +228,12 @@ export function checkPassed(c: ListCheck): boolean {
   return c.lost.length === 0 && c.duplicated.length === 0 && c.reordered.length === 0;
 }
 
+/** "3 (w1#4, w2#7, w0#9)": how many labels, and the first `n` of them. */
+export function few(xs: readonly string[], n = 5): string {
+  return xs.length === 0 ? "0" : `${xs.length} (${xs.slice(0, n).join(", ")}${xs.length > n ? ", …" : ""})`;
+}
+
 export function describeCheck(c: ListCheck): string {
-  const few = (xs: string[]) =>
-    xs.length === 0 ? "0" : `${xs.length} (${xs.slice(0, 5).join(", ")}${xs.length > 5 ? ", …" : ""})`;
   return (
     `acked ${c.acked}, lost ${few(c.lost)}, duplicated ${few(c.duplicated)}, reordered ${few(c.reordered)}, ` +
     `unacked but present ${c.unackedPresent}${c.older > 0 ? `; ${c.older} acked older than the list's oldest item` : ""}`

@@ -161,6 +161,14 @@ export function expectForTarget(method: string, target: string, fx: Fixture, hos
 
 // ---------- little builders ----------
 
+/**
+ * The items of a weighted pick: each key as many times as its weight, in the order given. The order is
+ * part of the replay (a case's draw picks an index), so a list keeps it.
+ */
+function weighted<K extends string>(weights: Partial<Record<K, number>>): K[] {
+  return (Object.entries(weights) as Array<[K, number]>).flatMap(([k, n]) => Array<K>(n).fill(k));
+}
+
 /** A session id's shape: 22 base64url chars. */
 function randomId(rng: Rng): string {
   let s = "";
@@ -227,6 +235,24 @@ function pickTab(rng: Rng, fx: Fixture): { session: FuzzSession; tab: FuzzTab; o
  * let them through), `double` a garbage or planted via_session before the real one.
  */
 type CookieKind = "own" | "ownFirst" | "none" | "garbage" | "forged" | "planted" | "altered" | "double";
+
+/** The weights of the cookies that name no session (none, or values the server did not sign first). */
+const NO_SESSION_COOKIES = { none: 1, garbage: 1, forged: 1, planted: 1, altered: 2, double: 1 };
+/** The cookies of a stream case: mostly the session's own. */
+const STREAM_COOKIE_KINDS = weighted<CookieKind>({ own: 5, ownFirst: 1, ...NO_SESSION_COOKIES });
+/** The cookies of an action case whose cookie is what breaks it (or the control, ownFirst). */
+const BROKEN_COOKIE_KINDS = weighted<CookieKind>({ ...NO_SESSION_COOKIES, ownFirst: 1 });
+/** The cookies of a session case: mostly ones the server did not sign, the session's own as the control. */
+const SESSION_COOKIE_KINDS = weighted<CookieKind>({
+  planted: 2,
+  forged: 1,
+  altered: 4,
+  garbage: 1,
+  none: 1,
+  double: 1,
+  own: 1,
+  ownFirst: 1,
+});
 
 /** Whether the server finds its own signed session in a Cookie header of this kind. */
 function hasSession(kind: CookieKind): boolean {
@@ -536,6 +562,13 @@ function crossSite(secFetchSite: string | undefined, origin: string | undefined,
  */
 type TabKind = "own" | "spare" | "expired" | "other" | "otherSpare" | "random" | "flip" | "malformed" | "missing";
 
+/** The weights of the tab kinds other than the session's own tabs (live or spare). */
+const FOREIGN_TABS = { expired: 1, other: 1, otherSpare: 1, random: 1, flip: 2, malformed: 1, missing: 1 };
+/** The tabs a stream case asks for: mostly its own live tab. */
+const STREAM_TAB_KINDS = weighted<TabKind>({ own: 4, spare: 3, ...FOREIGN_TABS });
+/** The tabs of an action case whose tab is what breaks it: never its own live tab. */
+const REFUSED_TAB_KINDS = weighted<TabKind>({ spare: 2, ...FOREIGN_TABS });
+
 /** Tab ids that are not 43 base64url characters (as a query value and as a header value alike). */
 function malformedId(rng: Rng, real: string): string {
   return rng.pick([
@@ -702,38 +735,8 @@ function streamsValue(rng: Rng): string {
 
 function streamCase(index: number, rng: Rng, fx: Fixture): Case {
   const { session, tab, other } = pickTab(rng, fx);
-  const kind = rng.pick<TabKind>([
-    "own",
-    "own",
-    "own",
-    "own",
-    "spare",
-    "spare",
-    "spare",
-    "expired",
-    "other",
-    "otherSpare",
-    "random",
-    "flip",
-    "flip",
-    "malformed",
-    "missing",
-  ]);
-  const cookieKind = rng.pick<CookieKind>([
-    "own",
-    "own",
-    "own",
-    "own",
-    "own",
-    "ownFirst",
-    "none",
-    "garbage",
-    "forged",
-    "planted",
-    "altered",
-    "altered",
-    "double",
-  ]);
+  const kind = rng.pick(STREAM_TAB_KINDS);
+  const cookieKind = rng.pick(STREAM_COOKIE_KINDS);
   let tabId: string | undefined;
   let kindName: string = kind;
   let forged: Case["forged"];
@@ -902,57 +905,101 @@ function nested(open: string, close: string, depth: number, inner = "0"): string
   return open.repeat(depth) + inner + close.repeat(depth);
 }
 
+const GOOD_SIGNALS = { statement: "hello from the fuzzer", nick: "Fuzzy", retry: "" };
+const WRONG_VALUES: unknown[] = [1, 0, -1, 1.5, true, false, null, [], ["x"], {}, { a: 1 }];
+
+/** A body with raw bytes between two pieces of JSON text. */
+const spliced = (before: string, bytes: number[], after: string): Buffer =>
+  Buffer.concat([s(before), Buffer.from(bytes), s(after)]);
+
+/** A body that needs no draw of its own: name, verdict, the body (made when picked: some are MiBs), more. */
+type FixedBody = [name: string, verdict: BodyVerdict, body: () => Buffer, more?: Partial<BodyCase>];
+
+const VALID: FixedBody = ["valid signals", "ok", () => j({ signals: GOOD_SIGNALS })];
+const DEEP_ARRAY = (depth: number) => () => s(`{"signals":{"x":${nested("[", "]", depth)}}}`);
+
+/** The bodies of bodyCase's draws that pick no more, by the draw (0-44). */
+const FIXED_BODIES: Record<number, FixedBody> = {
+  0: VALID,
+  1: VALID,
+  2: VALID,
+  3: ["valid, extra unknown signals", "ok", () => j({ signals: { ...GOOD_SIGNALS, zzz: [1, 2], _x: 1 } })],
+  4: ["empty signals", "ok", () => j({ signals: {} })],
+  5: ["extra top-level keys", "ok", () => j({ signals: GOOD_SIGNALS, extra: { a: [1] }, more: null })],
+  6: [
+    "10 KB statement",
+    "ok",
+    () => j({ signals: { ...GOOD_SIGNALS, statement: "x".repeat(10 * 1024) } }),
+    { action: "say" },
+  ],
+  7: ["lone surrogate", "ok", () => s('{"signals":{"statement":"\\ud800","nick":"\\udfff"}}')],
+  8: ["escaped NUL in string", "ok", () => s('{"signals":{"statement":"a\\u0000b","nick":"\\u0000"}}')],
+  11: ["number 1e999 (Infinity)", "type400", () => s('{"signals":{"nick":1e999}}')],
+  12: ["unknown signal 1e999", "ok", () => s('{"signals":{"zz":1e999,"statement":"x"}}')],
+  13: ["duplicate keys", "ok", () => s('{"signals":{"statement":1,"statement":"x"}}')],
+  16: ["invalid UTF-8 in a string", "decode400", () => spliced('{"signals":{"statement":"', [0xff, 0xfe, 0xc3], '"}}')],
+  17: [
+    "overlong UTF-8",
+    "decode400",
+    () => spliced('{"signals":{"statement":"', [0xc0, 0xaf, 0xe0, 0x80, 0xaf], '"}}'),
+  ],
+  18: ["UTF-8 encoded surrogate", "decode400", () => spliced('{"signals":{"statement":"', [0xed, 0xa0, 0x80], '"}}')],
+  19: ["raw NUL byte", "decode400", () => spliced('{"signals":{"statement":"a', [0], 'b"}}')],
+  20: ["NUL between tokens", "decode400", () => spliced('{"signals":', [0], "{}}")],
+  21: [
+    "UTF-8 BOM",
+    "okOrDecode400",
+    () => Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), j({ signals: GOOD_SIGNALS })]),
+  ],
+  22: ["UTF-16 body", "decode400", () => Buffer.from(JSON.stringify({ signals: GOOD_SIGNALS }), "utf16le")],
+  25: ["__proto__ signal", "decode400", () => s('{"signals":{"__proto__":{"polluted":1}}}')],
+  26: ["__proto__ deep", "decode400", () => s('{"signals":{"x":[{"a":{"__proto__":{"polluted":1}}}]}}')],
+  27: ["constructor.prototype", "decode400", () => s('{"signals":{"constructor":{"prototype":{"polluted":1}}}}')],
+  28: ["top-level __proto__", "decode400", () => s('{"__proto__":{"polluted":1},"signals":{}}')],
+  30: [
+    "300 signals",
+    "decode400",
+    () => j({ signals: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`s${i}`, i])) }),
+  ],
+  31: [
+    "256 signals",
+    "ok",
+    () => j({ signals: Object.fromEntries(Array.from({ length: 256 }, (_, i) => [`s${i}`, i])) }),
+  ],
+  32: ["10k nested arrays in a signal", "decode400", DEEP_ARRAY(10_000)],
+  33: ["10k nested objects in a signal", "decode400", () => s(`{"signals":{"x":${nested('{"a":', "}", 10_000)}}}`)],
+  34: ["10k nested arrays top-level", "decode400", () => s(nested("[", "]", 10_000))],
+  35: ["10k nested objects top-level (120 KB)", "413", () => s(nested('{"signals":', "}", 10_000, "{}"))],
+  36: ["depth 32 (the limit)", "ok", DEEP_ARRAY(30)],
+  37: ["depth 33", "decode400", DEEP_ARRAY(31)],
+  38: ["1 MiB body (Content-Length)", "413", () => j({ signals: { statement: "x".repeat(1024 * 1024) } })],
+  39: ["1 MiB body (chunked)", "413", () => j({ signals: { statement: "y".repeat(1024 * 1024) } }), { chunked: true }],
+  40: ["just over the cap", "413", () => j({ signals: { statement: "z".repeat(MAX_BODY) } })],
+  41: ["2 MiB of nested brackets", "413", () => s(nested("[", "]", 1024 * 1024))],
+  42: ["60 KB padding array", "ok", () => s(`{"signals":{"statement":"x"},"pad":[${"0,".repeat(29_000)}0]}`)],
+  43: ["5k nested objects top-level", "decode400", () => s(nested('{"signals":', "}", 5_000, "{}"))],
+  44: ["whitespace-wrapped valid", "ok", () => s(`  \n\t${JSON.stringify({ signals: GOOD_SIGNALS })}\r\n `)],
+};
+
 function bodyCase(rng: Rng): BodyCase {
-  const good = { statement: "hello from the fuzzer", nick: "Fuzzy", retry: "" };
-  const wrongValues: unknown[] = [1, 0, -1, 1.5, true, false, null, [], ["x"], {}, { a: 1 }];
   const k = rng.int(52);
-  if (k >= 45) return cursorBody(rng, good);
+  if (k >= 45) return cursorBody(rng, GOOD_SIGNALS);
+  const fixed = FIXED_BODIES[k];
+  if (fixed) {
+    const [name, verdict, body, more] = fixed;
+    return { name, body: body(), verdict, ...more };
+  }
   switch (k) {
-    case 0:
-    case 1:
-    case 2:
-      return { name: "valid signals", body: j({ signals: good }), verdict: "ok" };
-    case 3:
-      return {
-        name: "valid, extra unknown signals",
-        body: j({ signals: { ...good, zzz: [1, 2], _x: 1 } }),
-        verdict: "ok",
-      };
-    case 4:
-      return { name: "empty signals", body: j({ signals: {} }), verdict: "ok" };
-    case 5:
-      return { name: "extra top-level keys", body: j({ signals: good, extra: { a: [1] }, more: null }), verdict: "ok" };
-    case 6:
-      return {
-        name: "10 KB statement",
-        body: j({ signals: { ...good, statement: "x".repeat(10 * 1024) } }),
-        verdict: "ok",
-        action: "say",
-      };
-    case 7:
-      return { name: "lone surrogate", body: s('{"signals":{"statement":"\\ud800","nick":"\\udfff"}}'), verdict: "ok" };
-    case 8:
-      return {
-        name: "escaped NUL in string",
-        body: s('{"signals":{"statement":"a\\u0000b","nick":"\\u0000"}}'),
-        verdict: "ok",
-      };
     case 9:
     case 10: {
       const sig = rng.pick(["statement", "nick", "retry"]);
-      const value = rng.pick(wrongValues);
+      const value = rng.pick(WRONG_VALUES);
       return {
         name: `wrong type ${sig}=${JSON.stringify(value)}`,
-        body: j({ signals: { ...good, [sig]: value } }),
+        body: j({ signals: { ...GOOD_SIGNALS, [sig]: value } }),
         verdict: "type400",
       };
     }
-    case 11:
-      return { name: "number 1e999 (Infinity)", body: s('{"signals":{"nick":1e999}}'), verdict: "type400" };
-    case 12:
-      return { name: "unknown signal 1e999", body: s('{"signals":{"zz":1e999,"statement":"x"}}'), verdict: "ok" };
-    case 13:
-      return { name: "duplicate keys", body: s('{"signals":{"statement":1,"statement":"x"}}'), verdict: "ok" };
     case 14:
       return {
         name: "not JSON",
@@ -975,48 +1022,6 @@ function bodyCase(rng: Rng): BodyCase {
       };
     case 15:
       return { name: "random bytes", body: rng.bytes(1 + rng.int(2048)), verdict: "decode400" };
-    case 16:
-      return {
-        name: "invalid UTF-8 in a string",
-        body: Buffer.concat([s('{"signals":{"statement":"'), Buffer.from([0xff, 0xfe, 0xc3]), s('"}}')]),
-        verdict: "decode400",
-      };
-    case 17:
-      return {
-        name: "overlong UTF-8",
-        body: Buffer.concat([s('{"signals":{"statement":"'), Buffer.from([0xc0, 0xaf, 0xe0, 0x80, 0xaf]), s('"}}')]),
-        verdict: "decode400",
-      };
-    case 18:
-      return {
-        name: "UTF-8 encoded surrogate",
-        body: Buffer.concat([s('{"signals":{"statement":"'), Buffer.from([0xed, 0xa0, 0x80]), s('"}}')]),
-        verdict: "decode400",
-      };
-    case 19:
-      return {
-        name: "raw NUL byte",
-        body: Buffer.concat([s('{"signals":{"statement":"a'), Buffer.from([0]), s('b"}}')]),
-        verdict: "decode400",
-      };
-    case 20:
-      return {
-        name: "NUL between tokens",
-        body: Buffer.concat([s('{"signals":'), Buffer.from([0]), s("{}}")]),
-        verdict: "decode400",
-      };
-    case 21:
-      return {
-        name: "UTF-8 BOM",
-        body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), j({ signals: good })]),
-        verdict: "okOrDecode400",
-      };
-    case 22:
-      return {
-        name: "UTF-16 body",
-        body: Buffer.from(JSON.stringify({ signals: good }), "utf16le"),
-        verdict: "decode400",
-      };
     case 23:
       return {
         name: "top-level not an object",
@@ -1039,105 +1044,14 @@ function bodyCase(rng: Rng): BodyCase {
         ),
         verdict: "decode400",
       };
-    case 25:
-      return { name: "__proto__ signal", body: s('{"signals":{"__proto__":{"polluted":1}}}'), verdict: "decode400" };
-    case 26:
-      return {
-        name: "__proto__ deep",
-        body: s('{"signals":{"x":[{"a":{"__proto__":{"polluted":1}}}]}}'),
-        verdict: "decode400",
-      };
-    case 27:
-      return {
-        name: "constructor.prototype",
-        body: s('{"signals":{"constructor":{"prototype":{"polluted":1}}}}'),
-        verdict: "decode400",
-      };
-    case 28:
-      return {
-        name: "top-level __proto__",
-        body: s('{"__proto__":{"polluted":1},"signals":{}}'),
-        verdict: "decode400",
-      };
-    case 29: {
+    default: {
       const bad = rng.pick(["a-b", "", "1x", "x".repeat(65), "é", "a b", "a.b", "$x", "a\u0000", "\ud800", "<script>"]);
       return {
         name: `bad signal name ${JSON.stringify(bad)}`,
-        body: j({ signals: { ...good, [bad]: 1 } }),
+        body: j({ signals: { ...GOOD_SIGNALS, [bad]: 1 } }),
         verdict: "decode400",
       };
     }
-    case 30:
-      return {
-        name: "300 signals",
-        body: j({ signals: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`s${i}`, i])) }),
-        verdict: "decode400",
-      };
-    case 31:
-      return {
-        name: "256 signals",
-        body: j({ signals: Object.fromEntries(Array.from({ length: 256 }, (_, i) => [`s${i}`, i])) }),
-        verdict: "ok",
-      };
-    case 32:
-      return {
-        name: "10k nested arrays in a signal",
-        body: s(`{"signals":{"x":${nested("[", "]", 10_000)}}}`),
-        verdict: "decode400",
-      };
-    case 33:
-      return {
-        name: "10k nested objects in a signal",
-        body: s(`{"signals":{"x":${nested('{"a":', "}", 10_000)}}}`),
-        verdict: "decode400",
-      };
-    case 34:
-      return { name: "10k nested arrays top-level", body: s(nested("[", "]", 10_000)), verdict: "decode400" };
-    case 35:
-      return {
-        name: "10k nested objects top-level (120 KB)",
-        body: s(nested('{"signals":', "}", 10_000, "{}")),
-        verdict: "413",
-      };
-    case 43:
-      return {
-        name: "5k nested objects top-level",
-        body: s(nested('{"signals":', "}", 5_000, "{}")),
-        verdict: "decode400",
-      };
-    case 36:
-      return { name: "depth 32 (the limit)", body: s(`{"signals":{"x":${nested("[", "]", 30)}}}`), verdict: "ok" };
-    case 37:
-      return { name: "depth 33", body: s(`{"signals":{"x":${nested("[", "]", 31)}}}`), verdict: "decode400" };
-    case 38:
-      return {
-        name: "1 MiB body (Content-Length)",
-        body: j({ signals: { statement: "x".repeat(1024 * 1024) } }),
-        verdict: "413",
-      };
-    case 39:
-      return {
-        name: "1 MiB body (chunked)",
-        body: j({ signals: { statement: "y".repeat(1024 * 1024) } }),
-        verdict: "413",
-        chunked: true,
-      };
-    case 40:
-      return { name: "just over the cap", body: j({ signals: { statement: "z".repeat(MAX_BODY) } }), verdict: "413" };
-    case 41:
-      return { name: "2 MiB of nested brackets", body: s(nested("[", "]", 1024 * 1024)), verdict: "413" };
-    case 42:
-      return {
-        name: "60 KB padding array",
-        body: s(`{"signals":{"statement":"x"},"pad":[${"0,".repeat(29_000)}0]}`),
-        verdict: "ok",
-      };
-    default:
-      return {
-        name: "whitespace-wrapped valid",
-        body: s(`  \n\t${JSON.stringify({ signals: good })}\r\n `),
-        verdict: "ok",
-      };
   }
 }
 
@@ -1330,30 +1244,10 @@ function actionShape(rng: Rng, port: number, only?: (rng: Rng) => BodyCase): Act
           shape.origin = refusedOrigin(rng, port);
           break;
         case 3:
-          shape.tabKind = rng.pick<TabKind>([
-            "spare",
-            "spare",
-            "expired",
-            "other",
-            "otherSpare",
-            "random",
-            "flip",
-            "flip",
-            "malformed",
-            "missing",
-          ]);
+          shape.tabKind = rng.pick(REFUSED_TAB_KINDS);
           break;
         case 4:
-          shape.cookieKind = rng.pick<CookieKind>([
-            "none",
-            "garbage",
-            "forged",
-            "planted",
-            "altered",
-            "altered",
-            "double",
-            "ownFirst",
-          ]);
+          shape.cookieKind = rng.pick(BROKEN_COOKIE_KINDS);
           break;
         case 5:
           shape.contentType = rng.pick([undefined, ...BAD_CT]);
@@ -1575,20 +1469,7 @@ const NO_SESSION = { status: 403, text: "no session cookie this server issued" }
  */
 function sessionCase(index: number, rng: Rng, fx: Fixture): Case {
   const { session, tab: live, other } = pickTab(rng, fx);
-  const kind = rng.pick<CookieKind>([
-    "planted",
-    "planted",
-    "forged",
-    "altered",
-    "altered",
-    "altered",
-    "altered",
-    "garbage",
-    "none",
-    "double",
-    "own",
-    "ownFirst",
-  ]);
+  const kind = rng.pick(SESSION_COOKIE_KINDS);
   const valid = hasSession(kind);
   const cookie = cookieHeader(kind, session.cookie, other.cookie, rng);
   const spare = rng.chance(0.25);
@@ -1953,6 +1834,9 @@ function rawCase(index: number, rng: Rng, fx: Fixture): Case {
   const actionHead = (extra = ""): string =>
     `POST /_via/action/${tab.saveNick} HTTP/1.1\r\n${host}Via-Request: 1\r\nVia-Tab: ${tab.tab}\r\nCookie: ${session.cookie}\r\nContent-Type: application/json\r\n${extra}`;
   const validBody = JSON.stringify({ signals: { nick: "Raw" } });
+  /** The action with its valid body, `extra` (header text and bytes, each line ended) before its Content-Length. */
+  const validAction = (...extra: Array<string | Buffer>): RawReq =>
+    raw([actionHead(), ...extra, `Content-Length: ${validBody.length}\r\n\r\n`, validBody]);
   const k = rng.int(36);
   const mk = (name: string, req: RawReq, expect: number[], more: Partial<Case> = {}): Case => ({
     index,
@@ -2110,39 +1994,16 @@ function rawCase(index: number, rng: Rng, fx: Fixture): Case {
     case 28:
       return mk(
         "Via-Tab with invalid UTF-8",
-        raw([
-          actionHead("Via-Tab: "),
-          Buffer.from([0xff, 0xfe]),
-          `\r\nContent-Length: ${validBody.length}\r\n\r\n`,
-          validBody,
-        ]),
+        validAction("Via-Tab: ", Buffer.from([0xff, 0xfe]), "\r\n"),
         [400], // "ÿþ" is no tab id
         { nodeParser: true },
       );
     case 29:
-      return mk(
-        "Origin with latin1 bytes",
-        raw([
-          actionHead("Origin: http://"),
-          Buffer.from([0xe9, 0xff]),
-          `\r\nContent-Length: ${validBody.length}\r\n\r\n`,
-          validBody,
-        ]),
-        [403],
-      );
+      return mk("Origin with latin1 bytes", validAction("Origin: http://", Buffer.from([0xe9, 0xff]), "\r\n"), [403]);
     case 30:
-      return mk(
-        "Via-Request with NUL",
-        raw([actionHead("Via-Request: 1\x00\r\n"), `Content-Length: ${validBody.length}\r\n\r\n`, validBody]),
-        [],
-        { nodeParser: true },
-      );
+      return mk("Via-Request with NUL", validAction("Via-Request: 1\x00\r\n"), [], { nodeParser: true });
     case 31:
-      return mk(
-        "Expect: 100-continue action",
-        raw([actionHead(`Expect: 100-continue\r\nContent-Length: ${validBody.length}\r\n\r\n`), validBody]),
-        [204, 429],
-      );
+      return mk("Expect: 100-continue action", validAction("Expect: 100-continue\r\n"), [204, 429]);
     case 32:
       return mk(
         "Upgrade: websocket on the stream",

@@ -5,10 +5,9 @@
 // live tabs than the streams that attached legitimately and no more sessions than those tabs hold plus
 // the session cookies it issued (refused and forged requests allocate nothing), and Object.prototype
 // must have gained no key (the server runs in this process).
-import { mkdtemp, rm } from "node:fs/promises";
-import { networkInterfaces, hostname as osHostname, tmpdir } from "node:os";
-import { join } from "node:path";
+import { networkInterfaces, hostname as osHostname } from "node:os";
 import { createChat } from "../../apps/chat/app.tsx";
+import { removeDir, tempDir } from "../../harness/cleanup.ts";
 import { Browser, httpRequest, type TabClient } from "../../harness/sse-client.ts";
 import { createLogger } from "../../src/log.ts";
 import { openPubSub } from "../../src/pubsub/index.ts";
@@ -254,7 +253,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const concurrency = opts.concurrency ?? 32;
   const timeoutMs = opts.timeoutMs ?? 5000;
   const started = performance.now();
-  const dataDir = await mkdtemp(join(tmpdir(), "via-fuzz-"));
+  const dataDir = tempDir("via-fuzz-");
   const logger = createLogger("silent");
   const crashes: string[] = [];
   const onCrash = (err: unknown) => crashes.push(err instanceof Error ? (err.stack ?? err.message) : String(err));
@@ -404,7 +403,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     await pubsub.close();
     process.off("uncaughtException", onCrash);
     process.off("unhandledRejection", onCrash);
-    await rm(dataDir, { recursive: true, force: true });
+    removeDir(dataDir);
   }
 }
 

@@ -41,17 +41,27 @@ function isStream(headers: Record<string, string | string[] | undefined>): boole
 
 const MAX_KEEP = 64 * 1024;
 
-export function sendHttp(port: number, req: HttpReq, timeoutMs: number): Promise<Outcome> {
+/**
+ * The first outcome of an exchange wins: `end` hangs up, and the send resolves with it and the time since
+ * the exchange began. Whatever the connection does after that is ignored.
+ */
+function firstOutcome(resolve: (o: Outcome) => void, end: () => void): (o: Omit<Outcome, "ms">) => void {
   const started = performance.now();
+  let done = false;
+  return (o) => {
+    if (done) return;
+    done = true;
+    end();
+    resolve({ ...o, ms: Math.round(performance.now() - started) });
+  };
+}
+
+export function sendHttp(port: number, req: HttpReq, timeoutMs: number): Promise<Outcome> {
   return new Promise<Outcome>((resolve) => {
-    let done = false;
-    const finish = (o: Omit<Outcome, "ms">): void => {
-      if (done) return;
-      done = true;
+    const finish = firstOutcome(resolve, () => {
       clearTimeout(timer);
       r.destroy();
-      resolve({ ...o, ms: Math.round(performance.now() - started) });
-    };
+    });
     const r = request(
       { host: "127.0.0.1", port, method: req.method, path: req.path, headers: req.headers, agent: false },
       (res) => {
@@ -137,19 +147,14 @@ function dechunk(buf: Buffer): Buffer | undefined {
 }
 
 export function sendRaw(port: number, req: RawReq, timeoutMs: number): Promise<Outcome> {
-  const started = performance.now();
   return new Promise<Outcome>((resolve) => {
-    let done = false;
     let buf = Buffer.alloc(0);
     let socketError: string | undefined;
-    const sock = connect({ host: "127.0.0.1", port });
-    const finish = (o: Omit<Outcome, "ms">): void => {
-      if (done) return;
-      done = true;
+    const finish = firstOutcome(resolve, () => {
       clearTimeout(timer);
       sock.destroy();
-      resolve({ ...o, ms: Math.round(performance.now() - started) });
-    };
+    });
+    const sock = connect({ host: "127.0.0.1", port });
     // Is the first response complete in `buf`? (At EOF we take whatever there is.)
     const tryComplete = (eof: boolean): void => {
       const head = parseHead(buf);

@@ -8,32 +8,18 @@
 // those sends and the restarted chat publishes them again. The drill kills its processes and removes its
 // temp dirs in any case.
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
-import { natsServerMissing } from "../../harness/nats-server.ts";
+import { describe } from "node:test";
 import { type ChatEngine, runCrashDrill, summary } from "../../scripts/drills/crash/drill.ts";
+import { assertIntact, testOnEachEngine, withReport } from "./drill-report.ts";
 
 async function drill(engine: ChatEngine): Promise<void> {
-  const lines: string[] = [];
-  const r = await runCrashDrill({
-    engine,
-    kills: 2,
-    writers: 10,
-    observers: 2,
-    timeLimitMs: 45_000,
-    log: (l) => lines.push(l),
-  });
-  const report = `${lines.join("\n")}\n${summary(r)}`;
+  const { r, report } = await withReport(
+    (log) => runCrashDrill({ engine, kills: 2, writers: 10, observers: 2, timeLimitMs: 45_000, log }),
+    summary,
+  );
   assert.equal(r.kills.length, 2, report);
   assert.ok(r.acked >= 60, `too few acks to mean anything\n${report}`);
-  assert.deepEqual(
-    {
-      lost: [...r.tab.lost, ...r.stream.lost, ...r.observers.flatMap((c) => c.lost)],
-      duplicated: [...r.tab.duplicated, ...r.stream.duplicated, ...r.observers.flatMap((c) => c.duplicated)],
-      reordered: [...r.tab.reordered, ...r.stream.reordered, ...r.observers.flatMap((c) => c.reordered)],
-    },
-    { lost: [], duplicated: [], reordered: [] },
-    report,
-  );
+  assertIntact([r.tab, r.stream, ...r.observers], report);
   assert.ok(r.tabMatchesStream, `the fresh tab shows exactly what the stream holds\n${report}`);
   assert.ok(!r.historyCapped, report);
   assert.deepEqual(r.acceptedMissing, [], `answered sends missing from their writers' tabs\n${report}`);
@@ -50,16 +36,13 @@ async function drill(engine: ChatEngine): Promise<void> {
 }
 
 describe("chat crash drill (kill -9 of the chat server under a storm of writers)", () => {
-  test(
-    "embedded: after kill -9 and restarts of the chat, every acknowledged message is shown once and in order",
-    { timeout: 50_000 },
-    () => drill("embedded"),
-  );
-
-  const missing = natsServerMissing();
-  test(
-    "nats: a chat killed between answering sends and their acks loses none of them (stored once after the restart), and every acknowledged message is shown once and in order",
-    { timeout: 50_000, skip: missing },
-    () => drill("nats"),
+  testOnEachEngine(
+    {
+      embedded:
+        "embedded: after kill -9 and restarts of the chat, every acknowledged message is shown once and in order",
+      nats: "nats: a chat killed between answering sends and their acks loses none of them (stored once after the restart), and every acknowledged message is shown once and in order",
+    },
+    50_000,
+    drill,
   );
 });

@@ -7,22 +7,25 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { runReconnectsDrill, summary } from "../../scripts/drills/reconnects/drill.ts";
+import { withReport } from "./drill-report.ts";
 
 test("a tab dropped and reconnected 40 times during traffic shows every message once and in order, like a tab that never dropped", {
   timeout: 50_000,
 }, async () => {
-  const lines: string[] = [];
-  const r = await runReconnectsDrill({
-    drops: 40,
-    writers: 5,
-    intervalMs: 200,
-    minUpMs: 30,
-    maxUpMs: 200,
-    maxGapMs: 200,
-    timeLimitMs: 45_000,
-    log: (l) => lines.push(l),
-  });
-  const report = `${lines.join("\n")}\n${summary(r)}`;
+  const { r, report } = await withReport(
+    (log) =>
+      runReconnectsDrill({
+        drops: 40,
+        writers: 5,
+        intervalMs: 200,
+        minUpMs: 30,
+        maxUpMs: 200,
+        maxGapMs: 200,
+        timeLimitMs: 45_000,
+        log,
+      }),
+    summary,
+  );
   assert.equal(r.connects, 41, report);
   assert.ok(r.missedWhileAway > 5, `gaps must have missed messages for the reconnects to mean anything\n${report}`);
   assert.deepEqual(

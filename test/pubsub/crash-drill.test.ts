@@ -4,27 +4,29 @@
 // once, at the seq of its ack, in each writer's order. Real processes throughout: the embedded engine in a
 // child process, a real nats-server. runDrill kills its children and removes its temp dirs in any case.
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
-import { natsServerMissing } from "../../harness/nats-server.ts";
+import { describe } from "node:test";
 import { type DrillEngine, runDrill, summary } from "../../scripts/drills/engine-crash/drill.ts";
+import { testOnEachEngine, withReport } from "../drills/drill-report.ts";
 
 const KILLS = 3;
 const WRITERS = 4;
 
 async function drill(engine: DrillEngine): Promise<void> {
-  const lines: string[] = [];
-  const r = await runDrill({
-    engine,
-    kills: KILLS,
-    writers: WRITERS,
-    minAcksBetweenKills: 20,
-    maxUpMs: 400,
-    maxDownMs: 150,
-    tailMs: 300,
-    timeLimitMs: 40_000,
-    log: (l) => lines.push(l),
-  });
-  const report = `${lines.join("\n")}\n${summary(r)}`;
+  const { r, report } = await withReport(
+    (log) =>
+      runDrill({
+        engine,
+        kills: KILLS,
+        writers: WRITERS,
+        minAcksBetweenKills: 20,
+        maxUpMs: 400,
+        maxDownMs: 150,
+        tailMs: 300,
+        timeLimitMs: 40_000,
+        log,
+      }),
+    summary,
+  );
   assert.equal(r.kills.length, KILLS, report);
   assert.ok(r.acked >= KILLS * 20, `too few acks to mean anything\n${report}`);
   assert.deepEqual(
@@ -36,16 +38,12 @@ async function drill(engine: DrillEngine): Promise<void> {
 }
 
 describe("crash drill (kill -9 under write load)", () => {
-  test(
-    "embedded engine loses, duplicates and reorders no acknowledged message across kill -9",
-    { timeout: 45_000 },
-    () => drill("embedded"),
-  );
-
-  const missing = natsServerMissing();
-  test(
-    "nats engine loses, duplicates and reorders no acknowledged message across kill -9 of nats-server",
-    { timeout: 45_000, skip: missing },
-    () => drill("nats"),
+  testOnEachEngine(
+    {
+      embedded: "embedded engine loses, duplicates and reorders no acknowledged message across kill -9",
+      nats: "nats engine loses, duplicates and reorders no acknowledged message across kill -9 of nats-server",
+    },
+    45_000,
+    drill,
   );
 });

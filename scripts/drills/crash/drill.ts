@@ -1,11 +1,13 @@
 import { decodeChatMessage } from "../../../apps/chat/messages.ts";
 import { CHAT_STREAM, roomSubject } from "../../../apps/chat/rooms.ts";
 import { ChatTab, type MessageState } from "../../../harness/chat-client.ts";
-import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../../harness/chat-process.ts";
+import { sleep } from "../../../harness/cleanup.ts";
 import type { EngineName } from "../../../harness/cli.ts";
+import { span } from "../../../harness/stats.ts";
 import { openPubSub } from "../../../src/pubsub/index.ts";
 import type { StreamMessage } from "../../../src/pubsub/types.ts";
-import { type ChatStorage, chatStorage } from "../chat-storage.ts";
+import { type DrillChat, startDrillChat } from "../chat-storage.ts";
+import { now, randomBetween as rand, waitUntil } from "../clock.ts";
 import { checkList, checkPassed, type ListCheck, labelOf, Traffic, type WriterStats } from "../traffic.ts";
 
 export type ChatEngine = EngineName;
@@ -103,14 +105,6 @@ export interface CrashDrillResult {
 const ROOM_CAP = 1000;
 const ROOM_BUDGET = 800;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const now = () => performance.timeOrigin + performance.now();
-const rand = (min: number, max: number) => min + Math.floor(Math.random() * (max - min + 1));
-
-class DrillTimeoutError extends Error {
-  override name = "DrillTimeoutError";
-}
-
 /** Every message stored under the room's subject, oldest first, through history() pages. */
 export async function readRoom(
   engine: ChatEngine,
@@ -177,23 +171,15 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
   // 250 ms, so the room stays under its history cap whatever the machine's speed.
   const perCycle = Math.max(minAcks, Math.floor(ROOM_BUDGET / (opts.kills + 1)));
 
-  let storage: ChatStorage | undefined;
-  let chat: ChatProcess | undefined;
+  let drillChat: DrillChat | undefined;
   let traffic: Traffic | undefined;
   let fresh: ChatTab | undefined;
-  const waitUntil = async (what: string, cond: () => boolean): Promise<void> => {
-    while (!cond()) {
-      if (now() > deadline) throw new DrillTimeoutError(`time limit reached waiting for ${what}`);
-      await sleep(10);
-    }
-  };
 
   try {
-    storage = await chatStorage(opts.engine, "via-drill-chat-crash-");
-    const spawnOpts: ChatProcessOptions = { sendRate: 10, rooms: [room], clientLimits: false, ...storage.where };
-    chat = await startChatProcess(spawnOpts);
-    spawnOpts.port = chat.port;
-    const base = chat.url;
+    drillChat = await startDrillChat(opts.engine, "via-drill-chat-crash-", room);
+    const chat = drillChat;
+    const { storage } = chat;
+    const base = chat.process.url;
     traffic = await Traffic.open({
       base,
       room,
@@ -202,7 +188,9 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
       intervalMs: opts.intervalMs ?? 200,
     });
     const t = traffic;
-    log(`${opts.engine}: chat on ${base} (pid ${chat.pid}), ${writers} writers, ${t.observers.length} observers`);
+    log(
+      `${opts.engine}: chat on ${base} (pid ${chat.process.pid}), ${writers} writers, ${t.observers.length} observers`,
+    );
     const stormStart = now();
     t.send();
 
@@ -211,7 +199,7 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
     for (let k = 1; k <= opts.kills; k++) {
       const since = t.ackedCount();
       const target = rand(minAcks, perCycle);
-      await waitUntil(`${target} acks after a start`, () => t.ackedCount() >= since + target);
+      await waitUntil(`${target} acks after a start`, () => t.ackedCount() >= since + target, deadline);
       let answeredUnstored: string[] | undefined;
       if (nats) {
         // Between the answer and the ack, for sure: with nats-server paused the chat answers Send (it does
@@ -231,8 +219,8 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
       const atMs = now() - stormStart;
       const inFlight = t.pendingCount();
       const acksBefore = t.ackedCount() - since;
-      const pid = chat.pid;
-      await chat.kill9();
+      const pid = chat.process.pid;
+      await chat.process.kill9();
       let natsFate: KillRecord["nats"];
       if (nats) {
         // What the dead chat wrote to the paused server is in its socket: stored once the server reads it
@@ -249,7 +237,7 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
       const downMs = rand(0, maxDown);
       await sleep(downMs);
       const spawnAt = now();
-      chat = await startChatProcess(spawnOpts);
+      await chat.restart();
       const readyAt = now();
       // Receiving again: a message that first shows on a tab after the restart.
       const receivedSince = (tab: ChatTab) => {
@@ -265,14 +253,18 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
       let firstReceive: number | undefined;
       let allReceive: number | undefined;
       let firstAck: number | undefined;
-      await waitUntil("every observer to receive again", () => {
-        const times = t.observers.map((o) => receivedSince(o.tab));
-        const got = times.filter((x): x is number => x !== undefined);
-        if (got.length > 0) firstReceive ??= Math.min(...got);
-        if (got.length === times.length) allReceive = Math.max(...got);
-        firstAck ??= ackSince();
-        return allReceive !== undefined && firstAck !== undefined;
-      });
+      await waitUntil(
+        "every observer to receive again",
+        () => {
+          const times = t.observers.map((o) => receivedSince(o.tab));
+          const got = times.filter((x): x is number => x !== undefined);
+          if (got.length > 0) firstReceive ??= Math.min(...got);
+          if (got.length === times.length) allReceive = Math.max(...got);
+          firstAck ??= ackSince();
+          return allReceive !== undefined && firstAck !== undefined;
+        },
+        deadline,
+      );
       const rec: KillRecord = {
         atMs,
         pid,
@@ -296,7 +288,7 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
     }
     const since = t.ackedCount();
     await sleep(tail);
-    await waitUntil("acks after the last start", () => t.ackedCount() >= since + minAcks);
+    await waitUntil("acks after the last start", () => t.ackedCount() >= since + minAcks, deadline);
     await t.stopSending();
     // The last sends are acked within moments (nothing is killed any more).
     const settleBy = Math.min(deadline, now() + 10_000);
@@ -333,9 +325,8 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
     fresh = undefined;
     await t.close();
     traffic = undefined;
-    const exit = await chat.stop();
+    const exit = await chat.process.stop();
     if (exit !== 0) log(`  note: the chat exited with ${exit} on SIGTERM`);
-    chat = undefined;
 
     // The stream itself, through the pub/sub API.
     const back = await readRoom(opts.engine, { dataDir: storage.where.dataDir, natsUrl: storage.where.nats }, room);
@@ -382,15 +373,13 @@ export async function runCrashDrill(opts: CrashDrillOptions): Promise<CrashDrill
   } finally {
     fresh?.close();
     await traffic?.close().catch(() => {});
-    await chat?.kill9().catch(() => {});
-    await storage?.close();
+    await drillChat?.close();
   }
 }
 
 export function summary(r: CrashDrillResult): string {
   const sum = (k: "lost" | "duplicated" | "reordered") => r.observers.reduce((n, c) => n + c[k].length, 0);
-  const ms = (xs: number[]) =>
-    xs.length === 0 ? "-" : `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))} ms`;
+  const ms = (xs: number[]) => span(xs, "ms");
   return (
     `${r.engine}: ${r.kills.length} kills, ${r.writers} writers, storm ${(r.stormMs / 1000).toFixed(1)} s; ` +
     `sends accepted ${r.accepted}, refused and retried ${r.rejected}, unanswered ${r.unanswered}\n` +

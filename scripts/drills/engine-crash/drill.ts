@@ -10,14 +10,13 @@
 // engine, replay from seq 1) and checked: every acknowledged message is stored exactly once, at the seq
 // its ack named, and each writer's messages are in the order it wrote them.
 import { type ChildProcess, fork } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { killAtExit, removeDir, sleep, tempDir } from "../../../harness/cleanup.ts";
 import type { EngineName } from "../../../harness/cli.ts";
 import { type NatsServer, startNatsServer } from "../../../harness/nats-server.ts";
 import { openEmbedded } from "../../../src/pubsub/embedded/engine.ts";
 import { connectNats } from "../../../src/pubsub/nats/engine.ts";
 import type { PubSub, StreamMessage } from "../../../src/pubsub/types.ts";
+import { DrillTimeoutError, randomBetween } from "../clock.ts";
 import { DRILL_STREAM, type PublishReply, type PublishRequest } from "./protocol.ts";
 
 export type DrillEngine = EngineName;
@@ -81,16 +80,11 @@ export interface DrillResult extends DrillCounts {
   pass: boolean;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** For a bound in a race: does not keep the process alive after the race is decided. */
 const bound = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 const dec = new TextDecoder();
-const rand = (max: number) => Math.floor(Math.random() * (max + 1));
+const rand = (max: number) => randomBetween(0, max);
 const PAD = "p".repeat(64);
-
-class DrillTimeoutError extends Error {
-  override name = "DrillTimeoutError";
-}
 
 /** Whatever holds the data: killed and restarted by the drill, published to by the writers. */
 interface Target {
@@ -108,21 +102,6 @@ interface Target {
   dispose(): Promise<void>;
 }
 
-// ---- processes and dirs still alive if the process exits mid-drill (a failed test, SIGINT) ----
-
-const liveChildren = new Set<ChildProcess>();
-const liveDirs = new Set<string>();
-process.once("exit", () => {
-  for (const c of liveChildren) {
-    try {
-      c.kill("SIGKILL");
-    } catch {
-      // gone
-    }
-  }
-  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
-});
-
 const CHILD = new URL("./embedded-child.ts", import.meta.url);
 const TSX = import.meta.resolve("tsx");
 
@@ -131,7 +110,7 @@ class DownError extends Error {
 }
 
 class EmbeddedTarget implements Target {
-  readonly dir = mkdtempSync(join(tmpdir(), "via-drill-embedded-"));
+  readonly dir = tempDir("via-drill-embedded-");
   #child: ChildProcess | null = null;
   #up = false;
   #nextId = 1;
@@ -141,10 +120,6 @@ class EmbeddedTarget implements Target {
   >();
   #upWaiters: Array<() => void> = [];
   #disposed = false;
-
-  constructor() {
-    liveDirs.add(this.dir);
-  }
 
   start(): Promise<void> {
     return this.#spawn();
@@ -158,7 +133,7 @@ class EmbeddedTarget implements Target {
       stdio: ["ignore", "ignore", "inherit", "ipc"],
       env: { ...process.env, VIA_LOG_LEVEL: "silent" },
     });
-    liveChildren.add(child);
+    killAtExit(child);
     this.#child = child;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -181,7 +156,6 @@ class EmbeddedTarget implements Target {
       });
       child.once("exit", (code, signal) => {
         clearTimeout(timer);
-        liveChildren.delete(child);
         if (this.#child === child) {
           this.#child = null;
           this.#up = false;
@@ -251,8 +225,7 @@ class EmbeddedTarget implements Target {
       await Promise.race([gone, bound(5_000)]);
     }
     for (const w of this.#upWaiters.splice(0)) w();
-    rmSync(this.dir, { recursive: true, force: true });
-    liveDirs.delete(this.dir);
+    removeDir(this.dir);
   }
 }
 

@@ -1,8 +1,10 @@
 import { ChatTab, type ShownMessage } from "../../../harness/chat-client.ts";
-import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../../harness/chat-process.ts";
+import { sleep } from "../../../harness/cleanup.ts";
 import type { EngineName } from "../../../harness/cli.ts";
-import { type ChatStorage, chatStorage } from "../chat-storage.ts";
-import { checkList, type ListCheck, labelOf, listHoles, listStart, Traffic } from "../traffic.ts";
+import { median } from "../../../harness/stats.ts";
+import { type DrillChat, startDrillChat } from "../chat-storage.ts";
+import { DrillTimeoutError, now, randomBetween as rand } from "../clock.ts";
+import { checkList, few, type ListCheck, labelOf, listHoles, listStart, Traffic } from "../traffic.ts";
 
 export type ChatEngine = EngineName;
 
@@ -69,14 +71,6 @@ export interface ReconnectsResult {
   pass: boolean;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const now = () => performance.timeOrigin + performance.now();
-const rand = (min: number, max: number) => min + Math.floor(Math.random() * (max - min + 1));
-
-class DrillTimeoutError extends Error {
-  override name = "DrillTimeoutError";
-}
-
 const key = (m: ShownMessage) => {
   const l = labelOf(m.text);
   return l ? `w${l.writer}#${l.n}` : m.id;
@@ -93,14 +87,12 @@ export async function runReconnectsDrill(opts: ReconnectsOptions = {}): Promise<
   const started = now();
   const deadline = started + (opts.timeLimitMs ?? 180_000);
 
-  let storage: ChatStorage | undefined;
-  let chat: ChatProcess | undefined;
+  let drillChat: DrillChat | undefined;
   let traffic: Traffic | undefined;
   let dropper: ChatTab | undefined;
   try {
-    storage = await chatStorage(engine, "via-drill-reconnects-");
-    const spawnOpts: ChatProcessOptions = { sendRate: 10, rooms: [room], clientLimits: false, ...storage.where };
-    chat = await startChatProcess(spawnOpts);
+    drillChat = await startDrillChat(engine, "via-drill-reconnects-", room);
+    const chat = drillChat.process;
     traffic = await Traffic.open({
       base: chat.url,
       room,
@@ -242,7 +234,6 @@ export async function runReconnectsDrill(opts: ReconnectsOptions = {}): Promise<
       t.writers,
       listStart(observer.tab.messages, observer.tab.hasOlder, seqOf),
     );
-    const sorted = [...catchUp].sort((a, b) => a - b);
     const pass =
       missing.length === 0 &&
       extra.length === 0 &&
@@ -277,21 +268,18 @@ export async function runReconnectsDrill(opts: ReconnectsOptions = {}): Promise<
       observer: observerCheck,
       holes,
       resets,
-      catchUpMs: { median: sorted[Math.floor(sorted.length / 2)] ?? Number.NaN, max: sorted.at(-1) ?? Number.NaN },
+      catchUpMs: { median: median(catchUp), max: catchUp.length === 0 ? Number.NaN : Math.max(...catchUp) },
       totalMs: now() - started,
       pass,
     };
   } finally {
     dropper?.close();
     await traffic?.close().catch(() => {});
-    await chat?.kill9().catch(() => {});
-    await storage?.close();
+    await drillChat?.close();
   }
 }
 
 export function summary(r: ReconnectsResult): string {
-  const few = (xs: string[]) =>
-    xs.length === 0 ? "0" : `${xs.length} (${xs.slice(0, 5).join(", ")}${xs.length > 5 ? ", …" : ""})`;
   return (
     `${r.engine}: ${r.drops} drops (${r.connects} streams opened); ${r.missedWhileAway} gaps missed messages ` +
     `(${r.messagesWhileAway} in all); caught up after a reconnect (stream opened → the observer's position at ` +

@@ -31,13 +31,14 @@
 // stalled tab against the median without; an odd number of rounds starting and ending without puts
 // both kinds at the same mean time, so a load that drifts over the run (other processes) biases neither.
 import { type ChildProcess, fork } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { type ClientRequest, request } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ChatTab, parseMessages, type ShownMessage } from "../../../harness/chat-client.ts";
+import { killAtExit, removeDir, sleep, tempDir } from "../../../harness/cleanup.ts";
 import { actionIn, Browser, parseEvents, type TabClient } from "../../../harness/sse-client.ts";
+import { median, percentile } from "../../../harness/stats.ts";
 import type { AppStats } from "../../../src/server/app.ts";
+import { DrillTimeoutError, now, waitUntil } from "../clock.ts";
 import { checkList, type ListCheck, labelOf, listHoles, listStart, type WriterStats } from "../traffic.ts";
 import type { ServerReply, ServerRequest } from "./protocol.ts";
 
@@ -158,21 +159,10 @@ export interface StalledReaderResult {
   totalMs: number;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const now = () => performance.timeOrigin + performance.now();
 const PAD = " lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore";
 // The observers' one concession to speed (200 of them, every message): the label of each item in a
 // #messages patch, read straight from the item's text paragraph (the markup parseMessages reads).
 const LABELS = /class="text">(w\d+#\d+)(?=[\s<])/g;
-
-class DrillTimeoutError extends Error {
-  override name = "DrillTimeoutError";
-}
-
-export function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 /** CPU time the whole machine spent busy so far, in ms (Linux; NaN elsewhere). */
 function machineBusyMs(): number {
@@ -187,27 +177,7 @@ function machineBusyMs(): number {
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return Number.NaN;
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 // ---- the server process --------------------------------------------------------------------------
-
-const liveChildren = new Set<ChildProcess>();
-const liveDirs = new Set<string>();
-process.once("exit", () => {
-  for (const c of liveChildren) {
-    try {
-      c.kill("SIGKILL");
-    } catch {
-      // gone
-    }
-  }
-  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
-});
 
 const SERVER = new URL("./server.ts", import.meta.url);
 const TSX = import.meta.resolve("tsx");
@@ -239,8 +209,7 @@ class ServerProcess {
       stdio: ["ignore", "ignore", "inherit", "ipc"],
       env: { ...process.env, VIA_LOG_LEVEL: "error" },
     });
-    liveChildren.add(child);
-    child.once("exit", () => liveChildren.delete(child));
+    killAtExit(child);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("chat server not ready after 30 s")), 30_000);
       child.once("exit", (code, signal) => reject(new Error(`chat server exited (code ${code}, signal ${signal})`)));
@@ -516,15 +485,7 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
   const room = opts.room ?? "Go";
   const started = now();
   const deadline = started + (opts.timeLimitMs ?? 600_000);
-  const waitUntil = async (what: string, cond: () => boolean | Promise<boolean>, stepMs = 10): Promise<void> => {
-    while (!(await cond())) {
-      if (now() > deadline) throw new DrillTimeoutError(`time limit reached waiting for ${what}`);
-      await sleep(stepMs);
-    }
-  };
-
-  const dir = mkdtempSync(join(tmpdir(), "via-drill-stalled-"));
-  liveDirs.add(dir);
+  const dir = tempDir("via-drill-stalled-");
   let server: ServerProcess | undefined;
   const observers: LeanObserver[] = [];
   let writers: Writers | undefined;
@@ -563,7 +524,7 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
     const roomSeqs = () => [...refIds.keys(), ...w.seqs.values()];
     w.start();
     // Some history first, so "Load older" has pages to load.
-    await waitUntil("history", () => ref.messages.length >= (opts.minHistory ?? 60));
+    await waitUntil("history", () => ref.messages.length >= (opts.minHistory ?? 60), deadline);
 
     for (let i = 0; i < observerCount; i += 10) {
       const batch = Math.min(10, observerCount - i);
@@ -676,8 +637,8 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
         index: r + 1,
         stalled: withStalled,
         samples: sorted.length,
-        p50: percentile(sorted, 50),
-        p99: percentile(sorted, 99),
+        p50: percentile(sorted, 0.5),
+        p99: percentile(sorted, 0.99),
         max: sorted.at(-1) ?? Number.NaN,
         observersMissing,
         maxTabBytes: 0,
@@ -704,7 +665,11 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
       ex.client.stream?.resume();
       let recovery: Recovery;
       try {
-        await waitUntil("the extra tab to drain", () => !ex.connected || ex.messages.some((m) => (m.seq ?? 0) >= upTo));
+        await waitUntil(
+          "the extra tab to drain",
+          () => !ex.connected || ex.messages.some((m) => (m.seq ?? 0) >= upTo),
+          deadline,
+        );
         const drainMs = now() - t1;
         let reconnected = false;
         if (!ex.connected) {
@@ -820,12 +785,11 @@ export async function runStalledReaderDrill(opts: StalledReaderOptions = {}): Pr
     writers?.close();
     for (const o of observers) o.close();
     await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
-    liveDirs.delete(dir);
+    removeDir(dir);
   }
 }
 
-const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
+export const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
 
 export function describeRound(r: RoundResult, cap: number): string {
   const rec = r.recovery;
