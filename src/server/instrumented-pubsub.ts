@@ -2,19 +2,7 @@
 // publishes (count, ack latency, failures by error class) and its deliveries to the app's
 // subscriptions counted on the way through. Everything else goes to the engine as is.
 import type { Counter, Histogram } from "prom-client";
-import type {
-  Handler,
-  HistoryQuery,
-  PublishAck,
-  PublishOptions,
-  PubSub,
-  PubSubStatus,
-  StreamConfig,
-  StreamInfo,
-  StreamMessage,
-  SubscribeOptions,
-  Unsubscribe,
-} from "../pubsub/types.ts";
+import type { PublishAck, PubSub } from "../pubsub/types.ts";
 
 /** The metrics a publish counts in (metrics.ts registers them). */
 export interface PublishMetrics {
@@ -38,19 +26,28 @@ export class InstrumentedPubSub implements PubSub {
   readonly kind: PubSub["kind"];
   /** Messages handed to subscription handlers (a plain number, read at scrape time). */
   deliveries = 0;
-  readonly deleteStream?: (stream: string) => Promise<void>;
-  readonly status?: () => PubSubStatus;
+  // Passed through as they are.
+  readonly ensureStream: PubSub["ensureStream"];
+  readonly history: PubSub["history"];
+  readonly info: PubSub["info"];
+  readonly close: PubSub["close"];
+  readonly deleteStream?: PubSub["deleteStream"];
+  readonly status?: PubSub["status"];
 
   constructor(
     readonly inner: PubSub,
     private readonly metrics: PublishMetrics,
   ) {
     this.kind = inner.kind;
+    this.ensureStream = (config) => inner.ensureStream(config);
+    this.history = (subject, query) => inner.history(subject, query);
+    this.info = (stream) => inner.info(stream);
+    this.close = () => inner.close();
     if (inner.deleteStream) this.deleteStream = (stream) => inner.deleteStream!(stream);
     if (inner.status) this.status = () => inner.status!();
   }
 
-  publish(subject: string, data: Uint8Array | string, opts?: PublishOptions): Promise<PublishAck | null> {
+  publish(...[subject, data, opts]: Parameters<PubSub["publish"]>): Promise<PublishAck | null> {
     const started = performance.now();
     let published: Promise<PublishAck | null>;
     try {
@@ -80,7 +77,7 @@ export class InstrumentedPubSub implements PubSub {
     this.metrics.publishFailures.inc({ error: PUBLISH_ERRORS.has(name) ? name : "other" });
   }
 
-  subscribe(pattern: string, handler: Handler, opts?: SubscribeOptions): Unsubscribe {
+  subscribe(...[pattern, handler, opts]: Parameters<PubSub["subscribe"]>): ReturnType<PubSub["subscribe"]> {
     return this.inner.subscribe(
       pattern,
       (msg) => {
@@ -89,21 +86,5 @@ export class InstrumentedPubSub implements PubSub {
       },
       opts,
     );
-  }
-
-  ensureStream(config: StreamConfig): Promise<StreamInfo> {
-    return this.inner.ensureStream(config);
-  }
-
-  history(subject: string, query: HistoryQuery): Promise<StreamMessage[]> {
-    return this.inner.history(subject, query);
-  }
-
-  info(stream: string): Promise<StreamInfo> {
-    return this.inner.info(stream);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }

@@ -14,6 +14,7 @@ import { type Chat, createChat } from "../../apps/chat/app.tsx";
 import { type ChatMessage, DEV_QUOTES } from "../../apps/chat/messages.ts";
 import { type Room, roomSubject } from "../../apps/chat/rooms.ts";
 import { browserOrSkip, closeBrowser, openPage, type ProbedPage } from "../../harness/browser.ts";
+import { say as sayIn, shownMessages, waitForMessage as waitForPageMessage } from "../../harness/chat-page.ts";
 import { type NatsServer, natsServerMissing, startNatsServer } from "../../harness/nats-server.ts";
 import { openPubSub } from "../../src/pubsub/index.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
@@ -149,35 +150,15 @@ async function enter(
   };
 }
 
-/** Types `text` into the input, presses Enter and waits until the server took it (the input clears). */
+/** Types `text` into the input (all of it), presses Enter and waits until the server took it. */
 async function say(u: User, text: string): Promise<void> {
   await u.page.fill("#statement", text);
   assert.equal(await u.page.inputValue("#statement"), text, "the input holds the whole text");
-  await u.page.press("#statement", "Enter");
-  await u.page.waitForFunction(() => document.querySelector<HTMLInputElement>("#statement")?.value === "");
+  await sayIn(u.page, text);
 }
 
-/** Waits until a message whose `.text` is exactly `text` is on the page and stored (not pending). */
-async function waitForMessage(u: User, text: string): Promise<void> {
-  await u.page.waitForFunction(
-    (expected) =>
-      [...document.querySelectorAll("#messages > li.chat-message:not(.sending):not(.failed)")].some(
-        (li) => li.querySelector(".text")?.textContent === expected,
-      ),
-    text,
-  );
-}
-
-/** What the page shows for each message, oldest first. */
-function shown(page: Page): Promise<Array<{ author: string; text: string; classes: string[] }>> {
-  return page.$$eval("#messages > li.chat-message", (lis) =>
-    lis.map((li) => ({
-      author: li.querySelector(".author")?.textContent ?? "",
-      text: li.querySelector(".text")?.textContent ?? "",
-      classes: [...li.classList],
-    })),
-  );
-}
+const waitForMessage = (u: User, text: string) => waitForPageMessage(u.page, text);
+const shown = shownMessages;
 
 const texts = async (page: Page) => (await shown(page)).map((m) => m.text);
 const tag = () => Math.random().toString(36).slice(2, 8);

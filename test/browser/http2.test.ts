@@ -10,6 +10,7 @@ import { after, test } from "node:test";
 import type { Page } from "playwright-core";
 import { createChat } from "../../apps/chat/app.tsx";
 import { browserOrSkip, closeBrowser } from "../../harness/browser.ts";
+import { say, waitForMessage } from "../../harness/chat-page.ts";
 import { certOrSkip } from "../../harness/tls.ts";
 import { openPubSub } from "../../src/pubsub/index.ts";
 
@@ -69,19 +70,8 @@ test("chat over HTTPS/HTTP/2: 10 tabs of one browser all load, go live and recei
   assert.ok(chat.app.stats().tabs >= 1, "the tabs are live on the server");
 
   const text = `hello all ${Math.random().toString(36).slice(2, 8)}`;
-  await pages[0]!.fill("#statement", text);
-  await pages[0]!.press("#statement", "Enter");
-  await Promise.all(
-    pages.map((page) =>
-      page.waitForFunction(
-        (expected) =>
-          [...document.querySelectorAll("#messages > li.chat-message:not(.sending):not(.failed)")].some(
-            (li) => li.querySelector(".text")?.textContent === expected,
-          ),
-        text,
-      ),
-    ),
-  );
+  await say(pages[0]!, text);
+  await Promise.all(pages.map((page) => waitForMessage(page, text)));
   assert.ok(connections <= 2, `the ${TABS} tabs shared the browser's connection (${connections} opened)`);
   assert.deepEqual(errors, [], "no page error or console error");
 });

@@ -12,6 +12,7 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { type Chat, type ChatOptions, createChat } from "../../apps/chat/app.tsx";
 import { roomSubject } from "../../apps/chat/rooms.ts";
 import { browserOrSkip, closeBrowser } from "../../harness/browser.ts";
+import { say, waitForMessage } from "../../harness/chat-page.ts";
 import { until } from "../../harness/poll.ts";
 import { openPubSub } from "../../src/pubsub/index.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
@@ -157,23 +158,6 @@ async function killSharedWorkers(browser: Browser): Promise<number> {
   return workers.length;
 }
 
-async function say(page: Page, text: string): Promise<void> {
-  await page.fill("#statement", text);
-  await page.press("#statement", "Enter");
-  await page.waitForFunction(() => document.querySelector<HTMLInputElement>("#statement")?.value === "");
-}
-
-function waitForText(page: Page, text: string, timeout = WAIT_MS): Promise<unknown> {
-  return page.waitForFunction(
-    (expected) =>
-      [...document.querySelectorAll("#messages > li.chat-message:not(.sending):not(.failed)")].some(
-        (li) => li.querySelector(".text")?.textContent === expected,
-      ),
-    text,
-    { timeout },
-  );
-}
-
 /** How the server's connected tabs get their events: own streams, shared streams, tabs in all. */
 function transports(server: Server): { own: number; shared: number; tabs: number } {
   const stats = server.chat.app.stats();
@@ -194,14 +178,14 @@ test("twelve tabs in one browser all load, receive a new message within 2 s and 
   await Promise.all(pages.map((p) => p.evaluate(watchArrival(`hello all ${id}`))));
   const sentAt = Date.now();
   await say(pages[0]!, `hello all ${id}`);
-  await Promise.all(pages.map((p) => waitForText(p, `hello all ${id}`)));
+  await Promise.all(pages.map((p) => waitForMessage(p, `hello all ${id}`)));
   const arrivals = await Promise.all(pages.map((p) => p.evaluate("window.__arrivedAt ?? 0") as Promise<number>));
   const slowest = Math.max(...arrivals) - sentAt;
   t.diagnostic(`the slowest of ${TABS} tabs showed the message ${slowest} ms after Enter`);
   assert.ok(slowest < 2_000, `every tab shows a new message within 2 s (slowest ${slowest} ms)`);
 
   for (const [i, page] of pages.entries()) await say(page, `from tab ${i} ${id}`);
-  for (const page of pages) for (let i = 0; i < TABS; i++) await waitForText(page, `from tab ${i} ${id}`);
+  for (const page of pages) for (let i = 0; i < TABS; i++) await waitForMessage(page, `from tab ${i} ${id}`);
   assert.deepEqual(problems.errors, []);
 });
 
@@ -212,12 +196,12 @@ test("a tab closed mid-traffic does not disturb the other tabs", async (t) => {
   const pages = await openTabs(context, server.url, "/room/Go", 6, problems);
   const texts = Array.from({ length: 40 }, (_, i) => `traffic ${i} ${tag()}`);
   const feeding = publishMessages(server.pubsub, "Go", texts, 20);
-  await waitForText(pages[0]!, texts[10]!);
+  await waitForMessage(pages[0]!, texts[10]!);
   await pages[2]!.close();
   await feeding;
   const rest = pages.filter((_, i) => i !== 2);
   for (const page of rest) {
-    await waitForText(page, texts.at(-1)!);
+    await waitForMessage(page, texts.at(-1)!);
     const shown = (await shownTexts(page)).filter((x) => x.startsWith("traffic "));
     assert.deepEqual(shown, texts, "every message, once, in order");
   }
@@ -265,7 +249,7 @@ test("the server restarts with twelve tabs open and every tab recovers without a
 
   const id = tag();
   await say(pages[3]!, `after the restart ${id}`);
-  await Promise.all(pages.map((p) => waitForText(p, `after the restart ${id}`)));
+  await Promise.all(pages.map((p) => waitForMessage(p, `after the restart ${id}`)));
   const kept = await Promise.all(pages.map((p) => p.evaluate("window.__notReloaded === true")));
   assert.deepEqual(kept, Array(TABS).fill(true), "no tab reloaded");
   // The browser logs the refused connection attempts while the server is down; nothing else.
@@ -293,7 +277,7 @@ test("when the shared worker dies, the tabs go on with streams of their own", as
   );
   const id = tag();
   await say(pages[1]!, `after the worker ${id}`);
-  await Promise.all(pages.map((p) => waitForText(p, `after the worker ${id}`)));
+  await Promise.all(pages.map((p) => waitForMessage(p, `after the worker ${id}`)));
   assert.ok(
     problems.log.some((l) => l.includes("the shared worker ended")),
     "the tabs say why they left it",
@@ -324,7 +308,7 @@ test("without SharedWorker each tab has its own stream; a hidden one parks, stay
   assert.equal(await people(a!), "2 people here", "a parked tab stays present");
 
   await setHidden(b!, false);
-  await waitForText(b!, `while hidden ${id}`);
+  await waitForMessage(b!, `while hidden ${id}`);
   assert.equal(server.chat.app.stats().connected, 2);
 
   await b!.close({ runBeforeUnload: true });

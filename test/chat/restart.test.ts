@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, type TestContext, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { browserOrSkip, closeBrowser, openPage, type ProbedPage } from "../../harness/browser.ts";
+import { say, waitForMessage } from "../../harness/chat-page.ts";
 import { type ChatProcess, type ChatProcessOptions, startChatProcess } from "../../harness/chat-process.ts";
 
 const WAIT_MS = 10_000;
@@ -48,24 +49,6 @@ async function tab(t: TestContext, browser: Browser, url: string, allow: RegExp[
   await p.page.goto(url);
   await p.page.waitForSelector("html[data-connection=online]");
   return p;
-}
-
-async function say(page: Page, text: string): Promise<void> {
-  await page.fill("#statement", text);
-  await page.press("#statement", "Enter");
-  await page.waitForFunction(() => document.querySelector<HTMLInputElement>("#statement")?.value === "");
-}
-
-/** Waits until a stored (not pending) message with exactly this text is on the page. */
-async function waitForMessage(page: Page, text: string, timeout = WAIT_MS): Promise<void> {
-  await page.waitForFunction(
-    (expected) =>
-      [...document.querySelectorAll("#messages > li.chat-message:not(.sending):not(.failed)")].some(
-        (li) => li.querySelector(".text")?.textContent === expected,
-      ),
-    text,
-    { timeout },
-  );
 }
 
 const texts = (page: Page) =>
