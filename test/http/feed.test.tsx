@@ -18,10 +18,8 @@ after(async () => {
   for (const fn of cleanups.reverse()) await fn();
 });
 
-interface Note {
-  from: string;
-  text: string;
-}
+/** A message the tests publish: who sent it and what it says. */
+type Note = { from: string; text: string };
 
 interface Started {
   app: App;

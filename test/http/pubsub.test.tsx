@@ -8,10 +8,8 @@ import { until } from "../../harness/poll.ts";
 import { Browser } from "../../harness/sse-client.ts";
 import { type App, createApp, openPubSub, type PubSub } from "../../src/index.ts";
 
-interface Note {
-  from: string;
-  text: string;
-}
+/** A message the tests publish: who sent it and what it says. */
+type Note = { from: string; text: string };
 
 interface Started {
   app: App;
