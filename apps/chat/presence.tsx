@@ -13,20 +13,9 @@
 // limit.
 import { randomBytes } from "node:crypto";
 import type { App, Channel, ChannelOptions, Context, Logger, PubSub, Unsubscribe } from "via-ts";
-import { PresenceList } from "./view.tsx";
+import { type Member, PresenceList, type Roster } from "./view.tsx";
 
-export interface Member {
-  /** Identity id: one entry per person even with several tabs open. */
-  id: string;
-  name: string;
-  emoji: string;
-}
-
-/** A room's people: how many, and who (sorted by name; at most SHOWN_MEMBERS when the room is big). */
-export interface Roster {
-  count: number;
-  members: Member[];
-}
+export type { Member, Roster };
 
 /** One instance's people in one room. */
 interface Snapshot {

@@ -6,8 +6,21 @@ import type { Action, FeedStream, Signal } from "via-ts";
 import type { Identity } from "./identity.ts";
 import { type ChatMessage, stripBidiControls } from "./messages.ts";
 import type { OutboxEntry } from "./outbox.ts";
-import type { Roster } from "./presence.tsx";
 import { type Room, roomPath } from "./rooms.ts";
+
+/** A person in a room's presence. */
+export interface Member {
+  /** Identity id: one entry per person even with several tabs open. */
+  id: string;
+  name: string;
+  emoji: string;
+}
+
+/** A room's people: how many, and who (sorted by name; at most SHOWN_MEMBERS when the room is big). */
+export interface Roster {
+  count: number;
+  members: Member[];
+}
 
 /** A message's delivery state: this tab's own sends are "sending" or "failed" until stored. */
 export type Delivery = "sending" | "failed" | "sent";
