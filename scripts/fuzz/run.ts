@@ -374,7 +374,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         "live tabs after the run",
       );
     }
-    // A page load keeps no session (F9, fixed), so only the live tabs' sessions may be kept.
+    // A page load keeps no session (finding F9 in docs/RELIABILITY.md), so only the live tabs' sessions may be kept.
     if (stats.sessions > after.sessions.legit) {
       post(
         `app.stats().sessions is ${stats.sessions} after the run, but live tabs hold only ${after.sessions.legit} (${issued} pages issued a fresh session cookie): page loads, refused or forged requests kept sessions`,

@@ -1,5 +1,5 @@
-// What an attacker tries against a running app, each as the request that used to work: limits a new
-// cookie resets, planted session ids, cross-site streams, foreign Host names, slow clients.
+// What an attacker tries against a running app, each as the request an attacker would send: limits a
+// new cookie would reset, planted session ids, cross-site streams, foreign Host names, slow clients.
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { after, test } from "node:test";
