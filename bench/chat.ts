@@ -28,7 +28,7 @@ import { runLabel, systemsOf, type Variant, variantsOf } from "./chat/scenario.t
 import { runScenario } from "./chat/scenarios/index.ts";
 import { PRESENCE_TIMEOUT_MS } from "./chat/scenarios/ramp.ts";
 import { Histogram, MESSAGE_CHARS, SYSTEM_LABEL, type System } from "./chat/shared.ts";
-import { loadText, watchdog } from "./shared/run.ts";
+import { loadText, watchdog } from "./common/run.ts";
 
 const cli = chatCommand();
 

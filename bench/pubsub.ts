@@ -15,8 +15,8 @@ import { exitOnSignals, killAtExit, removeDir, tempDir } from "../harness/cleanu
 import { defineCommand, runMain } from "../harness/cli.ts";
 import { type NatsServer, natsServerBin, startNatsServer } from "../harness/nats-server.ts";
 import { markdownTable, median } from "../harness/stats.ts";
+import { watchdog } from "./common/run.ts";
 import type { FillResult, Job, RepResult, Sizes, WorkerMessage } from "./pubsub/worker.ts";
-import { watchdog } from "./shared/run.ts";
 
 const cli = defineCommand({
   script: "bench:pubsub",

@@ -17,7 +17,7 @@ import { exitOnSignals } from "../harness/cleanup.ts";
 import { defineCommand, runMain } from "../harness/cli.ts";
 import { markdownTable } from "../harness/stats.ts";
 import { selfSignedCert } from "../harness/tls.ts";
-import { loadText, watchdog } from "./shared/run.ts";
+import { loadText, watchdog } from "./common/run.ts";
 import {
   BATCH,
   type FanoutRun,

@@ -39,7 +39,7 @@
 // The parts (bench/chat/clients/): the tabs and counters (world.ts), opening tabs and browsers
 // (connect.ts), reading what reaches them and the loss check (deliveries.ts), sending (send.ts).
 
-import { serveIpc } from "../shared/ipc.ts";
+import { serveIpc } from "../common/ipc.ts";
 import type {
   BrowsersArgs,
   ClosedLoopArgs,

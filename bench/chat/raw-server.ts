@@ -14,8 +14,8 @@ import { randomBytes } from "node:crypto";
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { escapeHtml } from "../../src/server/html.ts";
-import { appendEvent, startEventStream } from "../shared/event-stream.ts";
-import { serveIpc } from "../shared/ipc.ts";
+import { appendEvent, startEventStream } from "../common/event-stream.ts";
+import { serveIpc } from "../common/ipc.ts";
 
 const MAX_BODY = 8192;
 const KEEPALIVE_MS = 15_000;

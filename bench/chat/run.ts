@@ -5,9 +5,9 @@
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { sleep } from "../../harness/cleanup.ts";
-import { kib, mib, ms, pct } from "../shared/format.ts";
-import { type Child, wallNow } from "../shared/ipc.ts";
-import { log } from "../shared/run.ts";
+import { kib, mib, ms, pct } from "../common/format.ts";
+import { type Child, wallNow } from "../common/ipc.ts";
+import { log } from "../common/run.ts";
 import {
   type BrowsersArgs,
   type BrowsersResult,

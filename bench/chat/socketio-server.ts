@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Server } from "socket.io";
-import { serveIpc } from "../shared/ipc.ts";
+import { serveIpc } from "../common/ipc.ts";
 
 const MAX_TEXT = 2000;
 const httpServer = createServer();

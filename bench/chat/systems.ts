@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { buildChat, startChatProcess } from "../../harness/chat-process.ts";
 import { removeDir, tempDir } from "../../harness/cleanup.ts";
 import { startNatsServer } from "../../harness/nats-server.ts";
-import { Child } from "../shared/ipc.ts";
+import { Child } from "../common/ipc.ts";
 import type { System } from "./shared.ts";
 
 export interface RunningSystem {
@@ -83,7 +83,7 @@ export function gcAndMeasure(pid: number, pauseMs: number): Promise<HeapFigures>
   return control<HeapFigures>(pid, { cmd: "gc", pauseMs });
 }
 
-/** A bench/chat child process (server or client) on the IPC channel of bench/shared/ipc.ts. */
+/** A bench/chat child process (server or client) on the IPC channel of bench/common/ipc.ts. */
 export function spawnChild<Info>(name: string, script: keyof typeof SCRIPTS, execArgv: string[] = []): Child<Info> {
   return new Child<Info>(name, SCRIPTS[script], { execArgv, readyTimeoutMs: 60_000 });
 }

@@ -22,7 +22,7 @@ import { bootOf, viewHashOf } from "../../harness/chat-markup.ts";
 import { sleep } from "../../harness/cleanup.ts";
 import { getRequest, takeStreamHead } from "../../harness/sse-parse.ts";
 import { percentile } from "../../harness/stats.ts";
-import { serveIpc, wallNow } from "../shared/ipc.ts";
+import { serveIpc, wallNow } from "../common/ipc.ts";
 import { STAMP_ATTR } from "./fanout.ts";
 
 export type Transport = "http" | "https" | "h2";

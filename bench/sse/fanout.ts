@@ -5,7 +5,7 @@
 import { constants, PerformanceObserver } from "node:perf_hooks";
 import { getHeapSpaceStatistics, writeHeapSnapshot } from "node:v8";
 import { sleep } from "../../harness/cleanup.ts";
-import { serveIpc, wallNow } from "../shared/ipc.ts";
+import { serveIpc, wallNow } from "../common/ipc.ts";
 
 /** The ~100-byte text every fan-out message carries (plain ASCII: nothing to escape). */
 export const PAYLOAD_TEXT =

@@ -2,9 +2,9 @@
 // forced GCs before any tab, then with N and 5N idle tabs) and fan-out (N tabs, one `append` patch to
 // every tab `rate` times a second, each delivery timed by the clients).
 import { sleep } from "../../harness/cleanup.ts";
-import { kib, mib, ms } from "../shared/format.ts";
-import { Child } from "../shared/ipc.ts";
-import { log } from "../shared/run.ts";
+import { kib, mib, ms } from "../common/format.ts";
+import { Child } from "../common/ipc.ts";
+import { log } from "../common/run.ts";
 import type { CollectResult, ConnectArgs, ConnectResult, ResetArgs, Transport } from "./clients.ts";
 import type { FanoutArgs, FanoutResult, MemorySample } from "./fanout.ts";
 

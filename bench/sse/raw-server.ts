@@ -3,7 +3,7 @@
 // message) to each of them at the same rate. No sessions, no per-connection state, no backpressure.
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { appendEvent, startEventStream } from "../shared/event-stream.ts";
+import { appendEvent, startEventStream } from "../common/event-stream.ts";
 import { PAYLOAD_TEXT, serveFanout, stamp } from "./fanout.ts";
 
 const streams = new Set<ServerResponse>();

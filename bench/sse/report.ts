@@ -2,7 +2,7 @@
 // throughput, CPU, GC), and with --h2 via by transport. Each row is kept as numbers for --json and
 // printed as text; fan-out rows are the median over the rounds, losses their sum.
 import { median } from "../../harness/stats.ts";
-import { kib, mib, ms, ratio } from "../shared/format.ts";
+import { kib, mib, ms, ratio } from "../common/format.ts";
 import type { MemorySample } from "./fanout.ts";
 import type { FanoutRun, MemoryRun, SseSettings } from "./phases.ts";
 

@@ -14,7 +14,7 @@ import {
   sseParseState,
   takeStreamHead,
 } from "../../../harness/sse-parse.ts";
-import { wallNow } from "../../shared/ipc.ts";
+import { wallNow } from "../../common/ipc.ts";
 import type {
   BrowsersArgs,
   BrowsersResult,

@@ -11,7 +11,7 @@ import {
 } from "../../../harness/chat-markup.ts";
 import { sleep } from "../../../harness/cleanup.ts";
 import { isComment, lineValue } from "../../../harness/sse-parse.ts";
-import { wallNow } from "../../shared/ipc.ts";
+import { wallNow } from "../../common/ipc.ts";
 import type { FinishArgs, FinishResult } from "../client-api.ts";
 import { Histogram, parseMessageText } from "../shared.ts";
 import type { Browser, Tab } from "./world.ts";

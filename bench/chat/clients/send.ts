@@ -3,7 +3,7 @@
 // slot sends the next once the last is complete here).
 import { type Agent, request } from "node:http";
 import { sleep } from "../../../harness/cleanup.ts";
-import { wallNow } from "../../shared/ipc.ts";
+import { wallNow } from "../../common/ipc.ts";
 import type { ClosedLoopArgs, OpenLoopArgs, SendRecord, SendResult } from "../client-api.ts";
 import { Histogram, type MessageSize, messageText } from "../shared.ts";
 import { phase, resetMeasurement, sentBy, startWindow, waiting } from "./deliveries.ts";

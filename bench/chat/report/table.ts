@@ -1,7 +1,7 @@
 // bench:chat's tables: per scenario, a row per figure and a column per run (system, and variant),
 // then the ratios of our chat against raw and Socket.IO (and, in the tabs scenario, shared streams
 // against streams of their own). The figures' definitions are in bench/chat/cli.ts (DEFINITIONS).
-import { kib, mib, ms, num, pct, ratio, sec } from "../../shared/format.ts";
+import { kib, mib, ms, num, pct, ratio, sec } from "../../common/format.ts";
 import {
   accepted,
   bytesPerDelivery,

@@ -1,6 +1,6 @@
 // bench:chat's targets: what our chat is held to (and raw's ramp, the baseline's own target), each
 // row measured against the baselines of the same run. A missed target does not fail the run.
-import { kib, mib, ms, num, ratio, sec, signedPct } from "../../shared/format.ts";
+import { kib, mib, ms, num, ratio, sec, signedPct } from "../../common/format.ts";
 import {
   bytesPerDelivery,
   cpuPer1k,

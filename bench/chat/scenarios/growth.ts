@@ -1,7 +1,7 @@
 // Scenario growth: tabs in one room, then a fixed number of messages in a closed loop; the server's
 // memory after forced GCs before and after the messages.
-import { mib, signedPct } from "../../shared/format.ts";
-import { log } from "../../shared/run.ts";
+import { mib, signedPct } from "../../common/format.ts";
+import { log } from "../../common/run.ts";
 import { growthOf, type RunResult } from "../results.ts";
 import { type Bench, begin, closedLoop, logTabs, memory, openTabs, tabsOpened } from "../run.ts";
 

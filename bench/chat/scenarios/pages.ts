@@ -2,8 +2,8 @@
 // attached tab into the same room; the server's memory before and after.
 import { loadavg } from "node:os";
 import { sleep } from "../../../harness/cleanup.ts";
-import { kib, mib, sec } from "../../shared/format.ts";
-import { log } from "../../shared/run.ts";
+import { kib, mib, sec } from "../../common/format.ts";
+import { log } from "../../common/run.ts";
 import type { PageLoadArgs, PageLoadResult } from "../client-api.ts";
 import { readRss } from "../probes.ts";
 import type { RunResult } from "../results.ts";

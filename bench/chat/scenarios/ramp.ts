@@ -1,7 +1,7 @@
 // Scenario ramp: N new sessions join one room (page GET, then its stream), until all are attached and
 // every tab shows the room's presence count N.
-import { sec } from "../../shared/format.ts";
-import { log } from "../../shared/run.ts";
+import { sec } from "../../common/format.ts";
+import { log } from "../../common/run.ts";
 import type { PresenceArgs, PresenceResult } from "../client-api.ts";
 import type { RunResult } from "../results.ts";
 import { type Bench, begin, logTabs, openTabs, tabsOpened } from "../run.ts";

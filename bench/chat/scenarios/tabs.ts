@@ -1,8 +1,8 @@
 // Scenario tabs: B browsers × T tabs, on one shared stream per browser or on a stream of their own per
 // tab (b.variant); the server's connections and memory with every tab attached, then the open loop
 // (a message reaching every tab of the room) with the server's write system calls and event-loop delay.
-import { ms, num, sec } from "../../shared/format.ts";
-import { log } from "../../shared/run.ts";
+import { ms, num, sec } from "../../common/format.ts";
+import { log } from "../../common/run.ts";
 import { readWriteSyscalls, scrapeMetrics, serverConnections } from "../probes.ts";
 import type { RunResult } from "../results.ts";
 import { type Bench, begin, logTabs, openBrowsers, openLoopPhase, tabsOpened, trafficDone } from "../run.ts";
