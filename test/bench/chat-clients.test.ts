@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { after, test } from "node:test";
 import type * as Api from "../../bench/chat/client-api.ts";
-import { Child } from "../../bench/shared/ipc.ts";
+import { Child } from "../../bench/common/ipc.ts";
 
 const TAB_IDS = ["A".repeat(43), "B".repeat(43)];
 const HASH = "hash0123456789ab";
