@@ -208,14 +208,7 @@ export function defineCommand<const F extends Record<string, Flag>>(
       values[name] = given === undefined ? undefined : intValue(name, flag, given as string, help);
     } else {
       const fallback = quick && flag.quick !== undefined ? flag.quick : flag.default;
-      if (given === undefined) values[name] = fallback;
-      else {
-        const n = Number(given);
-        if (!Number.isInteger(n) || n < flag.min || n > flag.max) {
-          usageError(`--${name} must be an integer in [${flag.min}, ${flag.max}], got ${JSON.stringify(given)}`, help);
-        }
-        values[name] = n;
-      }
+      values[name] = given === undefined ? fallback : intValue(name, flag, given as string, help);
     }
   }
   const jsonFile = raw.json as string | undefined;
