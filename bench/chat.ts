@@ -19,7 +19,7 @@
 import { cpus } from "node:os";
 import { exitOnSignals } from "../harness/cleanup.ts";
 import { runMain } from "../harness/cli.ts";
-import { markdownTable } from "../harness/stats.ts";
+import { markdownTable, Table } from "../harness/stats.ts";
 import { chatCommand, DEFINITIONS, settingsOf } from "./chat/cli.ts";
 import { labelOf, runNotes, scenarioTable, scenarioTitle, type TableData } from "./chat/report/table.ts";
 import { TARGET, type TargetRow, targets } from "./chat/report/targets.ts";
@@ -95,15 +95,13 @@ async function main(): Promise<number> {
 
   const targetRows = targets(scenarios, results);
   const resultText = (t: TargetRow) => (t.met === undefined ? "n/a" : t.met ? "MET" : "MISSED");
+  const targetTable = new Table(
+    ["target", "scenario", "system", "measured", "result"],
+    targetRows.map((t) => [t.target, t.scenario, t.system, t.measured, resultText(t)]),
+  );
   if (targetRows.length > 0) {
     console.log("targets (our chat, and raw's ramp; a missed target does not fail the run):");
-    console.log(
-      markdownTable(
-        ["target", "scenario", "system", "measured", "result"],
-        targetRows.map((t) => [t.target, t.scenario, t.system, t.measured, resultText(t)]),
-      ),
-    );
-    console.log("");
+    console.log(`${targetTable}\n`);
   }
 
   const losses = results.map((r) => ({
@@ -165,6 +163,7 @@ async function main(): Promise<number> {
       targetsDefinition: TARGET,
       tables,
       targets: targetRows.map((t) => ({ ...t, result: resultText(t) })),
+      targetTable: { title: "targets (our chat, and raw's ramp)", table: targetTable },
       losses,
       results: results.map((r) => ({ ...plain(r), scenario: r.scenario.id, scenarioSpec: r.scenario })),
       failures,

@@ -84,6 +84,8 @@ export interface CommandSpec<F extends Record<string, Flag>> {
   quick?: string;
   /** Text after the options in the help. */
   footer?: string;
+  /** The arguments after the options, as the usage line names them; without it none are taken. */
+  positionals?: string;
 }
 
 export interface Command<F extends Record<string, Flag>> {
@@ -94,6 +96,8 @@ export interface Command<F extends Record<string, Flag>> {
   header(): string[];
   /** The --json file, if one was given. */
   jsonFile: string | undefined;
+  /** The arguments after the options (only for a command that declares `positionals`). */
+  positionals: string[];
   /** Writes `results` (with the command and the machine) to the --json file, if one was given. */
   writeJson(results: unknown): void;
 }
@@ -147,7 +151,7 @@ export function helpText<F extends Record<string, Flag>>(spec: CommandSpec<F>): 
     return head.length < COLUMN ? `${head.padEnd(COLUMN)}${body}` : `${head}\n${pad}${body}`;
   });
   return [
-    `Usage: npm run ${spec.script} -- [options]`,
+    `Usage: npm run ${spec.script} -- [options]${spec.positionals ? ` ${spec.positionals}` : ""}`,
     "",
     spec.about.trim(),
     "",
@@ -181,8 +185,11 @@ export function defineCommand<const F extends Record<string, Flag>>(
     options[name] = { type: flag.type === "boolean" ? "boolean" : "string" };
   }
   let raw: Record<string, string | boolean | undefined>;
+  let positionals: string[] = [];
   try {
-    raw = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+    const parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: spec.positionals !== undefined });
+    raw = parsed.values;
+    positionals = parsed.positionals;
   } catch (err) {
     usageError((err as Error).message, help);
   }
@@ -218,6 +225,7 @@ export function defineCommand<const F extends Record<string, Flag>>(
     quick,
     help,
     jsonFile,
+    positionals,
     header: () => {
       const cpu = cpus();
       return [

@@ -46,3 +46,23 @@ export function span(xs: readonly number[], unit = ""): string {
   if (xs.length === 0) return "-";
   return `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))}${unit ? ` ${unit}` : ""}`;
 }
+
+/**
+ * A table a tool prints and also writes with its --json results: printed (in a template or by
+ * console.log) it is the Markdown table; as JSON it is `{ header, rows }`, which `npm run figures`
+ * prints again, so a table in the docs can come from a run's JSON instead of its terminal.
+ */
+export class Table {
+  constructor(
+    readonly header: string[],
+    readonly rows: string[][],
+  ) {}
+
+  toString(): string {
+    return markdownTable(this.header, this.rows);
+  }
+
+  toJSON(): { header: string[]; rows: string[][] } {
+    return { header: this.header, rows: this.rows };
+  }
+}

@@ -40,7 +40,9 @@ async function main(): Promise<number> {
   );
   const out = await runCluster({ ...opts, recoveryLimitMs: 60_000, log: (l) => console.log(l) });
   if (out.error) console.log(`\ndrill did not complete: ${out.error}`);
-  console.log(`\n${clusterTable(out.records)}\n`);
+  const table = clusterTable(out.records);
+  const final = finalTable(out.final);
+  console.log(`\n${table}\n`);
   const observers = out.records.map((r) => since(r.failedAt, everyObserverAt(r)));
   const ack = out.records.map((r) => since(r.failedAt, r.firstAckAt));
   const afterElection = out.records.map((r, i) =>
@@ -59,9 +61,10 @@ async function main(): Promise<number> {
     `targets: median election → every observer ${Math.round(medianAfter)} ms (≤ 1000), max kill → every observer ` +
       `${Math.round(maxKill)} ms (≤ 15000): ${targets ? "met" : "MISSED"}\n`,
   );
-  console.log(finalTable(out.final));
+  console.log(String(final));
   const pass = out.pass && targets;
   cli.writeJson({
+    tables: { kills: table, final },
     pass,
     targetsMet: targets,
     medianElectionToObserversMs: medianAfter,

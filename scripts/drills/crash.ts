@@ -7,7 +7,7 @@
 // Exits non-zero if anything acknowledged is lost, duplicated or reordered (or the drill could not complete).
 import { exitOnSignals } from "../../harness/cleanup.ts";
 import { defineCommand, enginesOf, runMain } from "../../harness/cli.ts";
-import { markdownTable, span } from "../../harness/stats.ts";
+import { span, Table } from "../../harness/stats.ts";
 import { engineFlag, runPerEngine, sendIntervalFlag } from "./command.ts";
 import { type CrashDrillResult, runCrashDrill, summary } from "./crash/drill.ts";
 
@@ -102,43 +102,48 @@ async function main(): Promise<number> {
       ),
   });
   const rows = runs.results.map(figures);
-  console.log(
-    markdownTable(
-      [
-        "engine",
-        "kills",
-        "acked",
-        "lost",
-        "duplicated",
-        "reordered",
-        "unacked but stored",
-        "answered, not yet stored at a kill",
-        "accepted, never stored",
-        "accepted, missing from its tab",
-        "shown not sent",
-        "chat start (ms)",
-        "restart → all tabs receiving (ms)",
-        "result",
-      ],
-      rows.map((f) => [
-        f.engine,
-        String(f.kills),
-        String(f.acked),
-        String(f.lost),
-        String(f.duplicated),
-        String(f.reordered),
-        String(f.unackedButStored),
-        f.answeredNotYetStoredAtAKill > 0 ? String(f.answeredNotYetStoredAtAKill) : "-",
-        String(f.acceptedNeverStored),
-        String(f.acceptedMissingFromItsTab),
-        String(f.shownNotSent),
-        showExtent(f.chatStartMs),
-        showExtent(f.restartToAllTabsReceivingMs),
-        f.pass ? "pass" : "FAIL",
-      ]),
-    ),
+  const table = new Table(
+    [
+      "engine",
+      "kills",
+      "acked",
+      "lost",
+      "duplicated",
+      "reordered",
+      "unacked but stored",
+      "answered, not yet stored at a kill",
+      "accepted, never stored",
+      "accepted, missing from its tab",
+      "shown not sent",
+      "chat start (ms)",
+      "restart → all tabs receiving (ms)",
+      "result",
+    ],
+    rows.map((f) => [
+      f.engine,
+      String(f.kills),
+      String(f.acked),
+      String(f.lost),
+      String(f.duplicated),
+      String(f.reordered),
+      String(f.unackedButStored),
+      f.answeredNotYetStoredAtAKill > 0 ? String(f.answeredNotYetStoredAtAKill) : "-",
+      String(f.acceptedNeverStored),
+      String(f.acceptedMissingFromItsTab),
+      String(f.shownNotSent),
+      showExtent(f.chatStartMs),
+      showExtent(f.restartToAllTabsReceivingMs),
+      f.pass ? "pass" : "FAIL",
+    ]),
   );
-  cli.writeJson({ pass: runs.pass, engines: rows, results: runs.results, incomplete: runs.incomplete });
+  console.log(String(table));
+  cli.writeJson({
+    tables: { engines: table },
+    pass: runs.pass,
+    engines: rows,
+    results: runs.results,
+    incomplete: runs.incomplete,
+  });
   console.log(runs.pass ? "\nevery acknowledged message present once, in order: PASS" : "\nFAIL");
   return runs.pass ? 0 : 1;
 }

@@ -6,7 +6,7 @@
 // Exits non-zero if any count is not 0 (or the drill could not complete).
 import { exitOnSignals } from "../../harness/cleanup.ts";
 import { defineCommand, enginesOf, runMain } from "../../harness/cli.ts";
-import { markdownTable } from "../../harness/stats.ts";
+import { Table } from "../../harness/stats.ts";
 import { engineFlag, runPerEngine } from "./command.ts";
 import { runDrill, summary } from "./engine-crash/drill.ts";
 
@@ -51,33 +51,32 @@ async function main(): Promise<number> {
     summary,
   });
   const counts = ["lost", "duplicated", "reordered", "wrongSeq", "unexpected"] as const;
-  console.log(
-    markdownTable(
-      [
-        "engine",
-        "kills",
-        "writers",
-        "acked",
-        "stored",
-        "lost",
-        "duplicated",
-        "reordered",
-        "wrong-seq",
-        "unexpected",
-        "result",
-      ],
-      runs.results.map((r) => [
-        r.engine,
-        String(r.kills.length),
-        String(r.writers),
-        String(r.acked),
-        String(r.stored),
-        ...counts.map((k) => String(r[k])),
-        r.pass ? "pass" : "FAIL",
-      ]),
-    ),
+  const table = new Table(
+    [
+      "engine",
+      "kills",
+      "writers",
+      "acked",
+      "stored",
+      "lost",
+      "duplicated",
+      "reordered",
+      "wrong-seq",
+      "unexpected",
+      "result",
+    ],
+    runs.results.map((r) => [
+      r.engine,
+      String(r.kills.length),
+      String(r.writers),
+      String(r.acked),
+      String(r.stored),
+      ...counts.map((k) => String(r[k])),
+      r.pass ? "pass" : "FAIL",
+    ]),
   );
-  cli.writeJson({ pass: runs.pass, engines: runs.results, incomplete: runs.incomplete });
+  console.log(String(table));
+  cli.writeJson({ tables: { engines: table }, pass: runs.pass, engines: runs.results, incomplete: runs.incomplete });
   console.log(runs.pass ? "\nall counts 0: PASS" : "\nFAIL");
   return runs.pass ? 0 : 1;
 }

@@ -54,12 +54,15 @@ async function main(): Promise<number> {
     log: (l) => console.log(l),
   });
   if (out.error) console.log(`\ndrill did not complete: ${out.error}`);
-  console.log(`\n${bounceTable(out.records)}\n`);
+  const table = bounceTable(out.records);
+  const final = finalTable(out.final);
+  console.log(`\n${table}\n`);
   const back = out.records.map((r) => since(r.backAt, everyObserverAt(r)));
   const ack = out.records.map((r) => since(r.backAt, r.firstAckAt));
   console.log(`back → every observer: ${medianMax(back)}; back → first ack: ${medianMax(ack)}\n`);
-  console.log(finalTable(out.final));
+  console.log(String(final));
   cli.writeJson({
+    tables: { bounces: table, final },
     pass: out.pass,
     backToEveryObserverMs: back,
     backToFirstAckMs: ack,

@@ -31,7 +31,7 @@ import { ChatTab, type ShownMessage } from "../../harness/chat-client.ts";
 import { type ChatProcess, startChatProcess } from "../../harness/chat-process.ts";
 import { sleep } from "../../harness/cleanup.ts";
 import { startNatsCluster, startNatsServer } from "../../harness/nats-server.ts";
-import { markdownTable } from "../../harness/stats.ts";
+import { Table } from "../../harness/stats.ts";
 import { connectNats } from "../../src/pubsub/nats/engine.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
 import { unescapeHtml } from "../../src/server/html.ts";
@@ -975,8 +975,8 @@ function outageCells(r: Recovery, from: number): string[] {
   ];
 }
 
-export function bounceTable(records: readonly BounceRecord[]): string {
-  return markdownTable(
+export function bounceTable(records: readonly BounceRecord[]): Table {
+  return new Table(
     [
       "bounce",
       "signal",
@@ -1083,8 +1083,8 @@ export async function runCluster(o: ClusterOptions): Promise<DrillOutcome<KillRe
   });
 }
 
-export function clusterTable(records: readonly KillRecord[]): string {
-  return markdownTable(
+export function clusterTable(records: readonly KillRecord[]): Table {
+  return new Table(
     [
       "kill",
       "leader killed",
@@ -1116,11 +1116,11 @@ export function clusterTable(records: readonly KillRecord[]): string {
 }
 
 /** The end-check table row shared by both drills. */
-export function finalTable(f: FinalReport | undefined): string {
+export function finalTable(f: FinalReport | undefined): Table | string {
   if (!f) return "end checks: not reached";
   const obs = f.observers;
   const sum = (k: "lost" | "duplicated" | "reordered") => obs.reduce((s, c) => s + c[k].length, 0);
-  return markdownTable(
+  return new Table(
     [
       "accepted",
       "acked",

@@ -7,7 +7,7 @@
 // See scripts/drills/reconnects/drill.ts. Exits non-zero on a failed check.
 import { exitOnSignals } from "../../harness/cleanup.ts";
 import { defineCommand, enginesOf, runMain } from "../../harness/cli.ts";
-import { markdownTable } from "../../harness/stats.ts";
+import { Table } from "../../harness/stats.ts";
 import { engineFlag, runPerEngine } from "./command.ts";
 import { runReconnectsDrill, summary } from "./reconnects/drill.ts";
 
@@ -76,43 +76,42 @@ async function main(): Promise<number> {
       }),
     summary,
   });
-  console.log(
-    markdownTable(
-      [
-        "engine",
-        "drops",
-        "gaps that missed messages",
-        "room messages",
-        "shown",
-        "missing",
-        "extra",
-        "duplicated",
-        "reordered",
-        "same as observer",
-        "acked",
-        "lost acked",
-        "caught up median / max (ms)",
-        "result",
-      ],
-      runs.results.map((r) => [
-        r.engine,
-        String(r.drops),
-        `${r.missedWhileAway} (${r.messagesWhileAway} msgs)`,
-        String(r.roomMessages),
-        String(r.shown),
-        String(r.missing.length),
-        String(r.extra.length),
-        String(r.duplicated.length),
-        String(r.reordered.length),
-        r.sameAsObserver ? "yes" : "NO",
-        String(r.acks.acked),
-        String(r.acks.lost.length),
-        `${r.catchUpMs.median.toFixed(0)} / ${r.catchUpMs.max.toFixed(0)}`,
-        r.pass ? "pass" : "FAIL",
-      ]),
-    ),
+  const table = new Table(
+    [
+      "engine",
+      "drops",
+      "gaps that missed messages",
+      "room messages",
+      "shown",
+      "missing",
+      "extra",
+      "duplicated",
+      "reordered",
+      "same as observer",
+      "acked",
+      "lost acked",
+      "caught up median / max (ms)",
+      "result",
+    ],
+    runs.results.map((r) => [
+      r.engine,
+      String(r.drops),
+      `${r.missedWhileAway} (${r.messagesWhileAway} msgs)`,
+      String(r.roomMessages),
+      String(r.shown),
+      String(r.missing.length),
+      String(r.extra.length),
+      String(r.duplicated.length),
+      String(r.reordered.length),
+      r.sameAsObserver ? "yes" : "NO",
+      String(r.acks.acked),
+      String(r.acks.lost.length),
+      `${r.catchUpMs.median.toFixed(0)} / ${r.catchUpMs.max.toFixed(0)}`,
+      r.pass ? "pass" : "FAIL",
+    ]),
   );
-  cli.writeJson({ pass: runs.pass, engines: runs.results, incomplete: runs.incomplete });
+  console.log(String(table));
+  cli.writeJson({ tables: { engines: table }, pass: runs.pass, engines: runs.results, incomplete: runs.incomplete });
   console.log(runs.pass ? "\nevery message, once, in order after every reconnect: PASS" : "\nFAIL");
   return runs.pass ? 0 : 1;
 }

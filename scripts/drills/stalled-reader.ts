@@ -6,7 +6,7 @@
 // See scripts/drills/stalled-reader/drill.ts. Exits non-zero on a failed check.
 import { exitOnSignals } from "../../harness/cleanup.ts";
 import { defineCommand, runMain } from "../../harness/cli.ts";
-import { markdownTable, median } from "../../harness/stats.ts";
+import { median, Table } from "../../harness/stats.ts";
 import { describeError } from "./clock.ts";
 import { sendIntervalFlag } from "./command.ts";
 import { kib, runStalledReaderDrill, type StalledReaderResult } from "./stalled-reader/drill.ts";
@@ -137,36 +137,35 @@ async function main(): Promise<number> {
     console.log("\nFAIL");
     return 1;
   }
-  console.log(
-    `\n${markdownTable(
-      [
-        "round",
-        "extra tab",
-        "samples",
-        "p50 (ms)",
-        "p99 (ms)",
-        "max (ms)",
-        "CPU server / tabs / others (%)",
-        "most held for one tab",
-        "cut at cap",
-        "extra tab shows every message",
-      ],
-      r.rounds.map((x) => [
-        String(x.index),
-        x.stalled ? "stalled" : "reading",
-        String(x.samples),
-        ms(x.p50),
-        ms(x.p99),
-        ms(x.max),
-        `${x.serverCpu.toFixed(0)} / ${x.drillCpu.toFixed(0)} / ${x.otherCpu.toFixed(0)}`,
-        kib(x.maxTabBytes),
-        x.stalled ? (x.cut ? "yes" : "NO") : "-",
-        x.recovery?.ok
-          ? `yes (${x.recovery.compared} msgs${x.stalled ? `, ${x.recovery.resumed ?? "not resumed"}, ${Math.round(x.recovery.ms)} ms` : `, ${x.recovery.delivered ?? 0} received`})`
-          : "NO",
-      ]),
-    )}`,
+  const table = new Table(
+    [
+      "round",
+      "extra tab",
+      "samples",
+      "p50 (ms)",
+      "p99 (ms)",
+      "max (ms)",
+      "CPU server / tabs / others (%)",
+      "most held for one tab",
+      "cut at cap",
+      "extra tab shows every message",
+    ],
+    r.rounds.map((x) => [
+      String(x.index),
+      x.stalled ? "stalled" : "reading",
+      String(x.samples),
+      ms(x.p50),
+      ms(x.p99),
+      ms(x.max),
+      `${x.serverCpu.toFixed(0)} / ${x.drillCpu.toFixed(0)} / ${x.otherCpu.toFixed(0)}`,
+      kib(x.maxTabBytes),
+      x.stalled ? (x.cut ? "yes" : "NO") : "-",
+      x.recovery?.ok
+        ? `yes (${x.recovery.compared} msgs${x.stalled ? `, ${x.recovery.resumed ?? "not resumed"}, ${Math.round(x.recovery.ms)} ms` : `, ${x.recovery.delivered ?? 0} received`})`
+        : "NO",
+    ]),
   );
+  console.log(`\n${table}`);
   const v = judge(r);
   console.log(
     `\nmedian p99 without the stalled tab ${ms(r.p99Without)} ms, with it ${ms(r.p99With)} ms: ` +
@@ -189,7 +188,13 @@ async function main(): Promise<number> {
       `${r.observersIntact ? "yes" : "NO"}; reference tab vs acks: acked ${r.reference.acked}, lost ` +
       `${r.reference.lost.length}, duplicated ${r.reference.duplicated.length}, reordered ${r.reference.reordered.length}`,
   );
-  cli.writeJson({ ...v, tolerancePercent: tolerance, noiseLimitPercent: noiseLimit, result: r });
+  cli.writeJson({
+    tables: { rounds: table },
+    ...v,
+    tolerancePercent: tolerance,
+    noiseLimitPercent: noiseLimit,
+    result: r,
+  });
   console.log(v.pass ? "\nPASS" : "\nFAIL");
   return v.pass ? 0 : 1;
 }

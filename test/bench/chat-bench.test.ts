@@ -2,8 +2,8 @@
 // embedded engine and on a real nats-server) runs every scenario at a small size (a, b, c, the join
 // ramp, page loads without a stream, traffic growth, browsers × tabs on shared streams and on streams
 // of their own), no message is lost or duplicated, and the tables and the targets come out; all read
-// from the results it writes with --json. The bench's own numbers are not judged here (that is
-// docs/BENCHMARKS.md's job).
+// from the results it writes with --json, which give back every table it printed (`npm run figures`).
+// The bench's own numbers are not judged here (that is docs/BENCHMARKS.md's job).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { removeDir, tempDir } from "../../harness/cleanup.ts";
+import { figuresOf } from "../../harness/figures.ts";
 import { natsServerMissing } from "../../harness/nats-server.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -46,6 +47,20 @@ function runBench(args: string[]): Promise<{ code: number | null; output: string
   });
 }
 
+/** The Markdown tables in a tool's output: runs of lines that start with "|". */
+function printedTables(output: string): string[] {
+  const tables: string[] = [];
+  let rows: string[] = [];
+  for (const line of [...output.split("\n"), ""]) {
+    if (line.startsWith("|")) rows.push(line);
+    else if (rows.length > 0) {
+      tables.push(rows.join("\n"));
+      rows = [];
+    }
+  }
+  return tables;
+}
+
 /** What bench:chat writes with --json (the parts this test reads). */
 interface BenchJson {
   command: string;
@@ -72,6 +87,11 @@ test("bench:chat --quick measures every scenario and system and loses no message
     const { code, output } = await runBench(["--quick", "--systems", SYSTEMS.join(","), "--json", file]);
     assert.equal(code, 0, `bench:chat --quick exited with ${code}:\n${output}`);
     const doc = JSON.parse(readFileSync(file, "utf8")) as BenchJson;
+    // The docs take their tables from results files: every table the run printed comes back from its JSON.
+    const figures = figuresOf(doc);
+    const printed = printedTables(output);
+    assert.ok(printed.length >= SCENARIOS.length + 1, `the scenario tables and the targets were printed:\n${output}`);
+    for (const table of printed) assert.ok(figures.includes(table), `npm run figures gives back:\n${table}`);
     const { results: run } = doc;
     assert.match(doc.command, /(bench:chat --|bench\/chat\.ts) --quick/);
     assert.match(doc.machine.node, /^v\d+/);
