@@ -8,7 +8,7 @@ import { exitOnSignals } from "../../harness/cleanup.ts";
 import { defineCommand, runMain } from "../../harness/cli.ts";
 import { known, median, medianMax } from "../../harness/stats.ts";
 import { natsTrafficFlags, natsTrafficOptions } from "./command.ts";
-import { clusterTable, everyObserverAt, finalTable, runCluster, since } from "./nats-drill.ts";
+import { clusterTable, everyObserverAt, printOutcome, runCluster, since } from "./nats-drill.ts";
 
 const cli = defineCommand({
   script: "drill:cluster",
@@ -39,10 +39,7 @@ async function main(): Promise<number> {
       `${opts.observers} observers, ${opts.upMs} ms of writing between kills; chat --send-rate 10\n`,
   );
   const out = await runCluster({ ...opts, recoveryLimitMs: 60_000, log: (l) => console.log(l) });
-  if (out.error) console.log(`\ndrill did not complete: ${out.error}`);
-  const table = clusterTable(out.records);
-  const final = finalTable(out.final);
-  console.log(`\n${table}\n`);
+  const { table, final } = printOutcome(out, clusterTable);
   const observers = out.records.map((r) => since(r.failedAt, everyObserverAt(r)));
   const ack = out.records.map((r) => since(r.failedAt, r.firstAckAt));
   const afterElection = out.records.map((r, i) =>

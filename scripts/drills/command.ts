@@ -4,6 +4,7 @@
 import { existsSync } from "node:fs";
 import type { ChoiceFlag, EngineName, IntFlag } from "../../harness/cli.ts";
 import { natsServerBin } from "../../harness/nats-server.ts";
+import type { Table } from "../../harness/stats.ts";
 import { describeError } from "./clock.ts";
 
 type EngineChoice = "embedded" | "nats" | "both";
@@ -100,4 +101,27 @@ export async function runPerEngine<R extends { pass: boolean }>(
     }
   }
   return out;
+}
+
+/**
+ * The end of a per-engine drill command: its table, its results as JSON (`engines` and anything in
+ * `more`), the verdict and the exit status.
+ */
+export function reportPerEngine<R>(
+  cli: { writeJson(results: unknown): void },
+  runs: EngineRuns<R>,
+  table: Table,
+  verdict: string,
+  more: Record<string, unknown> = {},
+): number {
+  console.log(String(table));
+  cli.writeJson({
+    tables: { engines: table },
+    pass: runs.pass,
+    engines: runs.results,
+    incomplete: runs.incomplete,
+    ...more,
+  });
+  console.log(runs.pass ? `\n${verdict}: PASS` : "\nFAIL");
+  return runs.pass ? 0 : 1;
 }

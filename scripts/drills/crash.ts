@@ -8,7 +8,7 @@
 import { exitOnSignals } from "../../harness/cleanup.ts";
 import { defineCommand, enginesOf, runMain } from "../../harness/cli.ts";
 import { span, Table } from "../../harness/stats.ts";
-import { engineFlag, runPerEngine, sendIntervalFlag } from "./command.ts";
+import { engineFlag, reportPerEngine, runPerEngine, sendIntervalFlag } from "./command.ts";
 import { type CrashDrillResult, runCrashDrill, summary } from "./crash/drill.ts";
 
 const cli = defineCommand({
@@ -136,16 +136,10 @@ async function main(): Promise<number> {
       f.pass ? "pass" : "FAIL",
     ]),
   );
-  console.log(String(table));
-  cli.writeJson({
-    tables: { engines: table },
-    pass: runs.pass,
+  return reportPerEngine(cli, runs, table, "every acknowledged message present once, in order", {
     engines: rows,
     results: runs.results,
-    incomplete: runs.incomplete,
   });
-  console.log(runs.pass ? "\nevery acknowledged message present once, in order: PASS" : "\nFAIL");
-  return runs.pass ? 0 : 1;
 }
 
 runMain(main);

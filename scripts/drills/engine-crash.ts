@@ -7,7 +7,7 @@
 import { exitOnSignals } from "../../harness/cleanup.ts";
 import { defineCommand, enginesOf, runMain } from "../../harness/cli.ts";
 import { Table } from "../../harness/stats.ts";
-import { engineFlag, runPerEngine } from "./command.ts";
+import { engineFlag, reportPerEngine, runPerEngine } from "./command.ts";
 import { runDrill, summary } from "./engine-crash/drill.ts";
 
 const cli = defineCommand({
@@ -75,10 +75,7 @@ async function main(): Promise<number> {
       r.pass ? "pass" : "FAIL",
     ]),
   );
-  console.log(String(table));
-  cli.writeJson({ tables: { engines: table }, pass: runs.pass, engines: runs.results, incomplete: runs.incomplete });
-  console.log(runs.pass ? "\nall counts 0: PASS" : "\nFAIL");
-  return runs.pass ? 0 : 1;
+  return reportPerEngine(cli, runs, table, "all counts 0");
 }
 
 runMain(main);

@@ -8,7 +8,7 @@ import { exitOnSignals } from "../../harness/cleanup.ts";
 import { defineCommand, runMain } from "../../harness/cli.ts";
 import { medianMax } from "../../harness/stats.ts";
 import { natsTrafficFlags, natsTrafficOptions } from "./command.ts";
-import { bounceTable, everyObserverAt, finalTable, runNatsBounce, since } from "./nats-drill.ts";
+import { bounceTable, everyObserverAt, printOutcome, runNatsBounce, since } from "./nats-drill.ts";
 
 const cli = defineCommand({
   script: "drill:nats-bounce",
@@ -53,10 +53,7 @@ async function main(): Promise<number> {
     recoveryLimitMs: Math.max(60_000, opts.outageMs + 45_000),
     log: (l) => console.log(l),
   });
-  if (out.error) console.log(`\ndrill did not complete: ${out.error}`);
-  const table = bounceTable(out.records);
-  const final = finalTable(out.final);
-  console.log(`\n${table}\n`);
+  const { table, final } = printOutcome(out, bounceTable);
   const back = out.records.map((r) => since(r.backAt, everyObserverAt(r)));
   const ack = out.records.map((r) => since(r.backAt, r.firstAckAt));
   console.log(`back → every observer: ${medianMax(back)}; back → first ack: ${medianMax(ack)}\n`);

@@ -1115,6 +1115,20 @@ export function clusterTable(records: readonly KillRecord[]): Table {
   );
 }
 
+/**
+ * What the NATS drill commands print first when a run ends: why it stopped early, if it did, and the
+ * table of its failures. Returns that table and the end-check table (printed last, after the timings).
+ */
+export function printOutcome<R>(
+  out: DrillOutcome<R>,
+  tableOf: (records: readonly R[]) => Table,
+): { table: Table; final: Table | string } {
+  if (out.error) console.log(`\ndrill did not complete: ${out.error}`);
+  const table = tableOf(out.records);
+  console.log(`\n${table}\n`);
+  return { table, final: finalTable(out.final) };
+}
+
 /** The end-check table row shared by both drills. */
 export function finalTable(f: FinalReport | undefined): Table | string {
   if (!f) return "end checks: not reached";

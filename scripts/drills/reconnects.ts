@@ -8,7 +8,7 @@
 import { exitOnSignals } from "../../harness/cleanup.ts";
 import { defineCommand, enginesOf, runMain } from "../../harness/cli.ts";
 import { Table } from "../../harness/stats.ts";
-import { engineFlag, runPerEngine } from "./command.ts";
+import { engineFlag, reportPerEngine, runPerEngine } from "./command.ts";
 import { runReconnectsDrill, summary } from "./reconnects/drill.ts";
 
 const cli = defineCommand({
@@ -110,10 +110,7 @@ async function main(): Promise<number> {
       r.pass ? "pass" : "FAIL",
     ]),
   );
-  console.log(String(table));
-  cli.writeJson({ tables: { engines: table }, pass: runs.pass, engines: runs.results, incomplete: runs.incomplete });
-  console.log(runs.pass ? "\nevery message, once, in order after every reconnect: PASS" : "\nFAIL");
-  return runs.pass ? 0 : 1;
+  return reportPerEngine(cli, runs, table, "every message, once, in order after every reconnect");
 }
 
 runMain(main);
