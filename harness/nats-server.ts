@@ -213,17 +213,32 @@ export interface NatsServer {
   stop(): Promise<void>;
 }
 
+export interface NatsServerOptions {
+  /**
+   * A config file's `authorization { ... }` block (users and their permissions), for tests of what the
+   * engine does with a user that may not do everything. Without it the server has no auth.
+   */
+  authorization?: string;
+}
+
 /** One JetStream-enabled nats-server on 127.0.0.1 with a fresh store dir. */
-export async function startNatsServer(): Promise<NatsServer> {
+export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
   const dir = tempDir("via-nats-");
   let port = 0;
   let monitorPort = 0;
   let sp: ServerProcess;
+  // The command-line flags below override the file; the file carries only what flags cannot say.
+  const config: string[] = [];
+  if (opts.authorization !== undefined) {
+    const file = join(dir, "server.conf");
+    writeFileSync(file, `authorization {\n${opts.authorization}\n}\n`);
+    config.push("-c", file);
+  }
   try {
     sp = await spawnWithRetry(async () => {
       port = await freePort();
       monitorPort = await freePort();
-      const args = ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", `${port}`, "-m", `${monitorPort}`];
+      const args = [...config, "-js", "-sd", dir, "-a", "127.0.0.1", "-p", `${port}`, "-m", `${monitorPort}`];
       return new ServerProcess(
         [...args, "-n", `via-test-${port}`, "-l", join(dir, "server.log")],
         monitorPort,

@@ -13,7 +13,7 @@ import { PublishTimeoutError } from "../../src/pubsub/errors.ts";
 import { connectNats } from "../../src/pubsub/nats/engine.ts";
 import { WINDOW_SIZE } from "../../src/pubsub/nats/window.ts";
 import { patternCovers } from "../../src/pubsub/subjects.ts";
-import type { Delivery, PublishAck, PubSub } from "../../src/pubsub/types.ts";
+import type { Delivery, PublishAck, PubSub, StreamMessage } from "../../src/pubsub/types.ts";
 import { natsProbe } from "../../src/testing/nats.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -420,6 +420,66 @@ describe("nats engine (single server)", { skip: missing }, () => {
   });
 });
 
+describe("nats engine (a user that may not create consumers)", { skip: missing }, () => {
+  // The state a stream-leader election leaves for seconds: consumers cannot be had, the stream leader
+  // answers. A user denied consumer creation makes it last, so the reads' other way is what is tested.
+  test("Reads_withoutConsumers_goThroughTheStreamLeader_andEqualTheConsumerReads", { timeout: 60_000 }, async () => {
+    const server = await startNatsServer({
+      authorization: `users: [
+        { user: admin, password: admin }
+        { user: reader, password: reader, permissions: { publish: { deny: [
+          "$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>" ] } } }
+      ]`,
+    });
+    const engines: PubSub[] = [];
+    try {
+      const admin = await connectNats({ servers: server.url, user: "admin", pass: "admin" });
+      engines.push(admin);
+      const reader = await connectNats({ servers: server.url, user: "reader", pass: "reader" });
+      engines.push(reader);
+      await admin.ensureStream({ name: "NOCONS", subjects: ["nc.>"] });
+      for (let i = 1; i <= 120; i++) {
+        await admin.publish("nc.room", `m${i}`, { headers: { "x-n": `${i}` } });
+        await admin.publish("nc.noise", `n${i}`);
+      }
+      const seqs = (await admin.history("nc.room", { last: 120 })).map((m) => m.seq);
+      assert.equal(seqs.length, 120);
+      // The same questions to both: the admin's answers come from consumers, the reader's cannot.
+      const queries = [
+        { last: 5 },
+        { last: 120 },
+        { afterSeq: 0, limit: 1000 },
+        { afterSeq: seqs[9]!, limit: 3 },
+        { beforeSeq: seqs[60]!, limit: 20 },
+      ] as const;
+      // Compared field by field: a consumer's data is a Buffer, a get's a plain Uint8Array.
+      const plain = (ms: StreamMessage[]) => ms.map((m) => ({ ...m, data: dec.decode(m.data) }));
+      for (const q of queries) {
+        const want = plain(await admin.history("nc.room", q));
+        assert.ok(want.length > 0);
+        assert.deepEqual(plain(await reader.history("nc.room", q)), want, `history ${JSON.stringify(q)}`);
+      }
+      // A subscription from a seq replays the stored messages in order, then goes live.
+      const got: Delivery[] = [];
+      reader.subscribe("nc.room", (m) => got.push(m), { fromSeq: seqs[100]! });
+      await admin.publish("nc.room", "live");
+      await waitUntil(
+        () => got.length >= 21,
+        10_000,
+        () => `${got.length}/21 replayed and live`,
+      );
+      assert.deepEqual(
+        got.map((m) => dec.decode(m.data)),
+        [...range(101, 120).map((i) => `m${i}`), "live"],
+      );
+      assert.equal(got[0]!.headers["x-n"], "101", "headers come through the leader's gets");
+    } finally {
+      for (const ps of engines) await ps.close();
+      await server.stop();
+    }
+  });
+});
+
 describe("nats engine (3-node cluster)", { skip: missing }, () => {
   test("StreamLeaderKill_underTraffic_losesNoAckedMessage", { timeout: 90_000 }, async (t) => {
     const cluster = await startNatsCluster(3);
@@ -470,6 +530,7 @@ describe("nats engine (3-node cluster)", { skip: missing }, () => {
       assert.equal(info.lastSeq, last, "nothing stored beyond the acked messages");
       assert.equal(info.messages, acked.size, "every acked message stored exactly once");
       // Every acked message is there with its own body, read back per writer subject.
+      const readStart = Date.now();
       for (let w = 1; w <= 4; w++) {
         const stored = new Map<number, string>();
         let after = 0;
@@ -481,6 +542,7 @@ describe("nats engine (3-node cluster)", { skip: missing }, () => {
         }
         for (const [seq, body] of acked) if (body.startsWith(`w${w}-`)) assert.equal(stored.get(seq), body);
       }
+      const historyMs = Date.now() - readStart;
       // The live feed on the other node saw all of them, in order, once.
       await waitUntil(
         () => seen.length >= acked.size,
@@ -490,10 +552,12 @@ describe("nats engine (3-node cluster)", { skip: missing }, () => {
       assert.deepEqual(seen, range(1, last));
       t.diagnostic(
         `leader n${leader + 1} killed; new leader n${newLeader + 1} after ${elected} ms; ` +
-          `${acked.size} acked (${before} before the kill); slowest publish ${slowest} ms`,
+          `${acked.size} acked (${before} before the kill); slowest publish ${slowest} ms; ` +
+          `history of the 4 subjects read back in ${historyMs} ms`,
       );
       console.log(
-        `[nats.test] leader kill: election ${elected} ms, slowest publish ${slowest} ms, ${acked.size} acked, none lost`,
+        `[nats.test] leader kill: election ${elected} ms, slowest publish ${slowest} ms, ${acked.size} acked, none lost, ` +
+          `history read back in ${historyMs} ms`,
       );
     } finally {
       for (const ps of engines) await ps.close();

@@ -12,6 +12,7 @@ import { type Logger, silentLogger } from "../../log.ts";
 import { assertOpen } from "../contract.ts";
 import type { PubSubStatus } from "../types.ts";
 import type { FeedClients } from "./feed.ts";
+import { ConsumerOutage } from "./reader.ts";
 import { Bell, RECONNECT, retrying, sleep } from "./retry.ts";
 
 export interface NatsEngineOptions {
@@ -56,6 +57,8 @@ export interface LinkEvents {
 export class NatsLink {
   /** Rings on reconnects and on leader elections of followed streams. */
   readonly bell = new Bell();
+  /** Shared by the engine's reads (reader.ts): consumers could not be created a moment ago. */
+  readonly consumerOutage = new ConsumerOutage();
   #closed = false;
   /** Between a "disconnect" and the next "reconnect" status of the connection. */
   #disconnected = false;

@@ -5,7 +5,6 @@
 import type { HistoryRead } from "../contract.ts";
 import type { StreamMessage } from "../types.ts";
 import type { NatsLink } from "./connection.ts";
-import { toStreamMessage } from "./message.ts";
 import { readLastBefore, readPage } from "./reader.ts";
 import { API_RETRY_MS } from "./retry.ts";
 import type { KnownStream, StreamRegistry } from "./streams.ts";
@@ -66,7 +65,7 @@ export class History {
       if (older.length >= limit) return older.slice(older.length - limit);
       if (hasAll) return older;
       const more = await retry(() =>
-        readLastBefore(this.link.js, ks.name, {
+        readLastBefore(this.link, ks.name, {
           filter: subject,
           beforeSeq: older.length > 0 ? older[0]!.seq : beforeSeq,
           limit: limit - older.length,
@@ -74,7 +73,7 @@ export class History {
           density,
         }),
       );
-      return more.map((m) => toStreamMessage(ks.name, m)).concat(older);
+      return more.concat(older);
     };
     if (query.kind === "last") return readBefore(lastSeq + 1, Math.min(query.count, count));
     if (query.kind === "before") return readBefore(query.beforeSeq, query.limit);
@@ -82,8 +81,8 @@ export class History {
     if (hasAll || (cands.length > 0 && afterSeq + 1 >= cands[0]!.seq)) {
       return cands.filter((m) => m.seq > afterSeq).slice(0, limit);
     }
-    const page = await retry(() => readPage(this.link.js, ks.name, { filter: subject, startSeq: afterSeq + 1, limit }));
-    return page.msgs.map((m) => toStreamMessage(ks.name, m));
+    const page = await retry(() => readPage(this.link, ks.name, { filter: subject, startSeq: afterSeq + 1, limit }));
+    return page.msgs;
   }
 
   /** The subject's window, built from the stream on first use (null if that read fails: history reads the stream). */
@@ -109,7 +108,7 @@ export class History {
       nw.building = (async () => {
         const read = await this.link.retrying(
           () =>
-            readLastBefore(this.link.js, ks.name, {
+            readLastBefore(this.link, ks.name, {
               filter: subject,
               beforeSeq: bound + 1,
               limit: WINDOW_SIZE,
@@ -119,10 +118,7 @@ export class History {
           deadline,
         );
         // Fewer than asked means the read went back to the stream's first seq: it has every stored message.
-        nw.fill(
-          read.map((m) => toStreamMessage(ks.name, m)),
-          read.length < WINDOW_SIZE,
-        );
+        nw.fill(read, read.length < WINDOW_SIZE);
       })();
       w = nw;
     }

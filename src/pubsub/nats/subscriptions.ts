@@ -11,7 +11,7 @@ import { SubjectRouter } from "../router.ts";
 import { matchesPattern, patternCovers } from "../subjects.ts";
 import type { Delivery, Handler, StreamMessage, Unsubscribe } from "../types.ts";
 import type { NatsLink } from "./connection.ts";
-import { fromNatsHeaders, toStreamMessage } from "./message.ts";
+import { fromNatsHeaders } from "./message.ts";
 import { readPage } from "./reader.ts";
 import { pauseBeforeRetry } from "./retry.ts";
 import type { KnownStream, StreamRegistry } from "./streams.ts";
@@ -228,14 +228,14 @@ export class Subscriptions {
     while (!sub.closed && !this.link.closed) {
       const from = (sub.last.get(ks.name) ?? 0) + 1;
       try {
-        const page = await readPage(this.link.js, ks.name, {
+        const page = await readPage(this.link, ks.name, {
           ...(serverFilter ? { filter: sub.pattern } : {}),
           ...(serverFilter ? {} : { match: (s: string) => matchesPattern(sub.pattern, s) }),
           startSeq: from,
           limit: REPLAY_PAGE,
         });
         attempt = 0;
-        for (const m of page.msgs) sub.emitStream(toStreamMessage(ks.name, m));
+        for (const m of page.msgs) sub.emitStream(m);
         // Non-matching messages advance the position too, so the next page does not re-read them.
         if (page.lastSeq > (sub.last.get(ks.name) ?? 0)) sub.last.set(ks.name, page.lastSeq);
         if (page.done) return;
