@@ -1,6 +1,7 @@
-// Stored NATS messages as the engine hands them out (StreamMessage), from either way of reading them: a
-// consumer's JsMsg, or a direct get's reply (the stream's headers carry subject, seq and time).
-import type { JsMsg } from "@nats-io/jetstream";
+// Stored NATS messages as the engine hands them out (StreamMessage), from each way of reading them: a
+// consumer's JsMsg, a stream leader's message get (JSON), or a direct get's reply (the stream's headers
+// carry subject, seq and time).
+import type { JsMsg, StoredMsg } from "@nats-io/jetstream";
 import type { Msg, MsgHdrs } from "@nats-io/transport-node";
 import type { Headers, StreamMessage } from "../types.ts";
 
@@ -29,15 +30,20 @@ export function fromNatsHeaders(h: MsgHdrs | undefined, direct = false): Headers
 }
 
 /** Frozen like the embedded engine's: one object is shared by every local subscriber of the message. */
+function stored(m: Omit<StreamMessage, "headers">, headers: MsgHdrs | undefined, direct = false): StreamMessage {
+  const { subject, data, stream, seq, time } = m;
+  return Object.freeze({ subject, data, headers: Object.freeze(fromNatsHeaders(headers, direct)), stream, seq, time });
+}
+
+/** A consumer's message. */
 export function toStreamMessage(stream: string, m: JsMsg): StreamMessage {
-  return Object.freeze({
-    subject: m.subject,
-    data: m.data,
-    headers: Object.freeze(fromNatsHeaders(m.headers)),
-    stream,
-    seq: m.seq,
-    time: Math.floor(m.info.timestampNanos / 1_000_000),
-  });
+  const time = Math.floor(m.info.timestampNanos / 1_000_000);
+  return stored({ subject: m.subject, data: m.data, stream, seq: m.seq, time }, m.headers);
+}
+
+/** A stream leader's answer to a message get (STREAM.MSG.GET). */
+export function fromStoredMsg(stream: string, m: StoredMsg): StreamMessage {
+  return stored({ subject: m.subject, data: m.data, stream, seq: m.seq, time: parseNatsTime(m.timestamp) }, m.header);
 }
 
 /**
@@ -51,15 +57,13 @@ export function parseNatsTime(ts: string): number {
   return Date.parse(`${m[1]}${m[3]}`) + ms;
 }
 
-/** A direct get's reply (status 0) as a stored message. */
+/** A direct get's reply (status 0). */
 export function fromDirectReply(stream: string, r: Msg): StreamMessage {
   const h = r.headers!;
-  return Object.freeze({
-    subject: h.get("Nats-Subject"),
-    data: r.data,
-    headers: Object.freeze(fromNatsHeaders(h, true)),
-    stream,
-    seq: Number(h.get("Nats-Sequence")),
-    time: parseNatsTime(h.get("Nats-Time-Stamp")),
-  });
+  const time = parseNatsTime(h.get("Nats-Time-Stamp"));
+  return stored(
+    { subject: h.get("Nats-Subject"), data: r.data, stream, seq: Number(h.get("Nats-Sequence")), time },
+    h,
+    true,
+  );
 }

@@ -11,17 +11,11 @@
 // leader's message gets, one request per matching message (`next_by_subj`). Those need only the stream
 // leader, which the caller has just heard from (stream info), and unlike direct gets they are never
 // answered by a replica that is behind: a read that must include the caller's own writes stays exact.
-import {
-  DeliverPolicy,
-  type JetStreamClient,
-  type JetStreamManager,
-  type MsgRequest,
-  type StoredMsg,
-} from "@nats-io/jetstream";
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type MsgRequest } from "@nats-io/jetstream";
 import { type NatsConnection, nuid } from "@nats-io/transport-node";
 import type { StreamMessage } from "../types.ts";
 import { DirectGetError, isTransient, ReadTimeoutError } from "./errors.ts";
-import { fromDirectReply, fromNatsHeaders, parseNatsTime, toStreamMessage } from "./message.ts";
+import { fromDirectReply, fromStoredMsg, toStreamMessage } from "./message.ts";
 
 /** What a read needs: a consumer's client, the manager for the stream leader's message gets, and the engine's outage note. */
 export interface ReadClients {
@@ -174,16 +168,8 @@ async function leaderNext(
   filter = ">",
 ): Promise<StreamMessage | null> {
   const query = { seq, next_by_subj: filter } as unknown as MsgRequest;
-  const sm: StoredMsg | null = await jsm.streams.getMessage(stream, query);
-  if (!sm) return null;
-  return Object.freeze({
-    subject: sm.subject,
-    data: sm.data,
-    headers: Object.freeze(fromNatsHeaders(sm.header)),
-    stream,
-    seq: sm.seq,
-    time: parseNatsTime(sm.timestamp),
-  });
+  const sm = await jsm.streams.getMessage(stream, query);
+  return sm ? fromStoredMsg(stream, sm) : null;
 }
 
 /**
