@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
+import { until } from "../../harness/poll.ts";
 import { MAX_HISTORY, openEmbedded } from "../../src/pubsub/embedded/engine.ts";
 import { LOCK_FILE } from "../../src/pubsub/embedded/lock.ts";
 import { DataDirLockedError, WrongLastSequenceError } from "../../src/pubsub/errors.ts";
@@ -206,7 +207,7 @@ describe("embedded engine: storage", () => {
       const p = ps.publish("copy.a", buf);
       buf[0] = 99;
       await p;
-      await sleep(10);
+      await until("the delivery", () => got.length === 1);
       assert.deepEqual([...got[0]!.data], [1, 2, 3]);
       assert.deepEqual([...(await ps.history("copy.a", { last: 1 }))[0]!.data], [1, 2, 3]);
     } finally {
@@ -252,8 +253,7 @@ describe("embedded engine: delivery", () => {
       assert.equal(calls, 1);
       ps.subscribe("d.a", () => calls++, { fromSeq: 1 });
       assert.equal(calls, 1, "not inside subscribe()");
-      await sleep(10);
-      assert.equal(calls, 2);
+      await until("the replay", () => calls === 2);
     } finally {
       await ps.close();
     }
@@ -274,9 +274,11 @@ describe("embedded engine: delivery", () => {
       });
       await Promise.all([1, 2, 3, 4, 5].map((i) => ps.publish("d.a", `${i}`)));
       await ps.publish("d.a", "6");
-      await sleep(20);
-      assert.deepEqual(replayed, [1, 2, 3, 4, 5, 6]);
-      assert.deepEqual(live, [6], "a live-only subscription starts after what was committed when it subscribed");
+      // A barrier: each subscription delivers in seq order, so once 7 arrived nothing earlier is still to come.
+      await ps.publish("d.a", "7");
+      await until("seq 7 at both", () => replayed.includes(7) && live.includes(7));
+      assert.deepEqual(replayed, [1, 2, 3, 4, 5, 6, 7]);
+      assert.deepEqual(live, [6, 7], "a live-only subscription starts after what was committed when it subscribed");
     } finally {
       await ps.close();
     }
@@ -294,10 +296,13 @@ describe("embedded engine: delivery", () => {
         await Promise.all(Array.from({ length: 20 }, (_, k) => ps.publish(`d.${k % 3}`, "live")));
         await new Promise((r) => setImmediate(r));
       }
-      const want = total + 1000;
-      const deadline = Date.now() + 5000;
-      while (seen.length < want && Date.now() < deadline) await sleep(5);
-      await sleep(20);
+      // A barrier: one more message, delivered after everything before it.
+      await ps.publish("d.0", "last");
+      const want = total + 1000 + 1;
+      await until(
+        () => `${seen.length}/${want}`,
+        () => seen.at(-1) === want,
+      );
       assert.equal(seen.length, want);
       for (let i = 0; i < want; i++) assert.equal(seen[i], i + 1);
     } finally {
@@ -315,7 +320,7 @@ describe("embedded engine: delivery", () => {
         throw new Error("async handler bug");
       });
       await ps.publish("core.x", "1");
-      await sleep(10);
+      await until("the handler's error logged", () => logged.length > 0);
       assert.equal(logged.length, 1);
       assert.match(JSON.stringify(logged[0]), /async handler bug/);
     } finally {
@@ -329,7 +334,10 @@ describe("embedded engine: delivery", () => {
       const got: string[] = [];
       ps.subscribe(">", (m) => got.push(dec.decode(m.data)));
       await Promise.all([ps.publish("d.a", "1"), ps.publish("core.a", "2"), ps.publish("d.b", "3")]);
-      await sleep(5);
+      await until(
+        () => JSON.stringify(got),
+        () => got.length === 3,
+      );
       assert.deepEqual(got, ["1", "2", "3"]);
     } finally {
       await ps.close();

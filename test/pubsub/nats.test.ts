@@ -98,8 +98,22 @@ describe("nats engine (single server)", { skip: missing }, () => {
       10_000,
       () => `${counts.reduce((a, b) => a + b, 0)}/${total} deliveries`,
     );
-    await sleep(50);
-    assert.deepEqual(counts, expected);
+    // A barrier: the feed delivers in stream order, so once a later message is delivered no earlier one
+    // has a delivery still to come. The fan.> subscribers get the marker too.
+    let marked = false;
+    ps.subscribe("fan.marker", () => {
+      marked = true;
+    });
+    await ps.publish("fan.marker", "end");
+    await waitUntil(
+      () => marked,
+      5000,
+      () => "the marker",
+    );
+    assert.deepEqual(
+      counts,
+      expected.map((n, i) => n + (patterns[i] === "fan.>" ? 1 : 0)),
+    );
     assert.equal((await consumerNames(admin, "FANOUT")).length, 1, "one ordered consumer feeds every subscriber");
     // The server's own view agrees (monitoring endpoint).
     const jsz = (await (await fetch(`${server.monitorUrl}/jsz?consumers=true`)).json()) as { consumers: number };
@@ -124,17 +138,27 @@ describe("nats engine (single server)", { skip: missing }, () => {
     await ps.publish("mix.room.a", "stored");
     await ps.publish("mix.lobby", "core");
     await ps.publish("mix.room.b", "stored too");
+    // A barrier on each way in (the stream's feed, the core subscription): each delivers in order, so
+    // once both markers arrived no earlier message has a delivery still to come.
+    await ps.publish("mix.room.end", "stored marker");
+    await ps.publish("mix.lobby.end", "core marker");
     await waitUntil(
-      () => got.length >= 3,
+      () => got.some((m) => m.subject === "mix.room.end") && got.some((m) => m.subject === "mix.lobby.end"),
       5000,
-      () => `${got.length}/3`,
+      () => `${got.length}/5`,
     );
-    await sleep(100);
-    assert.deepEqual(got.map((m) => [m.subject, m.seq]).sort(), [
-      ["mix.lobby", undefined],
-      ["mix.room.a", 1],
-      ["mix.room.b", 2],
-    ]);
+    const markers = new Set(["mix.room.end", "mix.lobby.end"]);
+    assert.deepEqual(
+      got
+        .filter((m) => !markers.has(m.subject))
+        .map((m) => [m.subject, m.seq])
+        .sort(),
+      [
+        ["mix.lobby", undefined],
+        ["mix.room.a", 1],
+        ["mix.room.b", 2],
+      ],
+    );
   });
 
   test("LeadingWildcard_doesNotSeeClientPlumbing", async () => {
@@ -165,12 +189,12 @@ describe("nats engine (single server)", { skip: missing }, () => {
       () => `${got.length}/5`,
     );
     for (let i = 6; i <= 8; i++) await a.publish("else.x", `m${i}`);
+    // Seq 8 is the last: the feed delivers in order, so once it arrived nothing earlier is still to come.
     await waitUntil(
-      () => got.length >= 8,
+      () => got.includes(8),
       5000,
       () => `${got.length}/8`,
     );
-    await sleep(50);
     assert.deepEqual(got, range(1, 8));
     // B read-your-writes on A's messages through its own window.
     assert.deepEqual(
@@ -194,7 +218,7 @@ describe("nats engine (single server)", { skip: missing }, () => {
         () => `seq ${last}`,
       );
       await server.kill9();
-      await sleep(300);
+      await sleep(300); // the outage being simulated lasts 300 ms
       await server.start();
       const up = Date.now();
       // A fresh client publishes the moment the server is healthy: the engine can only see that message
@@ -226,7 +250,7 @@ describe("nats engine (single server)", { skip: missing }, () => {
     await server.kill9();
     const started = Date.now();
     const pending = ps.publish("out.a", "during", { msgId: "outage-1" });
-    await sleep(1500);
+    await sleep(1500); // the outage being simulated lasts 1.5 s
     await server.start();
     const ack = await pending;
     assert.ok(Date.now() - started >= 1500, "resolved only after the server was back");
@@ -354,8 +378,16 @@ describe("nats engine (single server)", { skip: missing }, () => {
       (await b.history("histx.r", { last: 5 })).map((m) => dec.decode(m.data)),
       ["1", "2"],
     );
-    await sleep(1600);
-    assert.deepEqual(await b.history("histx.r", { last: 5 }), [], "expired messages are not served from the window");
+    // Expiry is the server's, on its own schedule: poll for it (a window that kept serving expired
+    // messages would never answer empty).
+    await until(
+      "expired messages no longer served from the window",
+      async () => {
+        return (await b.history("histx.r", { last: 5 })).length === 0;
+      },
+      10_000,
+      100,
+    );
   });
 
   test("Feed_followsAStreamRecreatedElsewhere_intoTheNewEpoch", async () => {
@@ -405,17 +437,19 @@ describe("nats engine (single server)", { skip: missing }, () => {
     assert.equal(await ps.publish("gone.a", "core"), null);
     await ps.ensureStream({ name: "GONE", subjects: ["gone.>"] });
     assert.equal((await ps.publish("gone.a", "new-1"))?.seq, 1);
+    // A barrier: new-2 comes after everything before it on the recreated stream's feed.
+    await ps.publish("gone.a", "new-2");
     await waitUntil(
-      () => got.length >= 4,
+      () => got.some(([text]) => text === "new-2"),
       5000,
       () => JSON.stringify(got),
     );
-    await sleep(50);
     assert.deepEqual(got, [
       ["stored-1", 1],
       ["stored-2", 2],
       ["core", undefined],
       ["new-1", 1],
+      ["new-2", 2],
     ]);
   });
 });
@@ -509,7 +543,11 @@ describe("nats engine (3-node cluster)", { skip: missing }, () => {
           acked.set(ack!.seq, body);
         }
       });
-      await sleep(1000);
+      await waitUntil(
+        () => acked.size >= 200,
+        10_000,
+        () => `${acked.size} acks before the kill`,
+      );
       const killedAt = Date.now();
       const before = acked.size;
       await cluster.killNode(leader);

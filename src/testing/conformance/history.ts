@@ -1,7 +1,7 @@
 // Conformance, reading stored messages: history queries, replay with fromSeq (and its seam with live
 // delivery), and the fields every stored message carries however it was read.
 import assert from "node:assert/strict";
-import { collect, dec, range, type Suite, sleep } from "./support.ts";
+import { collect, dec, range, type Suite, settle } from "./support.ts";
 
 export function historyTests({ it }: Suite): void {
   it("history last/afterSeq/beforeSeq return one subject in ascending seq order", async ({ ps, p, ensure }) => {
@@ -42,7 +42,7 @@ export function historyTests({ it }: Suite): void {
       await Promise.all(range(1, 10).map((k) => ps.publish(subject, `m${before + w * 10 + k}`)));
     }
     await c.waitFor(before + during, 10_000);
-    await sleep(ms(50));
+    await settle(ps, subject, ms, c);
     const expected = [...range(1, before), ...range(before + 2, before + during + 1)]; // seq 301 is elsewhere
     assert.deepEqual(c.seqs(), expected);
     assert.deepEqual(
@@ -87,7 +87,7 @@ export function historyTests({ it }: Suite): void {
     await low.waitFor(6);
     await mid.waitFor(4);
     await next.waitFor(1);
-    await sleep(ms(50));
+    await settle(ps, `${p}.s`, ms, low, mid, next);
     assert.deepEqual(low.seqs(), [6, 7, 8, 9, 10, 11]);
     assert.deepEqual(mid.seqs(), [8, 9, 10, 11]);
     assert.deepEqual(next.seqs(), [11]);

@@ -2,7 +2,7 @@
 // errors, handlers that throw, unsubscribe, msg-id dedupe and optimistic concurrency.
 import assert from "node:assert/strict";
 import { SubjectError, WrongLastSequenceError } from "../../pubsub/errors.ts";
-import { collect, dec, range, rejectsWith, type Suite, sleep, waitUntil } from "./support.ts";
+import { collect, dec, range, rejectsWith, type Suite, settle, waitUntil } from "./support.ts";
 
 export function publishSubscribeTests({ it }: Suite): void {
   it("publish to a stream subject returns increasing seqs", async ({ ps, p, ensure, stream }) => {
@@ -142,7 +142,7 @@ export function publishSubscribeTests({ it }: Suite): void {
     assert.equal(info.messages, 2);
     assert.equal(info.lastSeq, 2);
     await c.waitFor(2);
-    await sleep(ms(50));
+    await settle(ps, `${p}.a`, ms, c);
     assert.deepEqual(c.texts(), ["one", "two"], "the duplicate is not delivered");
   });
 

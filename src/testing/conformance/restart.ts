@@ -2,7 +2,7 @@
 // dedupe ids, the last seq of an emptied stream), and a subscriber resuming across it.
 import assert from "node:assert/strict";
 import type { Delivery } from "../../pubsub/types.ts";
-import { dec, range, type Suite, sleep, waitUntil } from "./support.ts";
+import { dec, range, type Suite, waitUntil } from "./support.ts";
 
 export function restartTests({ it, h, ms }: Suite): void {
   it("restart keeps messages, seqs and epoch", async (ctx) => {
@@ -32,7 +32,11 @@ export function restartTests({ it, h, ms }: Suite): void {
     const { p, ensure, stream } = ctx;
     await ensure({ subjects: [`${p}.>`], maxAge: 300 });
     for (let i = 0; i < 3; i++) await ctx.ps.publish(`${p}.a`, `${i}`);
-    await sleep(ms(900));
+    await waitUntil(
+      async () => (await ctx.ps.info(stream())).messages === 0,
+      ms(5000),
+      () => "the messages to expire",
+    );
     await ctx.restart();
     const info = await ctx.ps.info(stream());
     assert.deepEqual([info.messages, info.firstSeq, info.lastSeq], [0, 4, 3]);
@@ -65,8 +69,14 @@ export function restartTests({ it, h, ms }: Suite): void {
       ms(15_000),
       () => `${seen.length}/13: ${seen.join(",")}`,
     );
-    await sleep(ms(100));
-    assert.deepEqual(seen, range(1, 13));
+    // A barrier: the subscription delivers in order, so once seq 14 arrived nothing earlier is to come.
+    await ctx.ps.publish(subject, "barrier");
+    await waitUntil(
+      () => seen.includes(14),
+      ms(5000),
+      () => `${seen.length}/14: ${seen.join(",")}`,
+    );
+    assert.deepEqual(seen, range(1, 14));
     off();
   });
 }

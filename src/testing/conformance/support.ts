@@ -71,9 +71,40 @@ export function collect(ps: PubSub, pattern: string, ms: (n: number) => number, 
   };
 }
 
-export async function waitUntil(cond: () => boolean, timeout: number, what: () => string): Promise<void> {
+type Collector = ReturnType<typeof collect>;
+let markers = 0;
+
+/**
+ * Returns once nothing published before it has a delivery still to come to these collectors: publishes
+ * a marker on `subject` (every collector's pattern must match it) and waits until each got it. A
+ * subscription delivers in order, so whatever was published earlier arrived first. The marker is taken
+ * out of what the collectors recorded (on a stream it still takes a seq). This is how a test proves
+ * "and nothing more" without waiting a fixed time.
+ */
+export async function settle(
+  ps: PubSub,
+  subject: string,
+  ms: (n: number) => number,
+  ...cs: Collector[]
+): Promise<void> {
+  const marker = `settle-marker-${++markers}`;
+  const isMarker = (m: Delivery) => dec.decode(m.data) === marker;
+  await ps.publish(subject, marker);
+  await waitUntil(
+    () => cs.every((c) => c.msgs.some(isMarker)),
+    ms(5000),
+    () => `the marker on ${subject}`,
+  );
+  for (const c of cs) c.msgs.splice(c.msgs.findIndex(isMarker), 1);
+}
+
+export async function waitUntil(
+  cond: () => boolean | Promise<boolean>,
+  timeout: number,
+  what: () => string,
+): Promise<void> {
   const deadline = Date.now() + timeout;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) assert.fail(`timed out after ${timeout} ms waiting for ${what()}`);
     await sleep(5);
   }
