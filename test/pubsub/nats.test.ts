@@ -507,6 +507,16 @@ describe("nats engine (a user that may not create consumers)", { skip: missing }
         [...range(101, 120).map((i) => `m${i}`), "live"],
       );
       assert.equal(got[0]!.headers["x-n"], "101", "headers come through the leader's gets");
+      // A pattern wider than the stream's subjects is matched here, not by the server: those gets ask for
+      // the next message of any subject.
+      const wide: string[] = [];
+      reader.subscribe("*.room", (m) => wide.push(dec.decode(m.data)), { fromSeq: seqs[110]! });
+      await waitUntil(
+        () => wide.length >= 11,
+        10_000,
+        () => `${wide.length}/11 through the wide pattern`,
+      );
+      assert.deepEqual(wide, [...range(111, 120).map((i) => `m${i}`), "live"]);
     } finally {
       for (const ps of engines) await ps.close();
       await server.stop();
