@@ -14,7 +14,7 @@ import { openPubSub } from "../../src/pubsub/index.ts";
 import type { PubSub } from "../../src/pubsub/types.ts";
 import { secretFromEngine } from "../../src/server/secret.ts";
 import { TabIds } from "../../src/server/tab-id.ts";
-import { type Case, type Fixture, type FuzzSession, type FuzzTab, generateCase } from "./cases.ts";
+import { type Case, type Fixture, type FuzzSession, type FuzzTab, generateCase } from "./cases/index.ts";
 import { StreamKeeper } from "./keeper.ts";
 import { type Outcome, sendHttp, sendRaw } from "./send.ts";
 
