@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { type NatsServer, natsServerMissing, startNatsCluster, startNatsServer } from "../../harness/nats-server.ts";
 import { until } from "../../harness/poll.ts";
-import { PublishTimeoutError } from "../../src/pubsub/errors.ts";
+import { PublishTimeoutError, StreamNotFoundError } from "../../src/pubsub/errors.ts";
 import { connectNats } from "../../src/pubsub/nats/engine.ts";
 import { WINDOW_SIZE } from "../../src/pubsub/nats/window.ts";
 import { patternCovers } from "../../src/pubsub/subjects.ts";
@@ -304,6 +304,31 @@ describe("nats engine (single server)", { skip: missing }, () => {
     // Stored once; the engine-generated id makes the caller see a plain, non-duplicate ack.
     assert.deepEqual(ack, { stream: "LOSTACK", seq: 1, duplicate: false });
     assert.equal((await ps.info("LOSTACK")).messages, 1);
+  });
+
+  test("DeleteStream_whoseAnswerIsLost_isRetried_andTheRetryFindingNoStreamMeansDone", async () => {
+    const log: string[] = [];
+    const logger = pino({ level: "debug" }, { write: (line: string) => void log.push(line) });
+    const ps = track(await connectNats({ servers: server.url, logger }));
+    await ps.ensureStream({ name: "LOSTDEL", subjects: ["lostdel.>"] });
+    // SIGSTOP: the delete sits in the socket, its attempt times out, the retry queues behind it; on
+    // SIGCONT the first deletes the stream and the retry finds none.
+    await server.pause();
+    const pending = ps.deleteStream!("LOSTDEL");
+    const retries = () => log.filter((l) => l.includes("nats request retry")).length;
+    try {
+      await waitUntil(
+        () => retries() >= 1,
+        12_000,
+        () => `${retries()} timed-out attempts; engine log: ${log.join("")}`,
+      );
+    } finally {
+      server.resume();
+    }
+    await pending;
+    await assert.rejects(ps.info("LOSTDEL"), StreamNotFoundError);
+    // A stream that was never there is still the caller's error.
+    await assert.rejects(ps.deleteStream!("NEVERWAS"), StreamNotFoundError);
   });
 
   test("Publish_givesUpWithPublishTimeoutError_afterTheRetryBudget", async () => {

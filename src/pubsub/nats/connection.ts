@@ -93,7 +93,7 @@ export class NatsLink {
       deadline,
       assertOpen: () => this.assertOpen(),
       wake: this.bell,
-      onRetry: (err, attempt) => this.log.debug({ err: (err as Error).message, attempt }, "nats read retry"),
+      onRetry: (err, attempt) => this.log.debug({ err: (err as Error).message, attempt }, "nats request retry"),
     });
   }
 

@@ -68,6 +68,11 @@ export function isStreamNameInUse(err: unknown): boolean {
   return apiErrorCode(err) === JS_ERR.streamNameInUse;
 }
 
+/** The server has no stream of that name. */
+export function isStreamNotFound(err: unknown): boolean {
+  return apiErrorCode(err) === JS_ERR.streamNotFound;
+}
+
 /** ensureStream refused because another stream captures some of the same subjects. */
 export function isSubjectsOverlap(err: unknown): boolean {
   return apiErrorCode(err) === JS_ERR.subjectsOverlap;

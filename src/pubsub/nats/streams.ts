@@ -13,7 +13,13 @@ import { patternCovers, patternsOverlap } from "../subjects.ts";
 import type { ResolvedStreamConfig, StreamConfig, StreamInfo, StreamMessage } from "../types.ts";
 import { fromJsConfig, fromJsInfo, toJsConfig } from "./config.ts";
 import type { NatsLink } from "./connection.ts";
-import { isNoStreamForSubject, isStreamNameInUse, isSubjectsOverlap, mapStreamError } from "./errors.ts";
+import {
+  isNoStreamForSubject,
+  isStreamNameInUse,
+  isStreamNotFound,
+  isSubjectsOverlap,
+  mapStreamError,
+} from "./errors.ts";
 import { StreamFeed } from "./feed.ts";
 import { API_RETRY_MS } from "./retry.ts";
 
@@ -145,8 +151,12 @@ export class StreamRegistry {
       // exactly what the limit would do; on servers that trim there is nothing left over to trim.
       const over = Object.entries(info.subjects).filter(([, n]) => n > perSubject);
       if (over.length > 0) {
+        // A purge that keeps the newest N is the same request however often it is made: retried safely.
         for (const [subject] of over) {
-          await jsm.streams.purge(resolved.name, { filter: subject, keep: perSubject });
+          await this.link.retrying(
+            () => jsm.streams.purge(resolved.name, { filter: subject, keep: perSubject }),
+            deadline,
+          );
         }
         return this.info(resolved.name);
       }
@@ -193,8 +203,21 @@ export class StreamRegistry {
 
   async delete(stream: string): Promise<void> {
     this.link.assertOpen();
+    // Retried through a failover like every stream request. A retry that finds no stream means an
+    // earlier attempt deleted it and its answer was lost: done. Only the first attempt's "not found" is
+    // the caller's error.
+    let tries = 0;
     try {
-      await this.link.jsm.streams.delete(stream);
+      await this.link.retrying(async () => {
+        try {
+          await this.link.jsm.streams.delete(stream);
+        } catch (err) {
+          if (tries > 0 && isStreamNotFound(err)) return;
+          throw err;
+        } finally {
+          tries++;
+        }
+      }, Date.now() + API_RETRY_MS);
     } catch (err) {
       throw mapStreamError(err, stream);
     }
