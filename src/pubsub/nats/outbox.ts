@@ -141,14 +141,14 @@ export class Outbox {
           return;
         }
         const batch = queue.slice(0, OUTBOX_BATCH);
-        const { answers, reconnected } = await this.#send(subject, batch, attempt);
+        const { answers, woken } = await this.#send(subject, batch, attempt);
         const { failed, lastError } = this.#settle(subject, queue, batch, answers);
         if (!failed) {
           attempt = 0;
           continue;
         }
         attempt++;
-        const wait = reconnected ? 0 : backoff(attempt);
+        const wait = woken ? 0 : backoff(attempt);
         // Those whose time is up get their answer now; the others go again, in order, after the wait.
         for (let i = queue.length - 1; i >= 0; i--) {
           const o = queue[i]!;
@@ -162,7 +162,7 @@ export class Outbox {
           );
         }
         this.link.log.debug(
-          { subject, queued: queue.length, attempt, reconnected, err: (lastError as Error | undefined)?.message },
+          { subject, queued: queue.length, attempt, woken, err: (lastError as Error | undefined)?.message },
           "nats publish retry",
         );
         if (wait > 0 && queue.length > 0) await sleepOrWake(wait, this.link.bell.next());
@@ -174,13 +174,10 @@ export class Outbox {
 
   /**
    * Sends one batch (one write, in call order) and waits for its answers, or for the bell: after a
-   * reconnect the answers still missing will not come (`reconnected`), and the batch goes again at once.
+   * reconnect or a new stream leader the answers still missing will not come (`woken`), and the batch
+   * goes again at once.
    */
-  async #send(
-    subject: string,
-    batch: Outgoing[],
-    attempt: number,
-  ): Promise<{ answers: Answer[]; reconnected: boolean }> {
+  async #send(subject: string, batch: Outgoing[], attempt: number): Promise<{ answers: Answer[]; woken: boolean }> {
     const answers: Answer[] = new Array(batch.length);
     // One timeout for the batch, bounded by its most urgent deadline: the batch is answered as a whole,
     // so a publish about to expire must not wait for the others' longer attempts. Short after a failure
@@ -198,8 +195,8 @@ export class Outbox {
         ),
       ),
     );
-    const reconnected = await this.link.untilWoken(all);
-    return { answers, reconnected };
+    const woken = await this.link.untilWoken(all);
+    return { answers, woken };
   }
 
   /** Settles each publish of the batch that got its answer and takes it off the queue; the others stay. */
