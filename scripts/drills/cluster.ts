@@ -3,12 +3,15 @@
 // with SIGKILL, then restarted once the chat has recovered, several times. Per kill it reports the node the
 // chat's connection was on, kill → first new ack, kill → every observer receives again, the messages sent
 // during the failover, acked messages lost and messages out of order; at the end every observer and a fresh
-// tab (whole history paged in) are checked. Exits non-zero on any failure. Machinery: scripts/drills/nats-drill.ts.
+// tab (whole history paged in) are checked. Exits non-zero on any failure.
+// Machinery: scripts/drills/nats/ (cluster.ts).
 import { exitOnSignals } from "../../harness/cleanup.ts";
 import { defineCommand, runMain } from "../../harness/cli.ts";
 import { known, median, medianMax } from "../../harness/stats.ts";
 import { natsTrafficFlags, natsTrafficOptions } from "./command.ts";
-import { clusterTable, everyObserverAt, printOutcome, runCluster, since } from "./nats-drill.ts";
+import { runCluster } from "./nats/cluster.ts";
+import { everyObserverAt, since } from "./nats/recovery.ts";
+import { clusterTable, printOutcome } from "./nats/report.ts";
 
 const cli = defineCommand({
   script: "drill:cluster",

@@ -3,12 +3,14 @@
 // same port and store, several times. Per bounce it reports when every observer receives again, the first
 // new ack, whether the messages sent during the outage show up, acked messages lost and messages out of
 // order; at the end every observer and a fresh tab (whole history paged in) are checked. Exits non-zero on
-// any failure. The machinery is in scripts/drills/nats-drill.ts.
+// any failure. The machinery is in scripts/drills/nats/ (bounce.ts).
 import { exitOnSignals } from "../../harness/cleanup.ts";
 import { defineCommand, runMain } from "../../harness/cli.ts";
 import { medianMax } from "../../harness/stats.ts";
 import { natsTrafficFlags, natsTrafficOptions } from "./command.ts";
-import { bounceTable, everyObserverAt, printOutcome, runNatsBounce, since } from "./nats-drill.ts";
+import { runNatsBounce } from "./nats/bounce.ts";
+import { everyObserverAt, since } from "./nats/recovery.ts";
+import { bounceTable, printOutcome } from "./nats/report.ts";
 
 const cli = defineCommand({
   script: "drill:nats-bounce",

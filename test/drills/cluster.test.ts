@@ -9,7 +9,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { natsServerMissing } from "../../harness/nats-server.ts";
-import { clusterTable, everyObserverAt, finalTable, runCluster } from "../../scripts/drills/nats-drill.ts";
+import { runCluster } from "../../scripts/drills/nats/cluster.ts";
+import { everyObserverAt } from "../../scripts/drills/nats/recovery.ts";
+import { clusterTable, finalTable } from "../../scripts/drills/nats/report.ts";
 import { assertFinalIntact, assertRecovered, withReport } from "./drill-report.ts";
 
 describe("cluster drill (the chat while its CHAT stream leader dies)", () => {

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { EngineName } from "../../harness/cli.ts";
 import { natsServerMissing } from "../../harness/nats-server.ts";
-import type { FinalReport, Recovery } from "../../scripts/drills/nats-drill.ts";
+import type { FinalReport, Recovery } from "../../scripts/drills/nats/recovery.ts";
 import type { ListCheck } from "../../scripts/drills/traffic.ts";
 
 /** A drill's test on the embedded engine and on NATS; the NATS one is skipped (loudly) without nats-server. */

@@ -6,13 +6,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { natsServerMissing } from "../../harness/nats-server.ts";
-import {
-  type BounceOptions,
-  bounceTable,
-  everyObserverAt,
-  finalTable,
-  runNatsBounce,
-} from "../../scripts/drills/nats-drill.ts";
+import { type BounceOptions, runNatsBounce } from "../../scripts/drills/nats/bounce.ts";
+import { everyObserverAt } from "../../scripts/drills/nats/recovery.ts";
+import { bounceTable, finalTable } from "../../scripts/drills/nats/report.ts";
 import { assertFinalIntact, assertRecovered, withReport } from "./drill-report.ts";
 
 async function drill(opts: Pick<BounceOptions, "bounces" | "kill">): Promise<void> {
