@@ -22,6 +22,33 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 
 const waitUntil = (cond: () => boolean, timeoutMs: number, what: () => string) => until(what, cond, timeoutMs, 2);
 
+/**
+ * Starts `call` with the server stopped (SIGSTOP), so its request sits in the socket unanswered, and
+ * lets the server go on once the engine's debug log shows `retries` retries of it (`retryLine`).
+ * Returns the call's promise wrapped, so the caller decides when to await it.
+ */
+async function lostAnswer<T>(
+  server: NatsServer,
+  log: string[],
+  retryLine: string,
+  retries: number,
+  call: () => Promise<T>,
+): Promise<{ pending: Promise<T> }> {
+  await server.pause();
+  const pending = call();
+  const seen = () => log.filter((l) => l.includes(retryLine)).length;
+  try {
+    await waitUntil(
+      () => seen() >= retries,
+      12_000,
+      () => `${seen()} timed-out attempts; engine log: ${log.join("")}`,
+    );
+  } finally {
+    server.resume();
+  }
+  return { pending };
+}
+
 async function open(servers: string | string[], extra: { publishRetryMs?: number; name?: string } = {}) {
   return connectNats({ servers, ...extra });
 }
@@ -279,18 +306,7 @@ describe("nats engine (single server)", { skip: missing }, () => {
     });
     await wire.flush();
     // SIGSTOP: the publish sits in the socket, the 2 s attempt times out, the retry queues behind it.
-    await server.pause();
-    const pending = ps.publish("lost.a", "once");
-    const retries = () => log.filter((l) => l.includes("nats publish retry")).length;
-    try {
-      await waitUntil(
-        () => retries() >= 2,
-        12_000,
-        () => `${retries()} timed-out attempts; engine log: ${log.join("")}`,
-      );
-    } finally {
-      server.resume();
-    }
+    const { pending } = await lostAnswer(server, log, "nats publish retry", 2, () => ps.publish("lost.a", "once"));
     const ack = await pending;
     await waitUntil(
       () => attempts.length >= 2,
@@ -313,18 +329,7 @@ describe("nats engine (single server)", { skip: missing }, () => {
     await ps.ensureStream({ name: "LOSTDEL", subjects: ["lostdel.>"] });
     // SIGSTOP: the delete sits in the socket, its attempt times out, the retry queues behind it; on
     // SIGCONT the first deletes the stream and the retry finds none.
-    await server.pause();
-    const pending = ps.deleteStream!("LOSTDEL");
-    const retries = () => log.filter((l) => l.includes("nats request retry")).length;
-    try {
-      await waitUntil(
-        () => retries() >= 1,
-        12_000,
-        () => `${retries()} timed-out attempts; engine log: ${log.join("")}`,
-      );
-    } finally {
-      server.resume();
-    }
+    const { pending } = await lostAnswer(server, log, "nats request retry", 1, () => ps.deleteStream!("LOSTDEL"));
     await pending;
     await assert.rejects(ps.info("LOSTDEL"), StreamNotFoundError);
     // A stream that was never there is still the caller's error.
