@@ -29,21 +29,30 @@ export function fromNatsHeaders(h: MsgHdrs | undefined, direct = false): Headers
   return out;
 }
 
-/** Frozen like the embedded engine's: one object is shared by every local subscriber of the message. */
-function stored(m: Omit<StreamMessage, "headers">, headers: MsgHdrs | undefined, direct = false): StreamMessage {
-  const { subject, data, stream, seq, time } = m;
+/**
+ * Frozen like the embedded engine's: one object is shared by every local subscriber of the message.
+ * Positional, because the feed makes one per message and an argument object would be one more.
+ */
+function stored(
+  stream: string,
+  subject: string,
+  seq: number,
+  time: number,
+  data: Uint8Array,
+  headers: MsgHdrs | undefined,
+  direct = false,
+): StreamMessage {
   return Object.freeze({ subject, data, headers: Object.freeze(fromNatsHeaders(headers, direct)), stream, seq, time });
 }
 
 /** A consumer's message. */
 export function toStreamMessage(stream: string, m: JsMsg): StreamMessage {
-  const time = Math.floor(m.info.timestampNanos / 1_000_000);
-  return stored({ subject: m.subject, data: m.data, stream, seq: m.seq, time }, m.headers);
+  return stored(stream, m.subject, m.seq, Math.floor(m.info.timestampNanos / 1_000_000), m.data, m.headers);
 }
 
 /** A stream leader's answer to a message get (STREAM.MSG.GET). */
 export function fromStoredMsg(stream: string, m: StoredMsg): StreamMessage {
-  return stored({ subject: m.subject, data: m.data, stream, seq: m.seq, time: parseNatsTime(m.timestamp) }, m.header);
+  return stored(stream, m.subject, m.seq, parseNatsTime(m.timestamp), m.data, m.header);
 }
 
 /**
@@ -61,9 +70,5 @@ export function parseNatsTime(ts: string): number {
 export function fromDirectReply(stream: string, r: Msg): StreamMessage {
   const h = r.headers!;
   const time = parseNatsTime(h.get("Nats-Time-Stamp"));
-  return stored(
-    { subject: h.get("Nats-Subject"), data: r.data, stream, seq: Number(h.get("Nats-Sequence")), time },
-    h,
-    true,
-  );
+  return stored(stream, h.get("Nats-Subject"), Number(h.get("Nats-Sequence")), time, r.data, h, true);
 }
