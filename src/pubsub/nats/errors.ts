@@ -26,7 +26,7 @@ export const JS_ERR = {
   badConfig: [10050, 10051, 10052, 10053] as readonly number[],
 } as const;
 
-/** A read by a short-lived consumer got no answer in time (reader.ts). Transient. */
+/** A read (by a short-lived consumer, or by the stream leader's gets) got no answer in time (reader.ts). Transient. */
 export class ReadTimeoutError extends PubSubError {
   override name = "ReadTimeoutError";
 }
